@@ -1,0 +1,511 @@
+import { EventEmitter } from "node:events";
+import * as zookeeper from "node-zookeeper-client";
+import { type ConnectTarget, formatServers, parseConnectString } from "./connect-string.ts";
+import { ZkError, isNodeExists, toZkError } from "./errors.ts";
+import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
+import { Transaction } from "./transaction.ts";
+import { WatcherRegistry, type Watcher } from "./watchers.ts";
+
+/**
+ * Connection states with Apache Curator's meanings:
+ * - `connected`: the first session is established.
+ * - `suspended`: the socket dropped; the session may still be alive. Admit nothing new.
+ * - `reconnected`: connected again — to the same session after `suspended`, or to a brand-new
+ *   session after `lost` (compare `sessionId`).
+ * - `lost`: the session is gone — expired, or disconnected for longer than the session timeout
+ *   (the library learns of expiry only after reconnecting, so we keep our own timer). Every
+ *   ephemeral node and watch of the session must be assumed gone. The client then builds a new
+ *   session by itself and reports `reconnected` when it is up.
+ */
+export type ConnectionState = "connected" | "suspended" | "reconnected" | "lost";
+
+export type CreateMode = "persistent" | "ephemeral" | "persistentSequential" | "ephemeralSequential";
+
+export interface NodeStat {
+  version: number;
+  cversion: number;
+  aversion: number;
+  numChildren: number;
+  dataLength: number;
+  /** Session id (hex) of the owner of an ephemeral node; "0000000000000000" otherwise. */
+  ephemeralOwner: string;
+  ctimeMs: number;
+  mtimeMs: number;
+}
+
+export interface DigestCredential {
+  user: string;
+  password: string;
+}
+
+export interface ZkClientOptions {
+  /** `host:port[,host:port][/chroot]`; chroot defaults to /conveyor. */
+  connectString: string;
+  /** Requested session timeout; the server clamps it to [2, 20] × tickTime. Default 10 s. */
+  sessionTimeoutMs?: number;
+  /** Bound on establishing the first session; past it, connect() fails `unreachable`. */
+  connectTimeoutMs?: number;
+  /** Bound on any single request, so nothing waits forever while disconnected. */
+  operationTimeoutMs?: number;
+  credentials?: DigestCredential[];
+  /** ACL for each node this client creates (chroot-relative path). Default: world-open. */
+  aclFor?: (path: string) => ZkAcl[];
+  /** Create the chroot when it is missing (the CLI does; default true). */
+  createChroot?: boolean;
+}
+
+const CREATE_MODES: Record<CreateMode, number> = {
+  persistent: zookeeper.CreateMode.PERSISTENT,
+  ephemeral: zookeeper.CreateMode.EPHEMERAL,
+  persistentSequential: zookeeper.CreateMode.PERSISTENT_SEQUENTIAL,
+  ephemeralSequential: zookeeper.CreateMode.EPHEMERAL_SEQUENTIAL,
+};
+
+// Library internals we need and the typings do not describe: the connection manager's state
+// (to know when a close has been acknowledged) and its socket (to detect a stalled link).
+interface LibraryInternals {
+  connectionManager: EventEmitter & {
+    state: number;
+    socket?: { destroy(): void; once(event: "data", fn: () => void): void };
+  };
+}
+const LIB_STATE_CLOSING = -1;
+const LIB_STATE_CLOSED = -2;
+
+type Phase = "connecting" | "open" | "suspended" | "lost" | "closed";
+
+export class ZkClient {
+  private lib!: zookeeper.Client;
+  private phase: Phase = "connecting";
+  private connectedOnce = false;
+  private sessionHex = "";
+  private negotiatedTimeoutMs: number;
+  private lostTimer: ReturnType<typeof setTimeout> | undefined;
+  private stallTimer: ReturnType<typeof setInterval> | undefined;
+  private lastReceivedAt = 0;
+  private authError: ZkError | undefined;
+  private readonly events = new EventEmitter();
+  private readonly watchers = new WatcherRegistry();
+  private readonly operationTimeoutMs: number;
+  private readonly aclFor: (path: string) => ZkAcl[];
+
+  private constructor(
+    private readonly target: ConnectTarget,
+    private readonly options: ZkClientOptions,
+  ) {
+    this.negotiatedTimeoutMs = options.sessionTimeoutMs ?? 10_000;
+    this.operationTimeoutMs = options.operationTimeoutMs ?? Math.max(this.negotiatedTimeoutMs, 5_000);
+    this.aclFor = options.aclFor ?? (() => OPEN_ACL);
+    this.events.setMaxListeners(0);
+  }
+
+  /**
+   * Connects and resolves once a session is established (and the chroot exists). Rejects with
+   * kind `unreachable` after `connectTimeoutMs` (default 10 s), `authFailed`/`noAuth` when the
+   * credentials are refused; the half-open client is closed in both cases.
+   */
+  static async connect(options: ZkClientOptions): Promise<ZkClient> {
+    const target = parseConnectString(options.connectString);
+    if (typeof target === "string") throw new ZkError("other", target);
+    const client = new ZkClient(target, options);
+    client.openSession();
+    try {
+      await client.waitUntilConnected(options.connectTimeoutMs ?? 10_000);
+      if (target.chroot !== "" && options.createChroot !== false) await client.ensureChroot();
+    } catch (error) {
+      await client.close();
+      throw error;
+    }
+    return client;
+  }
+
+  get sessionId(): string {
+    return this.sessionHex;
+  }
+
+  get sessionTimeoutMs(): number {
+    return this.negotiatedTimeoutMs;
+  }
+
+  get isConnected(): boolean {
+    return this.phase === "open";
+  }
+
+  get chroot(): string {
+    return this.target.chroot;
+  }
+
+  onState(listener: (state: ConnectionState) => void): () => void {
+    this.events.on("state", listener);
+    return () => this.events.off("state", listener);
+  }
+
+  async get(path: string, watcher?: Watcher): Promise<{ data: Buffer; stat: NodeStat }> {
+    const [data, stat] = await this.watched<[Buffer | undefined, zookeeper.Stat]>(path, "data", watcher, (abs, w, done) =>
+      w ? this.lib.getData(abs, w, (e, d, s) => done(e, [d, s])) : this.lib.getData(abs, (e, d, s) => done(e, [d, s])),
+    );
+    return { data: data ?? Buffer.alloc(0), stat: toStat(stat) };
+  }
+
+  /** The stat, or null when the node does not exist (a watcher then fires on creation). */
+  async exists(path: string, watcher?: Watcher): Promise<NodeStat | null> {
+    const stat = await this.watched<zookeeper.Stat | undefined>(path, "data", watcher, (abs, w, done) =>
+      w ? this.lib.exists(abs, w, done) : this.lib.exists(abs, done),
+    );
+    return stat ? toStat(stat) : null;
+  }
+
+  async children(path: string, watcher?: Watcher): Promise<string[]> {
+    return this.watched<string[]>(path, "child", watcher, (abs, w, done) =>
+      w ? this.lib.getChildren(abs, w, (e, c) => done(e, c)) : this.lib.getChildren(abs, (e, c) => done(e, c)),
+    );
+  }
+
+  async set(path: string, data: Buffer, version = -1): Promise<NodeStat> {
+    const stat = await this.request<zookeeper.Stat>(path, (abs, done) => this.lib.setData(abs, data, version, done));
+    return toStat(stat);
+  }
+
+  /** Creates a node and returns its chroot-relative path (with the sequence for sequential modes). */
+  async create(path: string, data: Buffer = Buffer.alloc(0), mode: CreateMode = "persistent"): Promise<string> {
+    const acls = toLibraryAcls(this.aclFor(path));
+    const created = await this.request<string>(path, (abs, done) =>
+      this.lib.create(abs, data, acls, CREATE_MODES[mode], done),
+    );
+    return this.relative(created);
+  }
+
+  async delete(path: string, version = -1): Promise<void> {
+    await this.request<void>(path, (abs, done) => this.lib.remove(abs, version, (e) => done(e, undefined)));
+  }
+
+  /** Creates every missing ancestor and the node itself (persistent, empty). Existing is fine. */
+  async mkdirp(path: string): Promise<void> {
+    const segments = path.split("/").filter(Boolean);
+    let current = "";
+    for (const segment of segments) {
+      current += `/${segment}`;
+      if (await this.exists(current)) continue;
+      try {
+        await this.create(current);
+      } catch (error) {
+        if (!isNodeExists(error)) throw error;
+      }
+    }
+  }
+
+  /** Deletes a node and its whole subtree; a node already gone is not an error. */
+  async deleteRecursive(path: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await this.children(path);
+    } catch (error) {
+      if (error instanceof ZkError && error.kind === "noNode") return;
+      throw error;
+    }
+    await Promise.all(names.map((name) => this.deleteRecursive(`${path}/${name}`)));
+    try {
+      await this.delete(path);
+    } catch (error) {
+      if (error instanceof ZkError && error.kind === "noNode") return;
+      // A child created concurrently (e.g. an agent queueing): go round once more.
+      if (error instanceof ZkError && error.kind === "notEmpty") return this.deleteRecursive(path);
+      throw error;
+    }
+  }
+
+  async getAcl(path: string): Promise<ZkAcl[]> {
+    const acls = await this.request<zookeeper.ACL[]>(path, (abs, done) =>
+      this.lib.getACL(abs, (e, a) => done(e, a)),
+    );
+    return fromLibraryAcls(acls);
+  }
+
+  async setAcl(path: string, acls: ZkAcl[], version = -1): Promise<void> {
+    await this.request<zookeeper.Stat>(path, (abs, done) =>
+      this.lib.setACL(abs, toLibraryAcls(acls), version, done),
+    );
+  }
+
+  /** Ops run atomically on commit(); see Transaction. */
+  transaction(): Transaction {
+    return new Transaction({
+      absolute: (p) => this.absolute(p),
+      relative: (p) => this.relative(p),
+      aclFor: (p) => toLibraryAcls(this.aclFor(p)),
+      createMode: (m) => CREATE_MODES[m],
+      run: (build, paths) =>
+        this.bounded(paths[0] ?? "/", (done) => {
+          const txn = this.lib.transaction();
+          build(txn);
+          txn.commit((error, results: unknown) => {
+            if (!error) return done(null, results);
+            // Name the op that failed, not the first one.
+            const failed = Array.isArray(results)
+              ? results.findIndex((r: { err?: number }) => typeof r.err === "number" && r.err !== 0)
+              : -1;
+            done(toZkError(error, paths[failed] ?? paths[0]), undefined);
+          });
+        }),
+    });
+  }
+
+  /** Drops a watcher registered through get/exists/children, e.g. when a wait is cancelled. */
+  unwatch(watcher: Watcher): void {
+    this.watchers.remove(watcher);
+  }
+
+  /**
+   * Closes the session so that its ephemeral nodes vanish at once. Pending watchers receive a
+   * `sessionLost` event. Never waits more than ~1 s for the server's acknowledgement.
+   */
+  async close(): Promise<void> {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    this.clearTimers();
+    this.watchers.fireSessionLost();
+    await this.disposeLibrary(this.lib, 1_000);
+  }
+
+  // ---- session management -------------------------------------------------------------
+
+  private openSession(): void {
+    const lib = zookeeper.createClient(formatServers(this.target), {
+      sessionTimeout: this.options.sessionTimeoutMs ?? 10_000,
+      spinDelay: 200,
+      retries: 0,
+    });
+    this.lib = lib;
+    for (const credential of this.options.credentials ?? []) {
+      lib.addAuthInfo("digest", Buffer.from(`${credential.user}:${credential.password}`));
+    }
+    lib.on("state", (state: zookeeper.State) => {
+      if (this.lib === lib && this.phase !== "closed") this.onLibraryState(state);
+    });
+    lib.connect();
+  }
+
+  private onLibraryState(state: zookeeper.State): void {
+    const S = zookeeper.State;
+    if (state === S.SYNC_CONNECTED) {
+      this.sessionHex = this.lib.getSessionId().toString("hex");
+      this.negotiatedTimeoutMs = this.lib.getSessionTimeout();
+      this.clearLostTimer();
+      const wasConnected = this.connectedOnce;
+      this.connectedOnce = true;
+      this.phase = "open";
+      this.watchStalls();
+      this.emit(wasConnected ? "reconnected" : "connected");
+    } else if (state === S.DISCONNECTED) {
+      if (this.phase !== "open") return;
+      this.phase = "suspended";
+      this.lostTimer = setTimeout(() => this.declareLost(), this.negotiatedTimeoutMs);
+      this.emit("suspended");
+    } else if (state === S.EXPIRED) {
+      this.declareLost();
+    } else if (state === S.AUTH_FAILED) {
+      this.authError = new ZkError("authFailed", "ZooKeeper refused the credentials (authentication failed)");
+      this.events.emit("authFailed");
+    }
+  }
+
+  private declareLost(): void {
+    if (this.phase === "lost" || this.phase === "closed") return;
+    this.phase = "lost";
+    this.clearTimers();
+    this.watchers.fireSessionLost();
+    const old = this.lib;
+    this.emit("lost");
+    void this.disposeLibrary(old, 0);
+    if (this.phase === "lost") this.openSession();
+  }
+
+  private emit(state: ConnectionState): void {
+    this.events.emit("state", state);
+  }
+
+  private waitUntilConnected(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const finish = (error?: ZkError): void => {
+        clearTimeout(timer);
+        this.events.off("state", onState);
+        this.events.off("authFailed", onAuthFailed);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onState = (state: ConnectionState): void => {
+        if (state === "connected") finish();
+      };
+      const onAuthFailed = (): void => finish(this.authError);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new ZkError(
+              "unreachable",
+              `ZooKeeper at ${formatServers(this.target)} unreachable (no session within ${Math.round(timeoutMs / 100) / 10} s)`,
+            ),
+          ),
+        timeoutMs,
+      );
+      this.events.on("state", onState);
+      this.events.on("authFailed", onAuthFailed);
+    });
+  }
+
+  /** Creates each missing segment of the chroot (paths outside the chroot, so no prefixing). */
+  private async ensureChroot(): Promise<void> {
+    let current = "";
+    for (const segment of this.target.chroot.split("/").filter(Boolean)) {
+      current += `/${segment}`;
+      const abs = current;
+      const stat = await this.bounded<zookeeper.Stat | undefined>(abs, (done) => this.lib.exists(abs, done));
+      if (stat) continue;
+      const acls = toLibraryAcls(this.aclFor("/"));
+      try {
+        await this.bounded<string>(abs, (done) => this.lib.create(abs, Buffer.alloc(0), acls, CREATE_MODES.persistent, done));
+      } catch (error) {
+        if (!isNodeExists(error)) throw error;
+      }
+    }
+  }
+
+  /**
+   * The library pings only when the socket is idle and never notices a server that stopped
+   * answering (a stalled link keeps the TCP connection up). If nothing at all arrived for two
+   * thirds of the session timeout, drop the socket so the library reconnects, and we become
+   * `suspended` while the session may still be saved.
+   */
+  private watchStalls(): void {
+    const internals = this.lib as unknown as LibraryInternals;
+    const socket = internals.connectionManager.socket;
+    if (!socket) return;
+    this.lastReceivedAt = Date.now();
+    const mark = (): void => {
+      this.lastReceivedAt = Date.now();
+      if (internals.connectionManager.socket === socket) socket.once("data", mark);
+    };
+    socket.once("data", mark);
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    const limit = Math.floor((this.negotiatedTimeoutMs * 2) / 3);
+    this.stallTimer = setInterval(
+      () => {
+        if (this.phase === "open" && Date.now() - this.lastReceivedAt > limit) socket.destroy();
+      },
+      Math.max(100, Math.floor(this.negotiatedTimeoutMs / 6)),
+    );
+    this.stallTimer.unref?.();
+  }
+
+  private async disposeLibrary(lib: zookeeper.Client, graceMs: number): Promise<void> {
+    const manager = (lib as unknown as LibraryInternals).connectionManager;
+    if (manager.state === LIB_STATE_CLOSED) return;
+    const closed = new Promise<void>((resolve) => {
+      const onState = (s: number): void => {
+        if (s === LIB_STATE_CLOSED) {
+          manager.off("state", onState);
+          resolve();
+        }
+      };
+      manager.on("state", onState);
+    });
+    lib.close();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([closed, timeout]);
+    clearTimeout(timer);
+    // Not acknowledged in time (server gone): cut the socket so no reconnect loop survives us.
+    // In CLOSING the library does not reconnect when the socket closes; a connect attempt that
+    // was already scheduled (spin delay) can still open one more socket, so cut once more later.
+    if (manager.state !== LIB_STATE_CLOSED) {
+      manager.state = LIB_STATE_CLOSING;
+      manager.socket?.destroy();
+      setTimeout(() => manager.socket?.destroy(), 500).unref?.();
+    }
+  }
+
+  private clearLostTimer(): void {
+    if (this.lostTimer) clearTimeout(this.lostTimer);
+    this.lostTimer = undefined;
+  }
+
+  private clearTimers(): void {
+    this.clearLostTimer();
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+  }
+
+  // ---- request plumbing ---------------------------------------------------------------
+
+  private absolute(path: string): string {
+    if (!path.startsWith("/")) throw new ZkError("other", `path must be absolute: ${path}`, path);
+    if (path === "/") return this.target.chroot === "" ? "/" : this.target.chroot;
+    return this.target.chroot + path;
+  }
+
+  private relative(path: string): string {
+    const chroot = this.target.chroot;
+    if (chroot === "" || !path.startsWith(chroot)) return path;
+    return path.length === chroot.length ? "/" : path.slice(chroot.length);
+  }
+
+  private request<T>(path: string, call: (abs: string, done: (e: unknown, v: T) => void) => void): Promise<T> {
+    return this.bounded(path, (done) => call(this.absolute(path), done));
+  }
+
+  /** Runs one library call with the operation timeout; synchronous throws become ZkErrors. */
+  private bounded<T>(path: string, call: (done: (e: unknown, v: T) => void) => void): Promise<T> {
+    if (this.phase === "closed") return Promise.reject(new ZkError("closed", "ZooKeeper client is closed", path));
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new ZkError("connectionLoss", `ZooKeeper did not answer within ${this.operationTimeoutMs} ms (${path})`, path));
+      }, this.operationTimeoutMs);
+      try {
+        call((error, value) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (error) reject(toZkError(error, path));
+          else resolve(value);
+        });
+      } catch (error) {
+        settled = true;
+        clearTimeout(timer);
+        reject(toZkError(error, path));
+      }
+    });
+  }
+
+  /** A read that may leave a one-shot watch; the watcher is dropped again if the read fails. */
+  private async watched<T>(
+    path: string,
+    kind: "data" | "child",
+    watcher: Watcher | undefined,
+    call: (abs: string, libWatcher: ((e: zookeeper.Event) => void) | undefined, done: (e: unknown, v: T) => void) => void,
+  ): Promise<T> {
+    if (!watcher) return this.request<T>(path, (abs, done) => call(abs, undefined, done));
+    const dispatcher = this.watchers.add(kind, path, watcher, (p) => this.relative(p));
+    try {
+      return await this.request<T>(path, (abs, done) => call(abs, dispatcher, done));
+    } catch (error) {
+      this.watchers.removeFrom(kind, path, watcher);
+      throw error;
+    }
+  }
+}
+
+function toStat(stat: zookeeper.Stat): NodeStat {
+  return {
+    version: stat.version,
+    cversion: stat.cversion,
+    aversion: stat.aversion,
+    numChildren: stat.numChildren,
+    dataLength: stat.dataLength,
+    ephemeralOwner: Buffer.from(stat.ephemeralOwner).toString("hex"),
+    ctimeMs: Number(Buffer.from(stat.ctime).readBigInt64BE()),
+    mtimeMs: Number(Buffer.from(stat.mtime).readBigInt64BE()),
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * The ZooKeeper layout of DESIGN.md, relative to the chroot. Names passed in are already
+ * validated (app and host ids never contain "/"), so joining is safe.
+ */
+export const APPS = "/apps";
+export const AGENTS = "/agents";
+
+export const appPath = (app: string): string => `${APPS}/${app}`;
+export const lockDir = (app: string): string => `${appPath(app)}/lock`;
+export const leasesDir = (app: string): string => `${appPath(app)}/leases`;
+export const hostsDir = (app: string): string => `${appPath(app)}/hosts`;
+export const hostStatusPath = (app: string, host: string): string => `${hostsDir(app)}/${host}`;
+export const failuresDir = (app: string): string => `${appPath(app)}/failures`;
+export const failurePath = (app: string, rolloutId: string, host: string): string =>
+  `${failuresDir(app)}/${rolloutId}-${host}`;
+export const historyDir = (app: string): string => `${appPath(app)}/history`;
+export const historyPrefix = (app: string): string => `${historyDir(app)}/h-`;
+export const agentPath = (host: string): string => `${AGENTS}/${host}`;
+
+/** Sub-directories every app node owns; created with the app. */
+export const appSubdirs = (app: string): string[] => [
+  lockDir(app),
+  leasesDir(app),
+  hostsDir(app),
+  failuresDir(app),
+  historyDir(app),
+];
+
+/** The last segment of a path. */
+export const basename = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
+
+/** Sequence suffix of a sequential node name ("host-sid-0000000012" → 12), or NaN. */
+export function sequenceOf(name: string): number {
+  const match = /(\d{10})$/.exec(name);
+  return match?.[1] === undefined ? Number.NaN : Number(match[1]);
+}
