@@ -1,0 +1,62 @@
+import { randomBytes } from "node:crypto";
+import { AppSpec } from "../config/app-spec.ts";
+import { encodeZnode } from "../config/decode.ts";
+import { HistoryEntry } from "../config/payloads.ts";
+import type { ZkClient } from "../zk/client.ts";
+import { isBadVersion } from "../zk/errors.ts";
+import { appPath, historyPrefix } from "../zk/paths.ts";
+import { OperationError } from "./errors.ts";
+import { readApp } from "./read-app.ts";
+
+/** Who acts and when; injected so tests and benchmarks control both. */
+export interface MutationContext {
+  actor: string;
+  now: () => Date;
+}
+
+export type HistoryAction = HistoryEntry["action"];
+
+export interface Change {
+  spec: AppSpec;
+  history: { action: HistoryAction; from?: string; to?: string; detail?: string };
+}
+
+const MAX_ATTEMPTS = 8;
+
+export function newRolloutId(now: Date): string {
+  return `r${now.getTime().toString(36)}${randomBytes(4).toString("hex")}`;
+}
+
+export function historyEntry(change: Change["history"], ctx: MutationContext): Buffer {
+  return encodeZnode(HistoryEntry, { at: ctx.now().toISOString(), by: ctx.actor, ...change });
+}
+
+/**
+ * Read-modify-write of an app spec with compare-and-set: the spec and its history entry are
+ * written in one transaction that fails if anyone changed the app since we read it; then we
+ * re-read and apply `change` again, so a concurrent writer's change is never lost. `change` may
+ * throw (e.g. to refuse when the concurrent change conflicts with ours).
+ */
+export async function updateApp(
+  zk: ZkClient,
+  app: string,
+  ctx: MutationContext,
+  change: (current: AppSpec, attempt: number) => Change,
+): Promise<AppSpec> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const { spec, stat } = await readApp(zk, app);
+    const next = change(spec, attempt);
+    const updated: AppSpec = { ...next.spec, updatedAt: ctx.now().toISOString(), updatedBy: ctx.actor };
+    try {
+      await zk
+        .transaction()
+        .set(appPath(app), encodeZnode(AppSpec, updated), stat.version)
+        .create(historyPrefix(app), historyEntry(next.history, ctx), "persistentSequential")
+        .commit();
+      return updated;
+    } catch (error) {
+      if (!isBadVersion(error)) throw error;
+    }
+  }
+  throw new OperationError(`app "${app}" is being changed by others too often; try again`);
+}

@@ -1,0 +1,120 @@
+import { type AppSpec, DEFAULT_DEPLOY_TIMEOUT_SEC, DEFAULT_MAX_FAILURES, DEFAULT_SLOTS } from "../config/app-spec.ts";
+import { AppSpec as AppSpecSchema } from "../config/app-spec.ts";
+import { encodeZnode } from "../config/decode.ts";
+import { UsageError } from "../config/errors.ts";
+import type { Slots } from "../config/slots.ts";
+import type { ZkClient } from "../zk/client.ts";
+import { isNodeExists } from "../zk/errors.ts";
+import { appPath, appSubdirs, historyPrefix } from "../zk/paths.ts";
+import { AppNotFoundError, OperationError } from "./errors.ts";
+import { type MutationContext, historyEntry, newRolloutId, updateApp } from "./mutate-app.ts";
+import { readApp } from "./read-app.ts";
+
+/** Attributes `app create` may set; anything undefined keeps its current value. */
+export interface AppAttributes {
+  slots?: Slots;
+  getVersionCmd?: string;
+  deployCmd?: string;
+  verifyCmd?: string;
+  groups?: string[];
+  maxFailures?: number;
+  deployTimeoutSec?: number;
+}
+
+export interface PublishResult {
+  spec: AppSpec;
+  created: boolean;
+}
+
+/**
+ * Creates the app, or publishes a new version of an existing one: keeps every attribute not
+ * given, records previousVersion, writes a new rolloutId. Compare-and-set throughout: if another
+ * publisher changes the app between our read and our write, we fail with a clear error rather
+ * than overwrite their version (a concurrent non-publish change, e.g. set-slots, is merged).
+ */
+export async function publishApp(
+  zk: ZkClient,
+  app: string,
+  version: string,
+  attributes: AppAttributes,
+  ctx: MutationContext,
+): Promise<PublishResult> {
+  for (;;) {
+    try {
+      return { spec: await publishExisting(zk, app, version, attributes, ctx), created: false };
+    } catch (error) {
+      if (!(error instanceof AppNotFoundError)) throw error;
+    }
+    try {
+      return { spec: await createApp(zk, app, version, attributes, ctx), created: true };
+    } catch (error) {
+      // Someone created it between our read and our create: publish on top of theirs.
+      if (!isNodeExists(error)) throw error;
+    }
+  }
+}
+
+async function publishExisting(
+  zk: ZkClient,
+  app: string,
+  version: string,
+  attributes: AppAttributes,
+  ctx: MutationContext,
+): Promise<AppSpec> {
+  let seenRollout: string | undefined;
+  return updateApp(zk, app, ctx, (current) => {
+    seenRollout ??= current.rolloutId;
+    if (current.rolloutId !== seenRollout) {
+      throw new OperationError(
+        `app "${app}" was published concurrently by ${current.updatedBy} (now ${current.version}); not overwriting — re-run to publish ${version} on top`,
+      );
+    }
+    const spec: AppSpec = {
+      ...current,
+      ...defined(attributes),
+      version,
+      previousVersion: current.version,
+      rolloutId: newRolloutId(ctx.now()),
+    };
+    return { spec, history: { action: "publish", from: current.version, to: version } };
+  });
+}
+
+async function createApp(
+  zk: ZkClient,
+  app: string,
+  version: string,
+  attributes: AppAttributes,
+  ctx: MutationContext,
+): Promise<AppSpec> {
+  const { getVersionCmd, deployCmd } = attributes;
+  if (getVersionCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --get-version-cmd is required to create it`);
+  if (deployCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --deploy-cmd is required to create it`);
+  const now = ctx.now();
+  const spec: AppSpec = {
+    version,
+    rolloutId: newRolloutId(now),
+    slots: attributes.slots ?? DEFAULT_SLOTS,
+    getVersionCmd,
+    deployCmd,
+    ...(attributes.verifyCmd === undefined ? {} : { verifyCmd: attributes.verifyCmd }),
+    groups: attributes.groups ?? [],
+    maxFailures: attributes.maxFailures ?? DEFAULT_MAX_FAILURES,
+    deployTimeoutSec: attributes.deployTimeoutSec ?? DEFAULT_DEPLOY_TIMEOUT_SEC,
+    paused: false,
+    updatedAt: now.toISOString(),
+    updatedBy: ctx.actor,
+  };
+  await zk.mkdirp("/apps");
+  const txn = zk.transaction().create(appPath(app), encodeZnode(AppSpecSchema, spec));
+  for (const dir of appSubdirs(app)) txn.create(dir);
+  txn.create(historyPrefix(app), historyEntry({ action: "create", to: version }, ctx), "persistentSequential");
+  await txn.commit();
+  return spec;
+}
+
+function defined(attributes: AppAttributes): Partial<AppSpec> {
+  return Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) as Partial<AppSpec>;
+}
+
+export { readApp };

@@ -1,0 +1,77 @@
+import * as v from "valibot";
+import { firstIssue } from "./decode.ts";
+import { UsageError } from "./errors.ts";
+import { AppName, GroupName, HostId } from "./names.ts";
+
+export const DEFAULT_CONFIG_PATH = "/etc/conveyor/conveyor.toml";
+export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
+export const LOG_FORMATS = ["text", "json"] as const;
+
+const strict = <E extends v.ObjectEntries>(entries: E) =>
+  v.strictObject(entries, (issue) => (issue.expected === "never" ? "unknown key" : "must be a table"));
+
+const AllowPattern = v.pipe(
+  v.string(),
+  v.maxLength(1_024),
+  v.check((s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "not a valid regular expression"),
+);
+
+/** The TOML config file. Unknown keys are an error, so a typo never silently does nothing. */
+export const ConfigFile = strict({
+  zk: v.optional(v.string()),
+  auth: v.optional(v.string()),
+  authFile: v.optional(v.string()),
+  connectTimeout: v.optional(v.string()),
+  logLevel: v.optional(v.picklist(LOG_LEVELS)),
+  agent: v.optional(
+    strict({
+      hostId: v.optional(HostId),
+      groups: v.optional(v.array(GroupName)),
+      sessionTimeout: v.optional(v.string()),
+      logFormat: v.optional(v.picklist(LOG_FORMATS)),
+      apps: v.optional(v.array(AppName)),
+      allowCommands: v.optional(v.array(AllowPattern)),
+    }),
+  ),
+});
+export type ConfigFile = v.InferOutput<typeof ConfigFile>;
+
+/**
+ * Reads the config file: the explicit path (must exist), else DEFAULT_CONFIG_PATH when present,
+ * else an empty config. Any problem is a UsageError naming the file and the bad key.
+ */
+export async function loadConfigFile(explicitPath: string | undefined): Promise<{ path?: string; config: ConfigFile }> {
+  const path = explicitPath ?? DEFAULT_CONFIG_PATH;
+  const file = Bun.file(path);
+  if (!(await file.exists())) {
+    if (explicitPath !== undefined) throw new UsageError(`config file ${path} does not exist`);
+    return { config: {} };
+  }
+  let text: string;
+  try {
+    text = await file.text();
+  } catch (error) {
+    throw new UsageError(`config file ${path} cannot be read: ${describe(error)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = Bun.TOML.parse(text);
+  } catch (error) {
+    throw new UsageError(`config file ${path} is not valid TOML: ${describe(error)}`);
+  }
+  const result = v.safeParse(ConfigFile, parsed);
+  if (!result.success) throw new UsageError(`config file ${path}: ${firstIssue(result.issues)}`);
+  return { path, config: result.output };
+}
+
+function describe(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n")[0] ?? text;
+}

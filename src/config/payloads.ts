@@ -1,0 +1,69 @@
+import * as v from "valibot";
+import { Actor, RolloutId, Timestamp } from "./app-spec.ts";
+import { GroupName, HostId, Version } from "./names.ts";
+
+/** What a host reports it runs: output of get-version-cmd, kept short and printable. */
+export const ObservedVersion = v.pipe(v.string(), v.maxLength(256));
+
+export const HOST_STATES = ["current", "queued", "deploying", "verifying", "failed"] as const;
+export type StoredHostState = (typeof HOST_STATES)[number];
+
+/** /apps/<app>/hosts/<host>, written only by that host's agent. */
+export const HostStatus = v.object({
+  state: v.picklist(HOST_STATES),
+  version: ObservedVersion,
+  target: Version,
+  rolloutId: RolloutId,
+  since: Timestamp,
+  updatedAt: Timestamp,
+  queuePosition: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  exitCode: v.optional(v.nullable(v.pipe(v.number(), v.integer()))),
+  error: v.optional(v.pipe(v.string(), v.maxLength(4_096))),
+  outputTail: v.optional(v.pipe(v.string(), v.maxLength(8_192))),
+  durationMs: v.optional(v.pipe(v.number(), v.minValue(0))),
+});
+export type HostStatus = v.InferOutput<typeof HostStatus>;
+
+/** /apps/<app>/leases/<host>-<sid>-N: a held slot. */
+export const Lease = v.object({ host: HostId, version: Version, since: Timestamp });
+export type Lease = v.InferOutput<typeof Lease>;
+
+/** /apps/<app>/failures/<rolloutId>-<host>. */
+export const Failure = v.object({
+  exitCode: v.nullable(v.pipe(v.number(), v.integer())),
+  at: Timestamp,
+  error: v.pipe(v.string(), v.maxLength(4_096)),
+});
+export type Failure = v.InferOutput<typeof Failure>;
+
+export const HISTORY_ACTIONS = [
+  "create",
+  "publish",
+  "set-slots",
+  "pause",
+  "resume",
+  "retry",
+  "rollback",
+  "promote",
+  "delete",
+] as const;
+
+/** /apps/<app>/history/h-N. */
+export const HistoryEntry = v.object({
+  at: Timestamp,
+  by: Actor,
+  action: v.picklist(HISTORY_ACTIONS),
+  from: v.optional(v.pipe(v.string(), v.maxLength(256))),
+  to: v.optional(v.pipe(v.string(), v.maxLength(256))),
+  detail: v.optional(v.pipe(v.string(), v.maxLength(1_024))),
+});
+export type HistoryEntry = v.InferOutput<typeof HistoryEntry>;
+
+/** /agents/<host>: presence of a live agent (ephemeral). */
+export const AgentInfo = v.object({
+  groups: v.pipe(v.array(GroupName), v.maxLength(256)),
+  agentVersion: v.pipe(v.string(), v.maxLength(128)),
+  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  startedAt: Timestamp,
+});
+export type AgentInfo = v.InferOutput<typeof AgentInfo>;

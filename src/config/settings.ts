@@ -1,0 +1,96 @@
+import { parseConnectString } from "../zk/connect-string.ts";
+import type { DigestCredential } from "../zk/client.ts";
+import { type ConfigFile, LOG_LEVELS, loadConfigFile } from "./config-file.ts";
+import { parseDurationMs } from "./durations.ts";
+import { UsageError } from "./errors.ts";
+import { NAME_PATTERN } from "./names.ts";
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Options every command accepts (raw strings as typed; validated here). */
+export interface GlobalFlags {
+  zk?: string;
+  auth?: string;
+  authFile?: string;
+  config?: string;
+  json?: boolean;
+  logLevel?: string;
+  connectTimeout?: string;
+}
+
+export interface Settings {
+  connectString: string;
+  credentials: DigestCredential[];
+  connectTimeoutMs: number;
+  logLevel: LogLevel;
+  json: boolean;
+  configPath?: string;
+  file: ConfigFile;
+}
+
+export const DEFAULT_CONNECT = "127.0.0.1:2181/conveyor";
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+type Env = Record<string, string | undefined>;
+
+/** flags > env (CONVEYOR_ZK, CONVEYOR_AUTH) > config file > defaults. Throws UsageError. */
+export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Settings> {
+  const { path, config } = await loadConfigFile(flags.config);
+  const connectString = flags.zk ?? env.CONVEYOR_ZK ?? config.zk ?? DEFAULT_CONNECT;
+  const parsed = parseConnectString(connectString);
+  if (typeof parsed === "string") throw new UsageError(parsed);
+
+  const credentials = await resolveCredentials(flags, env, config);
+
+  const timeoutText = flags.connectTimeout ?? config.connectTimeout;
+  const connectTimeoutMs = timeoutText === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : parseDurationMs(timeoutText);
+  if (connectTimeoutMs === undefined || connectTimeoutMs < 100 || connectTimeoutMs > 600_000) {
+    throw new UsageError(`invalid connect timeout "${timeoutText}": use e.g. 10s, between 100ms and 10m`);
+  }
+
+  const levelText = flags.logLevel ?? config.logLevel ?? "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(levelText)) {
+    throw new UsageError(`invalid --log-level "${levelText}": use one of ${LOG_LEVELS.join(", ")}`);
+  }
+
+  return {
+    connectString,
+    credentials,
+    connectTimeoutMs,
+    logLevel: levelText as LogLevel,
+    json: flags.json === true,
+    ...(path === undefined ? {} : { configPath: path }),
+    file: config,
+  };
+}
+
+async function resolveCredentials(flags: GlobalFlags, env: Env, config: ConfigFile): Promise<DigestCredential[]> {
+  // The most specific source wins; a secret is never echoed in an error message.
+  if (flags.auth !== undefined) return [parseCredential(flags.auth, "--auth")];
+  if (flags.authFile !== undefined) return [await readCredentialFile(flags.authFile, "--auth-file")];
+  if (env.CONVEYOR_AUTH !== undefined && env.CONVEYOR_AUTH !== "") return [parseCredential(env.CONVEYOR_AUTH, "CONVEYOR_AUTH")];
+  if (config.auth !== undefined) return [parseCredential(config.auth, "auth in the config file")];
+  if (config.authFile !== undefined) return [await readCredentialFile(config.authFile, "authFile in the config file")];
+  return [];
+}
+
+export function parseCredential(text: string, source: string): DigestCredential {
+  const colon = text.indexOf(":");
+  const user = colon === -1 ? "" : text.slice(0, colon);
+  const password = colon === -1 ? "" : text.slice(colon + 1);
+  if (!NAME_PATTERN.test(user) || password === "" || /[\r\n\0]/.test(password)) {
+    throw new UsageError(`invalid ${source}: expected USER:PASSWORD (user "${user || "?"}"; the password is not shown)`);
+  }
+  return { user, password };
+}
+
+async function readCredentialFile(path: string, source: string): Promise<DigestCredential> {
+  const file = Bun.file(path);
+  let text: string;
+  try {
+    text = await file.text();
+  } catch {
+    throw new UsageError(`${source}: cannot read ${path}`);
+  }
+  return parseCredential(text.trim(), `${source} ${path}`);
+}
