@@ -1,0 +1,104 @@
+import { cac, type CAC } from "cac";
+import { UsageError } from "../config/errors.ts";
+import type { CommandContext, CommandSpec, Env } from "./command.ts";
+import { ExitCode } from "./exit-codes.ts";
+import { GLOBAL_OPTIONS } from "./global-options.ts";
+import type { Io } from "./io.ts";
+import { RawOptions } from "./raw-options.ts";
+
+export interface GroupInput {
+  /** What help shows as the program, e.g. "conveyor app". */
+  program: string;
+  commands: CommandSpec[];
+  /** argv after the group word (for the top level: everything). */
+  argv: string[];
+  env: Env;
+  io: Io;
+  signal: AbortSignal;
+}
+
+/**
+ * Parses argv against one level of commands with cac and runs the match. cac matches only
+ * one-word commands and exits 0 silently on anything else, so unknown words are caught here:
+ * they print help to stderr and exit 2.
+ */
+export async function runCommandGroup(input: GroupInput): Promise<number> {
+  const cli = buildCli(input.program, input.commands);
+  let run: (() => Promise<number>) | undefined;
+  for (const spec of input.commands) {
+    const command = cli.commands.find((c) => c.rawName === spec.usage);
+    command?.action((...actionArgs: unknown[]) => {
+      const args = actionArgs.filter((a): a is string => typeof a === "string");
+      run = () => spec.run(args, context(input, cli));
+    });
+  }
+  try {
+    cli.parse(["conveyor", input.program, ...input.argv], { run: false });
+  } catch (error) {
+    return usage(input.io, cli, error);
+  }
+  if (cli.options.help === true) {
+    input.io.out(helpText(cli));
+    return ExitCode.ok;
+  }
+  if (!cli.matchedCommand) {
+    const word = cli.args[0];
+    input.io.err(word === undefined ? `${input.program}: missing command` : `${input.program}: unknown command "${word}"`);
+    input.io.err(helpText(cli));
+    return ExitCode.usage;
+  }
+  try {
+    cli.runMatchedCommand();
+  } catch (error) {
+    return usage(input.io, cli, error);
+  }
+  if (!run) return ExitCode.usage;
+  return run();
+}
+
+function buildCli(program: string, commands: CommandSpec[]): CAC {
+  const cli = cac(program);
+  for (const option of GLOBAL_OPTIONS) cli.option(option.flag, option.description);
+  for (const spec of commands) {
+    const command = cli.command(spec.usage, spec.description);
+    for (const option of spec.options ?? []) command.option(option.flag, option.description);
+    for (const example of spec.examples ?? []) command.example(example);
+  }
+  cli.help();
+  // We print help ourselves (to stdout or stderr, with the right exit code).
+  cli.showHelpOnExit = false;
+  return cli;
+}
+
+function context(input: GroupInput, cli: CAC): CommandContext {
+  return {
+    argv: input.argv,
+    env: input.env,
+    io: input.io,
+    options: new RawOptions(input.argv, cli.options),
+    signal: input.signal,
+  };
+}
+
+function usage(io: Io, cli: CAC, error: unknown): number {
+  const message = error instanceof Error ? error.message : String(error);
+  io.err(`error: ${message.replaceAll("`", "")}`);
+  const hint = cli.matchedCommand ? ` ${cli.matchedCommand.name}` : "";
+  io.err(`run "${cli.name}${hint} --help" for usage`);
+  return ExitCode.usage;
+}
+
+/** cac prints help with console.info; capture it so we choose stdout or stderr. */
+export function helpText(cli: CAC): string {
+  const lines: string[] = [];
+  const original = console.info;
+  console.info = (...parts: unknown[]) => void lines.push(parts.map(String).join(" "));
+  try {
+    cli.outputHelp();
+  } finally {
+    console.info = original;
+  }
+  return lines.join("\n");
+}
+
+export { UsageError };

@@ -1,0 +1,75 @@
+import type { AppSpec } from "../../config/app-spec.ts";
+import { MAX_DEPLOY_TIMEOUT_SEC } from "../../config/app-spec.ts";
+import {
+  parseAppName,
+  parseCommand,
+  parseCount,
+  parseDurationInput,
+  parseGroups,
+  parseSlotsInput,
+  parseVersion,
+} from "../../config/parse-input.ts";
+import { type AppAttributes, publishApp } from "../../apps/publish.ts";
+import type { CommandContext, CommandSpec } from "../command.ts";
+import { ExitCode } from "../exit-codes.ts";
+import { printJson } from "../io.ts";
+import { mutationContext, withZk } from "../session.ts";
+
+export const appCreate: CommandSpec = {
+  usage: "create <app> <version>",
+  description: "Create an app, or publish a new version of it (keeps every attribute not given)",
+  options: [
+    { flag: "--slots <n>", description: "How many hosts may deploy at once: a number or N% of the app's hosts (default 1)" },
+    { flag: "--get-version-cmd <cmd>", description: "Prints the version a host runs (required on create)" },
+    { flag: "--deploy-cmd <cmd>", description: "Deploys %(version)s on a host (required on create)" },
+    { flag: "--verify-cmd <cmd>", description: "Extra check after a deploy; non-zero exit fails the host" },
+    { flag: "--groups <a,b>", description: "Only agents in one of these groups serve the app (\"\" = all)" },
+    { flag: "--max-failures <n>", description: "Failed hosts a rollout tolerates before it halts (default 0)" },
+    { flag: "--deploy-timeout <duration>", description: "Kill a deploy after this long, e.g. 10m (default 10m)" },
+  ],
+  examples: [
+    "conveyor app create myapp 1.0 --slots 2 --get-version-cmd 'cat /srv/myapp/VERSION' --deploy-cmd '/srv/deploy.sh %(version)s'",
+    "conveyor app create myapp 1.1",
+  ],
+  async run([appArg = "", versionArg = ""], ctx) {
+    const app = parseAppName(appArg);
+    const version = parseVersion(versionArg);
+    const attributes = readAttributes(ctx);
+    const result = await withZk(ctx, (zk) => publishApp(zk, app, version, attributes, mutationContext(ctx)));
+    if (ctx.options.flag("json")) {
+      printJson(ctx.io, { app, created: result.created, spec: result.spec });
+    } else if (result.created) {
+      ctx.io.out(`created ${app} ${version} (rollout ${result.spec.rolloutId}, slots ${result.spec.slots})`);
+    } else {
+      ctx.io.out(describePublish(app, result.spec));
+    }
+    return ExitCode.ok;
+  },
+};
+
+function describePublish(app: string, spec: AppSpec): string {
+  const from = spec.previousVersion === undefined ? "" : ` (was ${spec.previousVersion})`;
+  return `published ${app} ${spec.version}${from}, rollout ${spec.rolloutId}, slots ${spec.slots}`;
+}
+
+function readAttributes(ctx: CommandContext): AppAttributes {
+  const o = ctx.options;
+  const attributes: AppAttributes = {};
+  const slots = o.string("slots");
+  if (slots !== undefined) attributes.slots = parseSlotsInput(slots, "--slots");
+  const getVersion = o.string("get-version-cmd");
+  if (getVersion !== undefined) attributes.getVersionCmd = parseCommand(getVersion, "--get-version-cmd");
+  const deploy = o.string("deploy-cmd");
+  if (deploy !== undefined) attributes.deployCmd = parseCommand(deploy, "--deploy-cmd");
+  const verify = o.string("verify-cmd");
+  if (verify !== undefined) attributes.verifyCmd = parseCommand(verify, "--verify-cmd");
+  const groups = o.string("groups");
+  if (groups !== undefined) attributes.groups = parseGroups(groups);
+  const maxFailures = o.string("max-failures");
+  if (maxFailures !== undefined) attributes.maxFailures = parseCount(maxFailures, "--max-failures");
+  const timeout = o.string("deploy-timeout");
+  if (timeout !== undefined) {
+    attributes.deployTimeoutSec = Math.round(parseDurationInput(timeout, "--deploy-timeout", 1_000, MAX_DEPLOY_TIMEOUT_SEC * 1_000) / 1_000);
+  }
+  return attributes;
+}

@@ -1,0 +1,97 @@
+import { parseAppName, parseSlotsInput } from "../../config/parse-input.ts";
+import { deleteApp } from "../../apps/delete-app.ts";
+import { listApps, readApp } from "../../apps/read-app.ts";
+import { setSlots } from "../../apps/set-slots.ts";
+import type { CommandSpec } from "../command.ts";
+import { ExitCode } from "../exit-codes.ts";
+import { printJson, renderTable } from "../io.ts";
+import { mutationContext, withZk } from "../session.ts";
+
+export const appSetSlots: CommandSpec = {
+  usage: "set-slots <app> <slots>",
+  description: "Change how many hosts may deploy at once (N or N%); takes effect live",
+  examples: ["conveyor app set-slots myapp 3", "conveyor app set-slots myapp 25%"],
+  async run([appArg = "", slotsArg = ""], ctx) {
+    const app = parseAppName(appArg);
+    const slots = parseSlotsInput(slotsArg);
+    const spec = await withZk(ctx, (zk) => setSlots(zk, app, slots, mutationContext(ctx)));
+    if (ctx.options.flag("json")) printJson(ctx.io, { app, slots: spec.slots });
+    else ctx.io.out(`${app}: slots ${spec.slots}`);
+    return ExitCode.ok;
+  },
+};
+
+export const appShow: CommandSpec = {
+  usage: "show <app>",
+  description: "Show an app's spec",
+  examples: ["conveyor app show myapp", "conveyor app show myapp --json"],
+  async run([appArg = ""], ctx) {
+    const app = parseAppName(appArg);
+    const { spec } = await withZk(ctx, (zk) => readApp(zk, app));
+    if (ctx.options.flag("json")) {
+      printJson(ctx.io, { name: app, ...spec });
+      return ExitCode.ok;
+    }
+    const rows: [string, string][] = [
+      ["app", app],
+      ["version", spec.version],
+      ["previous version", spec.previousVersion ?? "-"],
+      ["rollout", spec.rolloutId],
+      ["slots", String(spec.slots)],
+      ["paused", spec.paused ? "yes" : "no"],
+      ["groups", spec.groups.length ? spec.groups.join(",") : "(all agents)"],
+      ["max failures", String(spec.maxFailures)],
+      ["deploy timeout", `${spec.deployTimeoutSec}s`],
+      ["get-version-cmd", spec.getVersionCmd],
+      ["deploy-cmd", spec.deployCmd],
+      ["verify-cmd", spec.verifyCmd ?? "-"],
+      ["updated", `${spec.updatedAt} by ${spec.updatedBy}`],
+    ];
+    ctx.io.out(rows.map(([k, v]) => `${`${k}:`.padEnd(17)} ${v}`).join("\n"));
+    return ExitCode.ok;
+  },
+};
+
+export const appList: CommandSpec = {
+  usage: "list",
+  description: "List apps",
+  examples: ["conveyor app list", "conveyor app list --json"],
+  async run(_args, ctx) {
+    const apps = await withZk(ctx, (zk) => listApps(zk));
+    if (ctx.options.flag("json")) {
+      printJson(
+        ctx.io,
+        apps.map((a) =>
+          a.spec
+            ? { name: a.name, version: a.spec.version, slots: a.spec.slots, paused: a.spec.paused, groups: a.spec.groups }
+            : { name: a.name, error: a.error },
+        ),
+      );
+      return ExitCode.ok;
+    }
+    if (apps.length === 0) {
+      ctx.io.out("no apps");
+      return ExitCode.ok;
+    }
+    const rows = apps.map((a) =>
+      a.spec
+        ? [a.name, a.spec.version, String(a.spec.slots), a.spec.paused ? "paused" : "", a.spec.groups.join(",") || "(all)"]
+        : [a.name, "INVALID", "", "", a.error],
+    );
+    ctx.io.out(renderTable(["APP", "VERSION", "SLOTS", "PAUSED", "GROUPS"], rows));
+    return ExitCode.ok;
+  },
+};
+
+export const appDelete: CommandSpec = {
+  usage: "delete <app>",
+  description: "Delete an app and everything under it (status, queue, history)",
+  examples: ["conveyor app delete myapp"],
+  async run([appArg = ""], ctx) {
+    const app = parseAppName(appArg);
+    await withZk(ctx, (zk) => deleteApp(zk, app));
+    if (ctx.options.flag("json")) printJson(ctx.io, { app, deleted: true });
+    else ctx.io.out(`deleted ${app}`);
+    return ExitCode.ok;
+  },
+};
