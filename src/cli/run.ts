@@ -4,6 +4,7 @@ import { runCommandGroup } from "./command-group.ts";
 import { appCreate } from "./commands/app-create.ts";
 import { appDelete, appList, appSetSlots, appShow } from "./commands/app-manage.ts";
 import { status } from "./commands/status.ts";
+import { agent } from "./commands/agent.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
 import { VALUE_GLOBALS } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
@@ -13,6 +14,7 @@ const APP_COMMANDS: CommandSpec[] = [appCreate, appSetSlots, appShow, appList, a
 /** Top-level words; a group word ("app") hands the rest of argv to its own command set. */
 const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS };
 const TOP_COMMANDS: CommandSpec[] = [
+  agent,
   status,
   ...Object.keys(GROUPS).map(
     (word): CommandSpec => ({

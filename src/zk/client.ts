@@ -312,6 +312,9 @@ export class ZkClient {
   private declareLost(): void {
     if (this.phase === "lost" || this.phase === "closed") return;
     this.phase = "lost";
+    // Until the new session is up there is no session: code that remembers the old id sees
+    // the change at once and stops relying on its ephemeral nodes.
+    this.sessionHex = "";
     this.clearTimers();
     this.watchers.fireSessionLost();
     const old = this.lib;

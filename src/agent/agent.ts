@@ -1,0 +1,226 @@
+import { encodeZnode } from "../config/decode.ts";
+import { NAME_PATTERN } from "../config/names.ts";
+import { AgentInfo } from "../config/payloads.ts";
+import type { ConnectionState, ZkClient } from "../zk/client.ts";
+import { isConnectivity, isNoNode, isNodeExists } from "../zk/errors.ts";
+import { AGENTS, APPS, agentPath } from "../zk/paths.ts";
+import { AppWorker } from "./app-worker.ts";
+import type { CommandRunner } from "./command-runner.ts";
+import type { Logger } from "./logger.ts";
+
+export interface AgentConfig {
+  host: string;
+  groups: string[];
+  /** Serve only these apps (local allowlist); undefined = every app that targets our groups. */
+  apps?: string[];
+  /** Commands must match one of these (local allowlist); undefined = any command. */
+  allowCommands?: RegExp[];
+  agentVersion: string;
+  pid: number;
+}
+
+export interface AgentDeps {
+  zk: ZkClient;
+  runner: CommandRunner;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** Another live agent holds our host id (its presence node is owned by another session). */
+export class DuplicateHostError extends Error {
+  override readonly name = "DuplicateHostError";
+}
+
+/**
+ * The daemon on every server: registers its presence, watches /apps and each app, and runs one
+ * AppWorker per app it serves.
+ *
+ * Connection handling: `suspended` — nothing new is admitted (every step needs ZooKeeper) and
+ * running deploys go on. `reconnected` on the same session — everything resumes. `lost` — our
+ * presence, queue nodes and leases are gone; once the client has a new session we re-create
+ * the lease of any still-running deploy first, then re-register presence, then re-watch.
+ */
+export class Agent {
+  private readonly workers = new Map<string, AppWorker>();
+  private readonly killController = new AbortController();
+  private readonly previousSessions = new Set<string>();
+  private stopping = false;
+  private offState: (() => void) | undefined;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {}
+
+  /**
+   * Registers presence and starts serving. Rejects with DuplicateHostError if another live
+   * agent keeps our host id for longer than a session timeout (a crashed predecessor's
+   * session would have expired by then).
+   */
+  async start(): Promise<void> {
+    await this.register(this.deps.zk.sessionTimeoutMs * 1.5 + 1_000);
+    this.offState = this.deps.zk.onState((state) => void this.onConnectionState(state));
+    this.deps.logger.info("agent started", {
+      host: this.config.host,
+      groups: this.config.groups.join(","),
+      session: this.deps.zk.sessionId,
+    });
+    await this.watchApps();
+  }
+
+  /**
+   * First signal: stop admitting, let running deploys finish (bounded by their timeouts),
+   * release their slots. The caller then closes the session so ephemeral nodes vanish at once.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const busy = [...this.workers.values()].filter((w) => w.busy).map((w) => w.app);
+    this.deps.logger.info("stopping", { waitingFor: busy.join(",") || "nothing" });
+    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    this.offState?.();
+  }
+
+  /** Second signal: kill running deploy process groups now. */
+  kill(): void {
+    this.killController.abort();
+  }
+
+  private async onConnectionState(state: ConnectionState): Promise<void> {
+    const { logger, zk } = this.deps;
+    logger.info(`zookeeper ${state}`, { session: zk.sessionId || "none" });
+    if (state === "lost" || this.stopping) return;
+    if (state !== "reconnected") return;
+    if (zk.sessionId === this.currentSession) {
+      // Same session: watches survived, but a read that failed while suspended set none.
+      await this.watchApps(true);
+      return;
+    }
+    if (this.currentSession) this.previousSessions.add(this.currentSession);
+    try {
+      // Leases of running deploys first: until they exist, other hosts may take those slots.
+      for (const worker of this.workers.values()) await worker.onNewSession();
+      await this.register(Number.POSITIVE_INFINITY);
+      await this.watchApps(true);
+    } catch (error) {
+      logger.error("re-registration after session loss failed", { error: String(error) });
+    }
+  }
+
+  private currentSession = "";
+
+  private async register(waitLimitMs: number): Promise<void> {
+    const { zk, logger, now } = this.deps;
+    const path = agentPath(this.config.host);
+    const data = encodeZnode(AgentInfo, {
+      groups: this.config.groups,
+      agentVersion: this.config.agentVersion,
+      pid: this.config.pid,
+      startedAt: now().toISOString(),
+    });
+    await zk.mkdirp(AGENTS).catch((error: unknown) => {
+      if (!isNodeExists(error)) throw error;
+    });
+    const deadline = Date.now() + waitLimitMs;
+    let warned = false;
+    for (;;) {
+      try {
+        await zk.create(path, data, "ephemeral");
+        this.currentSession = zk.sessionId;
+        return;
+      } catch (error) {
+        if (!isNodeExists(error)) throw error;
+      }
+      let gone: () => void = () => undefined;
+      const vanished = new Promise<void>((resolve) => {
+        gone = resolve;
+      });
+      const stat = await zk.exists(path, () => gone());
+      if (!stat) continue;
+      if (stat.ephemeralOwner === zk.sessionId) {
+        this.currentSession = zk.sessionId;
+        return; // our own create went through before a connection loss
+      }
+      if (this.previousSessions.has(stat.ephemeralOwner)) {
+        await zk.delete(path).catch(() => undefined); // our old session's node: not a rival
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new DuplicateHostError(
+          `host id "${this.config.host}" is already used by a live agent (ZooKeeper session ${stat.ephemeralOwner}); give each server its own --host-id`,
+        );
+      }
+      if (!warned) {
+        logger.warn("host id held by another session; waiting for it to expire", { host: this.config.host, owner: stat.ephemeralOwner });
+        warned = true;
+      }
+      await Promise.race([vanished, new Promise((r) => setTimeout(r, Math.max(0, Math.min(deadline - Date.now(), 60_000))))]);
+    }
+  }
+
+  // One stable function, so re-watching after a reconnect never registers it twice.
+  private readonly appsWatcher = (event: { type: string }): void => {
+    if (event.type !== "sessionLost") void this.watchApps();
+  };
+
+  /** Watches /apps children; starts a worker per served app, stops workers of removed apps. */
+  private async watchApps(newSession = false): Promise<void> {
+    const { zk, logger } = this.deps;
+    if (this.stopping) return;
+    let names: string[];
+    try {
+      names = await zk.children(APPS, this.appsWatcher);
+    } catch (error) {
+      if (isNoNode(error)) {
+        // No app was ever created: wait for /apps to appear.
+        const stat = await zk.exists(APPS, this.appsWatcher);
+        if (stat) return this.watchApps(newSession);
+        names = [];
+      } else if (isConnectivity(error)) {
+        return; // re-watched on reconnect
+      } else {
+        throw error;
+      }
+    }
+    const wanted = new Set(names.filter((name) => this.serves(name)));
+    for (const [name, worker] of this.workers) {
+      if (!wanted.has(name)) {
+        this.workers.delete(name);
+        void worker.stop();
+        logger.info("app removed", { app: name });
+      }
+    }
+    for (const name of wanted) {
+      const existing = this.workers.get(name);
+      if (existing) {
+        if (newSession) existing.start();
+        continue;
+      }
+      const worker = new AppWorker(name, {
+        zk,
+        runner: this.deps.runner,
+        logger,
+        now: this.deps.now,
+        host: this.config.host,
+        groups: this.config.groups,
+        allowCommand: (command) => this.allowCommand(command),
+        killSignal: this.killController.signal,
+      });
+      this.workers.set(name, worker);
+      worker.start();
+    }
+    for (const name of names) {
+      if (!NAME_PATTERN.test(name)) logger.warn("ignoring app with an invalid name", { app: name.slice(0, 200) });
+    }
+  }
+
+  private serves(app: string): boolean {
+    if (!NAME_PATTERN.test(app)) return false;
+    return this.config.apps === undefined || this.config.apps.includes(app);
+  }
+
+  private allowCommand(command: string): boolean {
+    const patterns = this.config.allowCommands;
+    return patterns === undefined || patterns.some((p) => p.test(command));
+  }
+}

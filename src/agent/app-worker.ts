@@ -1,0 +1,313 @@
+import { AppSpec } from "../config/app-spec.ts";
+import { decodeZnode, encodeZnode } from "../config/decode.ts";
+import { InvalidDataError } from "../config/errors.ts";
+import { VERSION_PATTERN } from "../config/names.ts";
+import { Lease as LeasePayload } from "../config/payloads.ts";
+import type { ZkClient } from "../zk/client.ts";
+import { isConnectivity, isNoNode } from "../zk/errors.ts";
+import { appPath, leasesDir, lockDir } from "../zk/paths.ts";
+import { AcquireAbortedError, type Lease, Semaphore } from "../zk/recipes/semaphore.ts";
+import { appAdmission } from "./admission.ts";
+import type { CommandResult, CommandRunner } from "./command-runner.ts";
+import { HostReporter } from "./host-reporter.ts";
+import type { Logger } from "./logger.ts";
+import { type PlaceholderValues, commandEnv, renderCommand } from "./placeholders.ts";
+
+export interface WorkerDeps {
+  zk: ZkClient;
+  runner: CommandRunner;
+  logger: Logger;
+  now: () => Date;
+  host: string;
+  groups: readonly string[];
+  /** Local policy: false means the command must not run (reported as refused). */
+  allowCommand: (command: string) => boolean;
+  /** Aborted on the second shutdown signal: kill running commands at once. */
+  killSignal: AbortSignal;
+}
+
+const GET_VERSION_TIMEOUT_MS = 120_000;
+
+/**
+ * Serves one app on this host. Each app has its own worker and its own loop, so a hung deploy
+ * of one app never blocks another. The loop is driven by the app node's watch: any change
+ * re-runs `reconcile`, which decides whether this host needs to deploy, queues for a slot and
+ * deploys. Failures are not retried for the same rollout (a new rollout or `app retry` does).
+ */
+export class AppWorker {
+  private spec: AppSpec | undefined;
+  private loop: Promise<void> | undefined;
+  private dirty = false;
+  private stopped = false;
+  private acquireAbort: AbortController | undefined;
+  private lease: Lease | undefined;
+  private leaseData: Buffer | undefined;
+  private readonly failedRollouts = new Set<string>();
+  private readonly reporter: HostReporter;
+  private readonly semaphore: Semaphore;
+  private readonly log: Logger;
+
+  constructor(
+    readonly app: string,
+    private readonly deps: WorkerDeps,
+  ) {
+    this.reporter = new HostReporter(deps.zk, app, deps.host, deps.now);
+    this.semaphore = new Semaphore({
+      zk: deps.zk,
+      lockDir: lockDir(app),
+      leasesDir: leasesDir(app),
+      owner: deps.host,
+      readAdmission: appAdmission(deps.zk, app),
+      onWaiting: (position, reason) => this.log.debug("waiting for a slot", { app, position, reason }),
+    });
+    const base = deps.logger;
+    const fields = { app, host: deps.host };
+    this.log = {
+      debug: (m, f) => base.debug(m, { ...fields, ...f }),
+      info: (m, f) => base.info(m, { ...fields, ...f }),
+      warn: (m, f) => base.warn(m, { ...fields, ...f }),
+      error: (m, f) => base.error(m, { ...fields, ...f }),
+    };
+  }
+
+  /** Start (or, after a new session, restart) watching the app node. */
+  start(): void {
+    this.reporter.reset();
+    void this.watchSpec();
+  }
+
+  /** True while a deploy holds a slot (so shutdown waits and session loss restores it). */
+  get busy(): boolean {
+    return this.lease !== undefined;
+  }
+
+  /** Stop admitting: leave the queue now; a running deploy finishes. Resolves when idle. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.acquireAbort?.abort();
+    await this.loop;
+  }
+
+  /**
+   * Session lost: our queue node and lease vanished with it. Called again once the new
+   * session is up: re-create the lease of a still-running deploy before anything else so that
+   * slot counts stay honest, then watch and reconcile again.
+   */
+  async onNewSession(): Promise<void> {
+    if (this.lease && this.leaseData) {
+      this.lease = await this.semaphore.restoreLease(this.leaseData);
+      this.log.warn("session was lost during a deploy; lease re-created", { lease: this.lease.path });
+    }
+    // The agent restarts the worker (start) once presence is registered again.
+  }
+
+  /** A change we should act on (spec changed, connection back): run the loop (again). */
+  poke(): void {
+    if (this.stopped) return;
+    if (this.loop) {
+      this.dirty = true;
+      return;
+    }
+    this.loop = (async () => {
+      try {
+        do {
+          this.dirty = false;
+          await this.reconcileSafely();
+        } while (this.dirty && !this.stopped);
+      } finally {
+        this.loop = undefined;
+      }
+    })();
+  }
+
+  // One stable function: registering it again (start() after a reconnect) never doubles it.
+  private readonly specWatcher = (event: { type: string }): void => {
+    if (event.type !== "sessionLost") void this.watchSpec();
+  };
+
+  private async watchSpec(): Promise<void> {
+    if (this.stopped) return;
+    const path = appPath(this.app);
+    try {
+      const { data } = await this.deps.zk.get(path, this.specWatcher);
+      const spec = decodeZnode(AppSpec, data, path);
+      const changed = spec.rolloutId !== this.spec?.rolloutId;
+      this.spec = spec;
+      if (changed) this.log.info("rollout seen", { version: spec.version, rollout: spec.rolloutId });
+      this.poke();
+    } catch (error) {
+      if (isNoNode(error)) {
+        this.spec = undefined;
+        this.acquireAbort?.abort();
+      } else if (error instanceof InvalidDataError) {
+        this.spec = undefined;
+        this.log.error("app spec is invalid; not deploying it", { reason: error.reason });
+      } else if (!isConnectivity(error)) {
+        this.log.error("cannot read app spec", { error: String(error) });
+      }
+      // Connectivity: the agent calls start() again once reconnected.
+    }
+  }
+
+  private targets(spec: AppSpec): boolean {
+    return spec.groups.length === 0 || spec.groups.some((g) => this.deps.groups.includes(g));
+  }
+
+  private async reconcileSafely(): Promise<void> {
+    try {
+      await this.reconcile();
+    } catch (error) {
+      if (error instanceof AcquireAbortedError) return;
+      if (isNoNode(error)) return; // app deleted underneath us
+      if (isConnectivity(error)) {
+        this.log.warn("ZooKeeper unavailable; will retry when connected", { error: (error as Error).message });
+        return;
+      }
+      this.log.error("unexpected error", { error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  private async reconcile(): Promise<void> {
+    const spec = this.spec;
+    if (!spec || this.stopped || !this.targets(spec)) return;
+    if (this.failedRollouts.has(spec.rolloutId)) return;
+    if (await this.reporter.hasFailed(spec.rolloutId)) {
+      this.failedRollouts.add(spec.rolloutId);
+      return;
+    }
+    const observed = await this.currentVersion(spec);
+    if (observed === spec.version) {
+      await this.reporter.report({ state: "current", version: observed, target: spec.version, rolloutId: spec.rolloutId });
+      return;
+    }
+    await this.reporter.report({ state: "queued", version: observed, target: spec.version, rolloutId: spec.rolloutId });
+    const lease = await this.acquire(spec.version);
+    if (!lease) return;
+    try {
+      // Admitted: deploy the newest spec, not the one we queued for.
+      const fresh = decodeZnode(AppSpec, (await this.deps.zk.get(appPath(this.app))).data, appPath(this.app));
+      this.spec = fresh;
+      if (!this.targets(fresh) || this.failedRollouts.has(fresh.rolloutId) || this.stopped) return;
+      const before = fresh.version === spec.version ? observed : await this.currentVersion(fresh);
+      if (before === fresh.version) {
+        await this.reporter.report({ state: "current", version: before, target: fresh.version, rolloutId: fresh.rolloutId });
+        return;
+      }
+      await this.deploy(fresh, before);
+    } finally {
+      await this.releaseLease();
+    }
+  }
+
+  private async acquire(version: string): Promise<Lease | undefined> {
+    const abort = new AbortController();
+    this.acquireAbort = abort;
+    const data = encodeZnode(LeasePayload, { host: this.deps.host, version, since: this.deps.now().toISOString() });
+    try {
+      const lease = await this.semaphore.acquire(data, { signal: abort.signal });
+      this.lease = lease;
+      this.leaseData = data;
+      this.log.info("slot acquired", { version, slot: lease.path.slice(lease.path.lastIndexOf("/") + 1) });
+      return lease;
+    } catch (error) {
+      if (error instanceof AcquireAbortedError) return undefined;
+      throw error;
+    } finally {
+      if (this.acquireAbort === abort) this.acquireAbort = undefined;
+    }
+  }
+
+  private async releaseLease(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    this.leaseData = undefined;
+    if (!lease) return;
+    await lease.release();
+    this.log.info("slot released", { slot: lease.path.slice(lease.path.lastIndexOf("/") + 1) });
+  }
+
+  private async deploy(spec: AppSpec, before: string): Promise<void> {
+    const values: PlaceholderValues = {
+      app: this.app,
+      version: spec.version,
+      host: this.deps.host,
+      previous: VERSION_PATTERN.test(before) ? before : (spec.previousVersion ?? ""),
+    };
+    const base = { target: spec.version, rolloutId: spec.rolloutId };
+    const started = Date.now();
+    await this.reporter.report({ ...base, state: "deploying", version: before });
+    this.log.info("deploy started", { version: spec.version, previous: values.previous });
+
+    const deployed = await this.runTemplate("deploy-cmd", spec.deployCmd, values, spec.deployTimeoutSec * 1_000);
+    if (deployed.error) return this.fail(spec, before, started, deployed.result, deployed.error);
+
+    await this.reporter.report({ ...base, state: "verifying", version: before });
+    const after = await this.currentVersion(spec);
+    if (after !== spec.version) {
+      return this.fail(spec, after, started, deployed.result, `after deploy-cmd the host reports version "${after}", expected "${spec.version}"`);
+    }
+    if (spec.verifyCmd !== undefined) {
+      const verified = await this.runTemplate("verify-cmd", spec.verifyCmd, values, spec.deployTimeoutSec * 1_000);
+      if (verified.error) return this.fail(spec, after, started, verified.result, verified.error);
+    }
+    const durationMs = Date.now() - started;
+    await this.reporter.report({ ...base, state: "current", version: after, durationMs });
+    this.log.info("deploy succeeded", { version: spec.version, durationMs });
+  }
+
+  private async fail(spec: AppSpec, version: string, started: number, result: CommandResult | undefined, error: string): Promise<void> {
+    const exitCode = result ? result.exitCode : null;
+    const durationMs = Date.now() - started;
+    this.failedRollouts.add(spec.rolloutId);
+    // The failure node is written before the slot is released, so the next admission already
+    // counts it toward the failure budget.
+    await this.reporter.recordFailure(spec.rolloutId, exitCode, error);
+    await this.reporter.report({
+      state: "failed",
+      version,
+      target: spec.version,
+      rolloutId: spec.rolloutId,
+      exitCode,
+      error,
+      ...(result ? { outputTail: result.outputTail } : {}),
+      durationMs,
+    });
+    this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
+  }
+
+  /** Runs a template; `error` is set when it did not succeed (refused, non-zero, timeout). */
+  private async runTemplate(
+    label: string,
+    template: string,
+    values: PlaceholderValues,
+    timeoutMs: number,
+  ): Promise<{ result?: CommandResult; error?: string }> {
+    const command = renderCommand(template, values);
+    if (!this.deps.allowCommand(command)) return { error: `${label} refused by local policy` };
+    const result = await this.deps.runner.run({ command, env: commandEnv(values), timeoutMs, signal: this.deps.killSignal });
+    if (result.timedOut) return { result, error: `${label} timed out after ${Math.round(timeoutMs / 1000)}s` };
+    if (result.killed) return { result, error: `${label} killed by agent shutdown` };
+    if (result.exitCode !== 0) {
+      const why = result.exitCode === null ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+      return { result, error: `${label} ${why}` };
+    }
+    return { result };
+  }
+
+  /** The version this host runs, per get-version-cmd: first line of stdout, or "" on failure. */
+  private async currentVersion(spec: AppSpec): Promise<string> {
+    const values: PlaceholderValues = {
+      app: this.app,
+      version: spec.version,
+      host: this.deps.host,
+      previous: spec.previousVersion ?? "",
+    };
+    const timeout = Math.min(spec.deployTimeoutSec * 1_000, GET_VERSION_TIMEOUT_MS);
+    const { result, error } = await this.runTemplate("get-version-cmd", spec.getVersionCmd, values, timeout);
+    if (error || !result) {
+      this.log.debug("get-version-cmd gave no version", { error: error ?? "" });
+      return "";
+    }
+    return result.firstLine.slice(0, 256);
+  }
+}

@@ -1,0 +1,133 @@
+import { spawn } from "node:child_process";
+
+export interface CommandRequest {
+  /** Already rendered: placeholders substituted. */
+  command: string;
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** Aborting kills the whole process group at once (second SIGTERM to the agent). */
+  signal?: AbortSignal;
+}
+
+export interface CommandResult {
+  /** Exit code, or null when killed by a signal. */
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  killed: boolean;
+  /** Last ~2 KB of stdout and stderr interleaved. */
+  outputTail: string;
+  /** First line of stdout (trimmed), e.g. a version. */
+  firstLine: string;
+  durationMs: number;
+}
+
+/** Runs commands for the agent; a benchmark swaps in one that only sleeps. */
+export interface CommandRunner {
+  run(request: CommandRequest): Promise<CommandResult>;
+}
+
+export const OUTPUT_TAIL_BYTES = 2_048;
+const KILL_GRACE_MS = 5_000;
+const GROUP_POLL_MS = 50;
+
+/**
+ * `/bin/sh -c` in its own process group (detached = setsid). On timeout: SIGTERM to the group,
+ * SIGKILL after a grace period. Resolves only once every process of the group is gone — a
+ * background child (`sleep 1000 &`) keeps the command "running" until it exits or the timeout
+ * kills it — so a slot is never released while deploy processes still run.
+ */
+export class ShellCommandRunner implements CommandRunner {
+  run(request: CommandRequest): Promise<CommandResult> {
+    const started = performance.now();
+    return new Promise((resolve) => {
+      const child = spawn("/bin/sh", ["-c", request.command], {
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, ...request.env },
+      });
+      const pgid = child.pid;
+      let tail = Buffer.alloc(0);
+      let stdoutHead = "";
+      let timedOut = false;
+      let killed = false;
+      const append = (chunk: Buffer): void => {
+        tail = Buffer.concat([tail, chunk]);
+        if (tail.length > OUTPUT_TAIL_BYTES * 2) tail = tail.subarray(tail.length - OUTPUT_TAIL_BYTES);
+      };
+      child.stdout?.on("data", (chunk: Buffer) => {
+        if (stdoutHead.length < 4_096) stdoutHead += chunk.toString("utf8");
+        append(chunk);
+      });
+      child.stderr?.on("data", append);
+
+      let sigkillAt: number | undefined;
+      const killGroup = (sig: NodeJS.Signals): void => {
+        if (pgid === undefined) return;
+        if (sig === "SIGKILL") sigkillAt ??= Date.now();
+        try {
+          process.kill(-pgid, sig);
+        } catch {
+          // Group already gone.
+        }
+      };
+      let graceTimer: ReturnType<typeof setTimeout> | undefined;
+      const terminate = (): void => {
+        killGroup("SIGTERM");
+        graceTimer = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+      };
+      const timeoutTimer = setTimeout(() => {
+        timedOut = true;
+        terminate();
+      }, request.timeoutMs);
+      const onAbort = (): void => {
+        killed = true;
+        killGroup("SIGKILL");
+      };
+      request.signal?.addEventListener("abort", onAbort, { once: true });
+
+      let exit: { code: number | null; signal: string | null } | undefined;
+      const finish = (): void => {
+        clearTimeout(timeoutTimer);
+        if (graceTimer) clearTimeout(graceTimer);
+        request.signal?.removeEventListener("abort", onAbort);
+        const text = tail.subarray(Math.max(0, tail.length - OUTPUT_TAIL_BYTES)).toString("utf8");
+        resolve({
+          exitCode: exit?.code ?? null,
+          signal: exit?.signal ?? null,
+          timedOut,
+          killed,
+          outputTail: text.replace(/^\uFFFD+/, ""),
+          firstLine: (stdoutHead.split("\n")[0] ?? "").trim(),
+          durationMs: Math.round(performance.now() - started),
+        });
+      };
+      child.on("error", (error) => {
+        exit = { code: 127, signal: null };
+        append(Buffer.from(`failed to start /bin/sh: ${error.message}\n`));
+        finish();
+      });
+      child.on("close", (code, sig) => {
+        exit = { code, signal: sig };
+        // The shell is gone; wait for the rest of its group (background children).
+        const waitGroup = (): void => {
+          // After SIGKILL only unreaped zombies can remain (if PID 1 does not reap): stop waiting.
+          const zombiesOnly = sigkillAt !== undefined && Date.now() - sigkillAt > 2_000;
+          if (pgid === undefined || !groupAlive(pgid) || zombiesOnly) return finish();
+          setTimeout(waitGroup, GROUP_POLL_MS);
+        };
+        waitGroup();
+      });
+    });
+  }
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    // EPERM means it exists but belongs to someone else — still alive.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,87 @@
+import { hostname } from "node:os";
+import { LOG_FORMATS } from "../../config/config-file.ts";
+import { UsageError } from "../../config/errors.ts";
+import { parseDurationInput, parseGroups, parseHostId } from "../../config/parse-input.ts";
+import { Agent, DuplicateHostError } from "../../agent/agent.ts";
+import { ShellCommandRunner } from "../../agent/command-runner.ts";
+import { ZkClient } from "../../zk/client.ts";
+import { VERSION } from "../../version.ts";
+import type { CommandContext, CommandSpec } from "../command.ts";
+import { ExitCode } from "../exit-codes.ts";
+import { type LogFormat, createLogger } from "../logger.ts";
+import { loadSettings } from "../session.ts";
+
+export const agent: CommandSpec = {
+  usage: "agent",
+  description: "Run the deploy agent on this server (foreground; for systemd)",
+  options: [
+    { flag: "--host-id <id>", description: "This server's id in ZooKeeper (default: the hostname)" },
+    { flag: "--groups <a,b>", description: "Groups this server belongs to; apps with groups deploy only to members" },
+    { flag: "--session-timeout <duration>", description: "ZooKeeper session timeout, e.g. 10s (default 10s)" },
+    { flag: "--log-format <format>", description: "text | json (default text)" },
+  ],
+  examples: ["conveyor agent --zk zk1:2181,zk2:2181/conveyor --host-id web-01 --groups web"],
+  async run(_args, ctx) {
+    const settings = await loadSettings(ctx);
+    const file = settings.file.agent ?? {};
+    const o = ctx.options;
+    const host = parseHostId(o.string("host-id") ?? file.hostId ?? hostname().split(".")[0] ?? "", "--host-id");
+    const groups = parseGroups(o.string("groups") ?? (file.groups ?? []).join(","));
+    const sessionTimeoutMs = parseDurationInput(o.string("session-timeout") ?? file.sessionTimeout ?? "10s", "--session-timeout", 1_000, 300_000);
+    const format = o.string("log-format") ?? file.logFormat ?? "text";
+    if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+      throw new UsageError(`invalid --log-format "${format}": use text or json`);
+    }
+    const logger = createLogger(settings.logLevel, format as LogFormat, (line) => void process.stdout.write(line));
+
+    const zk = await ZkClient.connect({
+      connectString: settings.connectString,
+      credentials: settings.credentials,
+      sessionTimeoutMs,
+      connectTimeoutMs: settings.connectTimeoutMs,
+    });
+    const daemon = new Agent(
+      {
+        host,
+        groups,
+        ...(file.apps === undefined ? {} : { apps: file.apps }),
+        ...(file.allowCommands === undefined ? {} : { allowCommands: file.allowCommands.map((p) => new RegExp(p)) }),
+        agentVersion: VERSION,
+        pid: process.pid,
+      },
+      { zk, runner: new ShellCommandRunner(), logger, now: () => new Date() },
+    );
+    try {
+      await daemon.start();
+    } catch (error) {
+      await zk.close();
+      if (error instanceof DuplicateHostError) throw new UsageError(error.message);
+      throw error;
+    }
+    await untilSignalled(ctx, daemon, logger.warn);
+    await zk.close();
+    logger.info("agent stopped", { host });
+    return ExitCode.ok;
+  },
+};
+
+/** First SIGTERM/SIGINT: graceful stop. A second one: kill running deploys, then stop. */
+async function untilSignalled(ctx: CommandContext, daemon: Agent, warn: (m: string) => void): Promise<void> {
+  let signals = 0;
+  let stopping: Promise<void> | undefined;
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      signals += 1;
+      if (signals === 1) {
+        stopping = daemon.stop().then(resolve);
+      } else {
+        warn("second signal: killing running deploys");
+        daemon.kill();
+      }
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+    ctx.signal.addEventListener("abort", onSignal, { once: true });
+  });
+  await stopping;
+}

@@ -1,0 +1,256 @@
+import type { ZkClient } from "../client.ts";
+import { ZkError, isConnectionLoss, isNoNode, isNodeExists } from "../errors.ts";
+import { basename, sequenceOf } from "../paths.ts";
+import type { WatchEvent, Watcher } from "../watchers.ts";
+import { parseQueueNode, queueNodePrefix } from "./queue-node.ts";
+
+/**
+ * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
+ * that any change to the inputs (slots, paused, halted) wakes it. `limit` is the number of
+ * leases that may exist at once; `blocked` names why nobody may be admitted.
+ */
+export type Admission = { limit: number } | { blocked: string };
+export type ReadAdmission = (wake: Watcher) => Promise<Admission>;
+
+export interface SemaphoreOptions {
+  zk: ZkClient;
+  /** Parent of the queue (mutex) nodes, e.g. /apps/<app>/lock. */
+  lockDir: string;
+  /** Parent of the lease nodes, e.g. /apps/<app>/leases. */
+  leasesDir: string;
+  /** Who we are; goes into node names so `status` can show queue positions. */
+  owner: string;
+  readAdmission: ReadAdmission;
+  /** Called whenever we wait; `position` is 1 for the mutex holder. */
+  onWaiting?: (position: number, reason: string) => void;
+}
+
+export interface Lease {
+  /** Path of the lease node. */
+  readonly path: string;
+  /** Deletes the lease node; safe to call twice, and after session loss (nothing to delete). */
+  release(): Promise<void>;
+}
+
+export class AcquireAbortedError extends Error {
+  override readonly name = "AcquireAbortedError";
+}
+
+/**
+ * A fair, herd-free counting semaphore — Apache Curator's InterProcessSemaphoreV2: a FIFO mutex
+ * (ephemeral sequential nodes under `lockDir`, each waiter watching only its predecessor) in
+ * front of a lease set (ephemeral sequential nodes under `leasesDir`). Only the mutex holder
+ * watches the leases and the admission inputs, so a release wakes one process, not the fleet.
+ * The holder creates its lease and deletes its queue node in one transaction. Slots are counted
+ * from live lease nodes, never from a stored counter, so a dead process's slot returns when its
+ * session ends.
+ *
+ * Connection handling (Curator's semantics):
+ * - suspended: nothing is admitted (every request needs the connection); waits keep their
+ *   watches, which the client restores if the same session comes back (`reconnected`).
+ *   A request that fails with connection loss is retried once connected again; a queue-node
+ *   create whose outcome is unknown is resolved by looking for our session id in the names
+ *   (ZOOKEEPER-1262).
+ * - lost: our queue node and any lease are gone with the session. acquire() rejects with a
+ *   `sessionExpired` ZkError; the caller queues again on the new session. A lease held across
+ *   the loss is gone too: the caller must re-create it with `restoreLease` if its work is still
+ *   running (the one case where more than `limit` leases may briefly exist).
+ * - abort (signal): our queue node is deleted and acquire() rejects with AcquireAbortedError.
+ */
+export class Semaphore {
+  constructor(private readonly options: SemaphoreOptions) {}
+
+  async acquire(leaseData: Buffer, { signal }: { signal?: AbortSignal } = {}): Promise<Lease> {
+    const { zk } = this.options;
+    const sessionId = zk.sessionId;
+    const prefix = queueNodePrefix(this.options.owner, sessionId);
+    let ourNode: string | undefined;
+    try {
+      ourNode = await this.createQueueNode(prefix, sessionId, signal);
+      for (;;) {
+        throwIfAborted(signal);
+        this.assertSession(sessionId);
+        const queue = await this.retrying(() => zk.children(this.options.lockDir), sessionId, signal);
+        const sorted = queue.filter((n) => !Number.isNaN(sequenceOf(n))).sort((a, b) => sequenceOf(a) - sequenceOf(b));
+        const index = sorted.indexOf(basename(ourNode));
+        if (index === -1) {
+          // Our node vanished without the session ending (someone deleted it): queue again.
+          ourNode = await this.createQueueNode(prefix, sessionId, signal);
+          continue;
+        }
+        if (index > 0) {
+          const predecessor = `${this.options.lockDir}/${sorted[index - 1]}`;
+          this.options.onWaiting?.(index + 1, "queued");
+          await this.waitFor((wake) => zk.exists(predecessor, wake).then((stat) => stat !== null), sessionId, signal);
+          continue;
+        }
+        const lease = await this.admit(ourNode, leaseData, sessionId, signal);
+        if (lease) return lease;
+      }
+    } catch (error) {
+      if (ourNode) await this.deleteQuietly(ourNode);
+      throw error;
+    }
+  }
+
+  /**
+   * Re-creates a lease directly, bypassing the queue: after session loss, for work that is still
+   * running, so the slot stays counted. May exceed the limit until that work ends.
+   */
+  async restoreLease(leaseData: Buffer): Promise<Lease> {
+    const { zk } = this.options;
+    const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, zk.sessionId)}`;
+    const path = await zk.create(prefix, leaseData, "ephemeralSequential");
+    return this.leaseAt(path);
+  }
+
+  /** Holding the mutex: wait for admission and a free slot, then swap queue node for a lease. */
+  private async admit(ourNode: string, leaseData: Buffer, sessionId: string, signal?: AbortSignal): Promise<Lease | undefined> {
+    const { zk } = this.options;
+    for (;;) {
+      throwIfAborted(signal);
+      this.assertSession(sessionId);
+      let woke = false;
+      let wakeUp: () => void = () => {
+        woke = true;
+      };
+      const wake: Watcher = (event) => {
+        if (event.type === "sessionLost") woke = true;
+        wakeUp();
+      };
+      try {
+        const admission = await this.retrying(() => this.options.readAdmission(wake), sessionId, signal);
+        if ("blocked" in admission) {
+          this.options.onWaiting?.(1, admission.blocked);
+        } else {
+          const leases = await this.retrying(() => zk.children(this.options.leasesDir, wake), sessionId, signal);
+          if (leases.length < admission.limit) {
+            const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
+            const results = await this.retrying(
+              () => zk.transaction().create(prefix, leaseData, "ephemeralSequential").delete(ourNode).commit(),
+              sessionId,
+              signal,
+            );
+            const created = results[0]?.path;
+            if (!created) throw new ZkError("other", "lease transaction returned no path");
+            return this.leaseAt(created);
+          }
+          this.options.onWaiting?.(1, `all ${admission.limit} slot(s) busy`);
+        }
+        if (!woke) {
+          await new Promise<void>((resolve, reject) => {
+            wakeUp = resolve;
+            const onAbort = (): void => reject(new AcquireAbortedError("acquire cancelled"));
+            signal?.addEventListener("abort", onAbort, { once: true });
+          });
+        }
+      } finally {
+        zk.unwatch(wake);
+      }
+    }
+  }
+
+  private leaseAt(path: string): Lease {
+    let released = false;
+    return {
+      path,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.deleteQuietly(path);
+      },
+    };
+  }
+
+  private async createQueueNode(prefix: string, sessionId: string, signal?: AbortSignal): Promise<string> {
+    const { zk, lockDir } = this.options;
+    for (;;) {
+      throwIfAborted(signal);
+      try {
+        return await zk.create(`${lockDir}/${prefix}`, Buffer.alloc(0), "ephemeralSequential");
+      } catch (error) {
+        if (!isConnectionLoss(error)) throw error;
+        await this.untilConnected(sessionId, signal);
+        // The create may have happened: our session id in the name tells us (ZOOKEEPER-1262).
+        const mine = (await zk.children(lockDir)).filter((n) => parseQueueNode(n)?.sessionId === sessionId && n.startsWith(prefix));
+        const newest = mine.sort((a, b) => sequenceOf(b) - sequenceOf(a))[0];
+        if (newest) return `${lockDir}/${newest}`;
+      }
+    }
+  }
+
+  /** Evaluates `check` with a watcher; waits for the watcher when it returns true. */
+  private async waitFor(check: (wake: Watcher) => Promise<boolean>, sessionId: string, signal?: AbortSignal): Promise<void> {
+    const { zk } = this.options;
+    let resolveEvent: (event: WatchEvent) => void = () => undefined;
+    const fired = new Promise<WatchEvent>((resolve) => {
+      resolveEvent = resolve;
+    });
+    const wake: Watcher = (event) => resolveEvent(event);
+    try {
+      const mustWait = await this.retrying(() => check(wake), sessionId, signal);
+      if (!mustWait) return;
+      const aborted = new Promise<never>((_, reject) => {
+        signal?.addEventListener("abort", () => reject(new AcquireAbortedError("acquire cancelled")), { once: true });
+      });
+      const event = await Promise.race([fired, aborted]);
+      if (event.type === "sessionLost") this.assertSession(sessionId);
+    } finally {
+      zk.unwatch(wake);
+    }
+  }
+
+  /** Retries `fn` across connection loss (same session); rethrows anything else. */
+  private async retrying<T>(fn: () => Promise<T>, sessionId: string, signal?: AbortSignal): Promise<T> {
+    for (;;) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (!isConnectionLoss(error)) throw error;
+        await this.untilConnected(sessionId, signal);
+      }
+    }
+  }
+
+  private async untilConnected(sessionId: string, signal?: AbortSignal): Promise<void> {
+    const { zk } = this.options;
+    while (!zk.isConnected) {
+      throwIfAborted(signal);
+      this.assertSession(sessionId);
+      await new Promise<void>((resolve) => {
+        const off = zk.onState(() => {
+          off();
+          resolve();
+        });
+        signal?.addEventListener("abort", () => resolve(), { once: true });
+      });
+    }
+    this.assertSession(sessionId);
+  }
+
+  private assertSession(sessionId: string): void {
+    if (this.options.zk.sessionId !== sessionId) {
+      throw new ZkError("sessionExpired", "ZooKeeper session lost while waiting for a slot");
+    }
+  }
+
+  private async deleteQuietly(path: string): Promise<void> {
+    const { zk } = this.options;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await zk.delete(path);
+        return;
+      } catch (error) {
+        if (isNoNode(error) || !isConnectionLoss(error)) return;
+        // Unknown outcome: if the session survives, try again; if it is lost, the node is gone.
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new AcquireAbortedError("acquire cancelled");
+}
+
+export { isNodeExists };
