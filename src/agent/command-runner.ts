@@ -38,11 +38,15 @@ const GROUP_POLL_MS = 50;
  * kills it — so a slot is never released while deploy processes still run.
  */
 export class ShellCommandRunner implements CommandRunner {
+  /** `cwd`: where commands run (default: the agent's working directory). */
+  constructor(private readonly cwd?: string) {}
+
   run(request: CommandRequest): Promise<CommandResult> {
     const started = performance.now();
     return new Promise((resolve) => {
       const child = spawn("/bin/sh", ["-c", request.command], {
         detached: true,
+        ...(this.cwd === undefined ? {} : { cwd: this.cwd }),
         stdio: ["ignore", "pipe", "pipe"],
         env: { ...process.env, ...request.env },
       });

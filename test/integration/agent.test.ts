@@ -1,0 +1,240 @@
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readFleetStatus } from "../../src/apps/fleet-status.ts";
+import { updateApp } from "../../src/apps/mutate-app.ts";
+import { setSlots } from "../../src/apps/set-slots.ts";
+import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
+import { leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
+import { InProcessFleet, testActor } from "../helpers/in-process-fleet.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { useZooKeeper } from "../helpers/zookeeper.ts";
+
+setDefaultTimeout(60_000);
+const zookeeper = useZooKeeper();
+let fleet: InProcessFleet;
+
+function newFleet(prefix: string): InProcessFleet {
+  fleet = new InProcessFleet({ connectString: zookeeper.withChroot(prefix) });
+  return fleet;
+}
+
+afterEach(async () => {
+  await fleet?.stopAll();
+});
+
+async function appState(app: string) {
+  const status = await readFleetStatus(await fleet.client(), app);
+  const view = status.apps[0];
+  if (!view) throw new Error(`no status for ${app}`);
+  return view;
+}
+
+async function converged(app: string, version: string, hosts: number): Promise<boolean> {
+  const view = await appState(app);
+  return view.counts.current === hosts && view.hosts.every((h) => h.version === version);
+}
+
+describe("agent: staggered, bounded deploys", () => {
+  test("never more than `slots` deploys at once, and exactly `slots` when enough hosts wait", async () => {
+    newFleet("bound");
+    await fleet.startMany("h", 6);
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", { slots: 2, ...testCommands(log, 0.4) });
+    await waitFor(() => converged("app", "1.0", 6), 20_000, "convergence");
+    const events = readDeployLog(log);
+    expect(events.filter((e) => e.kind === "start")).toHaveLength(6);
+    expect(maxConcurrency(events)).toBe(2);
+    // No lock or lease nodes are left behind once the rollout is over.
+    const zk = await fleet.client();
+    expect(await zk.children(lockDir("app"))).toEqual([]);
+    expect(await zk.children(leasesDir("app"))).toEqual([]);
+  });
+
+  test("FIFO: hosts are admitted in queue order", async () => {
+    newFleet("fifo");
+    await fleet.startMany("h", 5);
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.5) });
+    const zk = await fleet.client();
+    // While the first host deploys, the other four wait in the queue: note their order.
+    const queue = await waitFor(async () => {
+      const names = await zk.children(lockDir("app"));
+      return names.length === 4 ? names : undefined;
+    }, 10_000, "four queued hosts");
+    const queued = queue
+      .map(parseQueueNode)
+      .filter((n) => n !== undefined)
+      .sort((a, b) => a.sequence - b.sequence)
+      .map((n) => n.host);
+    await waitFor(() => converged("app", "1.0", 5), 20_000, "convergence");
+    expect(startOrder(readDeployLog(log)).slice(1)).toEqual(queued);
+  });
+
+  test("hosts already at the version take no slot", async () => {
+    newFleet("current");
+    const agents = await fleet.startMany("h", 4);
+    for (const a of agents.slice(0, 3)) writeFileSync(join(a.dir, "VERSION"), "1.0\n");
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.1) });
+    await waitFor(() => converged("app", "1.0", 4), 10_000, "convergence");
+    expect(startOrder(readDeployLog(log))).toEqual(["h4"]);
+  });
+
+  test("set-slots raised and lowered mid-rollout takes effect live", async () => {
+    newFleet("setslots");
+    await fleet.startMany("h", 8);
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.6) });
+    await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "first deploy");
+    const zk = await fleet.client();
+    await setSlots(zk, "app", 4, testActor);
+    await waitFor(() => maxConcurrency(readDeployLog(log)) >= 3, 10_000, "more deploys at once after raising slots");
+    await setSlots(zk, "app", 1, testActor);
+    const loweredAt = readDeployLog(log).length;
+    await waitFor(() => converged("app", "1.0", 8), 30_000, "convergence");
+    const events = readDeployLog(log);
+    expect(maxConcurrency(events)).toBeLessThanOrEqual(4);
+    // After lowering: once the deploys running at that moment ended, at most one at a time.
+    let running = 0;
+    let drained = false;
+    let maxAfterDrain = 0;
+    for (const e of events) {
+      running += e.kind === "start" ? 1 : -1;
+      if (e.line >= loweredAt && running <= 1) drained = true;
+      if (drained) maxAfterDrain = Math.max(maxAfterDrain, running);
+    }
+    expect(maxAfterDrain).toBeLessThanOrEqual(1);
+  });
+
+  test("N% slots resolve against the app's host count", async () => {
+    newFleet("percent");
+    await fleet.startMany("h", 6);
+    const log = join(fleet.root, "deploys.log");
+    // First rollout: every host reports, so the app has 6 hosts.
+    await fleet.publish("app", "1.0", { slots: "50%", ...testCommands(log, 0.05) });
+    await waitFor(() => converged("app", "1.0", 6), 15_000, "first convergence");
+    writeFileSync(log, "");
+    await fleet.publish("app", "2.0", { ...testCommands(log, 0.5) });
+    await waitFor(() => converged("app", "2.0", 6), 20_000, "second convergence");
+    expect(maxConcurrency(readDeployLog(log))).toBe(3); // 50% of 6
+  });
+
+  test("groups: only agents in the app's groups deploy it", async () => {
+    newFleet("groups");
+    await fleet.start("web1", { groups: ["web"] });
+    await fleet.start("web2", { groups: ["web", "edge"] });
+    const db = await fleet.start("db1", { groups: ["db"] });
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", { slots: 2, groups: ["web"], ...testCommands(log, 0.05) });
+    await waitFor(() => converged("app", "1.0", 2), 10_000, "web hosts converge");
+    await Bun.sleep(300);
+    expect(startOrder(readDeployLog(log)).sort()).toEqual(["web1", "web2"]);
+    expect(existsSync(join(db.dir, "VERSION"))).toBe(false);
+  });
+
+  test("a deploy that exits 0 but leaves the version unchanged fails the host", async () => {
+    newFleet("noop");
+    await fleet.startMany("h", 1);
+    await fleet.publish("app", "1.0", { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "echo pretending" });
+    const view = await waitFor(async () => {
+      const v = await appState("app");
+      return v.hosts[0]?.state === "failed" ? v : undefined;
+    }, 10_000, "failed host");
+    const host = view.hosts[0];
+    expect(host?.exitCode).toBe(0);
+    expect(host?.error).toContain('expected "1.0"');
+    expect(host?.outputTail).toContain("pretending");
+    expect(view.state).toBe("halted");
+  });
+
+  test("deploy timeout kills the whole process group, background children included", async () => {
+    newFleet("timeout");
+    const [agent] = await fleet.startMany("h", 1);
+    const pidFile = join(agent?.dir ?? "", "bg.pid");
+    await fleet.publish("app", "1.0", {
+      getVersionCmd: "cat VERSION 2>/dev/null || true",
+      deployCmd: `sleep 1000 & echo $! > '${pidFile}'; sleep 1000`,
+      deployTimeoutSec: 1,
+    });
+    const view = await waitFor(async () => {
+      const v = await appState("app");
+      return v.hosts[0]?.state === "failed" ? v : undefined;
+    }, 15_000, "timed-out host");
+    expect(view.hosts[0]?.error).toContain("timed out");
+    const bgPid = Number(readFileSync(pidFile, "utf8"));
+    expect(bgPid).toBeGreaterThan(0);
+    expect(() => process.kill(bgPid, 0)).toThrow();
+    // The slot came back only after the group was gone.
+    expect(await (await fleet.client()).children(leasesDir("app"))).toEqual([]);
+  });
+
+  test("failure budget: a rollout halts when failures exceed maxFailures", async () => {
+    newFleet("budget");
+    await fleet.startMany("h", 5);
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", {
+      slots: 1,
+      maxFailures: 1,
+      getVersionCmd: "cat VERSION 2>/dev/null || true",
+      deployCmd: `echo "start $CONVEYOR_HOST" >> '${log}'; sleep 0.1; echo "end $CONVEYOR_HOST" >> '${log}'; exit 7`,
+    });
+    const view = await waitFor(async () => {
+      const v = await appState("app");
+      return v.state === "halted" ? v : undefined;
+    }, 15_000, "halted rollout");
+    await Bun.sleep(800);
+    // Two failures (> maxFailures 1) halt it; nobody else was admitted.
+    expect(startOrder(readDeployLog(log))).toHaveLength(2);
+    expect(view.counts.failuresThisRollout).toBe(2);
+    const failed = (await appState("app")).hosts.filter((h) => h.state === "failed");
+    expect(failed.map((h) => h.exitCode)).toEqual([7, 7]);
+  });
+
+  test("paused admits nobody; resuming lets the rollout finish", async () => {
+    newFleet("paused");
+    await fleet.startMany("h", 3);
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", { slots: 3, ...testCommands(log, 0.05) });
+    await waitFor(() => converged("app", "1.0", 3), 10_000, "first convergence");
+    const zk = await fleet.client();
+    const pause = (paused: boolean) =>
+      updateApp(zk, "app", testActor, (spec) => ({ spec: { ...spec, paused }, history: { action: paused ? "pause" : "resume" } }));
+    await pause(true);
+    writeFileSync(log, "");
+    await fleet.publish("app", "2.0");
+    await waitFor(async () => (await appState("app")).counts.queued === 3, 10_000, "three queued hosts");
+    await Bun.sleep(500);
+    expect(readDeployLog(log)).toEqual([]);
+    expect((await appState("app")).state).toBe("paused");
+    await pause(false);
+    await waitFor(() => converged("app", "2.0", 3), 10_000, "convergence after resume");
+  });
+
+  test("two apps are independent: a hung deploy of one never blocks the other", async () => {
+    newFleet("independent");
+    await fleet.startMany("h", 2);
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("slow", "1.0", { getVersionCmd: "cat SLOW 2>/dev/null || true", deployCmd: "sleep 30", deployTimeoutSec: 60, slots: 2 });
+    await waitFor(async () => (await appState("slow")).counts.deploying === 2, 10_000, "slow deploys running");
+    await fleet.publish("fast", "1.0", { slots: 1, ...testCommands(log, 0.05) });
+    await waitFor(() => converged("fast", "1.0", 2), 10_000, "fast app converges while slow one hangs");
+    expect((await appState("slow")).counts.deploying).toBe(2);
+  });
+
+  test("a version published mid-rollout is what waiting hosts deploy", async () => {
+    newFleet("newer");
+    await fleet.startMany("h", 4);
+    const log = join(fleet.root, "deploys.log");
+    await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.5) });
+    await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "first deploy");
+    await fleet.publish("app", "2.0");
+    await waitFor(() => converged("app", "2.0", 4), 20_000, "convergence on 2.0");
+    const starts = readDeployLog(log).filter((e) => e.kind === "start");
+    // Only the host that was already deploying ran 1.0; everyone waiting went straight to 2.0.
+    expect(starts.filter((e) => e.version === "1.0")).toHaveLength(1);
+    expect(starts.filter((e) => e.version === "2.0")).toHaveLength(4);
+    expect(maxConcurrency(readDeployLog(log))).toBe(1);
+  });
+});
