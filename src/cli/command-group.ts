@@ -1,7 +1,7 @@
 import { cac, type CAC } from "cac";
 import { UsageError } from "../config/errors.ts";
 import type { CommandContext, CommandSpec, Env } from "./command.ts";
-import { ExitCode } from "./exit-codes.ts";
+import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.ts";
 import { GLOBAL_OPTIONS } from "./global-options.ts";
 import type { Io } from "./io.ts";
 import { RawOptions } from "./raw-options.ts";
@@ -64,7 +64,12 @@ function buildCli(program: string, commands: CommandSpec[]): CAC {
     for (const option of spec.options ?? []) command.option(option.flag, option.description);
     for (const example of spec.examples ?? []) command.example(example);
   }
-  cli.help();
+  cli.help((sections) => {
+    const description = cli.matchedCommand?.description;
+    const head = sections.slice(0, 1);
+    const rest = sections.slice(1);
+    return [...head, ...(description ? [{ body: description }] : []), ...rest, { title: "Exit codes", body: EXIT_CODES_HELP }];
+  });
   // We print help ourselves (to stdout or stderr, with the right exit code).
   cli.showHelpOnExit = false;
   return cli;

@@ -14,6 +14,13 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
+export const EXIT_CODES_HELP = [
+  "  0  ok",
+  "  1  operation failed (rollout failed or halted, app missing, concurrent change, invalid data in ZooKeeper)",
+  "  2  usage or invalid input (the bad value is named; nothing was written)",
+  "  3  ZooKeeper unreachable or not authorised",
+].join("\n");
+
 /** Maps any error to its exit code and a one-line message (never a stack trace). */
 export function describeFailure(error: unknown): { code: ExitCode; message: string } {
   if (error instanceof UsageError) return { code: ExitCode.usage, message: error.message };
