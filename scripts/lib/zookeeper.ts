@@ -1,0 +1,482 @@
+// The one way this project starts a real ZooKeeper server: tests, the demo, benchmarks and
+// scripts/zk.ts all come through here.
+//
+// A server is a standalone `ZooKeeperServerMain` JVM bound to 127.0.0.1 on a free port, with its
+// own data directory (which also holds zoo.cfg and the server's log). Every server this process
+// starts (unless `detached`) is SIGKILLed by PID when the process exits, so a crashed test never
+// leaves a JVM behind. Nothing here ever kills by name.
+//
+// The config writer, spawner and readiness check are separate functions so that a 3-node
+// ensemble (QuorumPeerMain, one myid per data dir) can be built from the same pieces later.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { createServer, connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface ZooKeeperServer {
+  host: "127.0.0.1";
+  port: number;
+  /** "127.0.0.1:PORT" — append a chroot ("/t-x") as needed. */
+  connectString: string;
+  /** PID of the JVM (changes after restart()). */
+  pid: number;
+  dataDir: string;
+  /** Server stdout+stderr; lives in dataDir. */
+  logFile: string;
+  /** SIGTERM, wait up to 5 s, then SIGKILL; resolves once the process is gone (reaped).
+   *  Removes dataDir if startZooKeeper created it. Safe to call twice or after kill(). */
+  stop(): Promise<void>;
+  /** Send a signal by PID (default SIGKILL) — for fault tests; also SIGSTOP/SIGCONT. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Stop (or reap, if already killed) and start again on the same port with the same data
+   *  dir, so sessions and znodes survive. Waits until the server serves again. */
+  restart(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Default: a free port. An explicit port is retried as is; a free one is re-picked. */
+  port?: number;
+  /** Default: a fresh mkdtemp under os.tmpdir(), removed by stop(). A given dir is kept. */
+  dataDir?: string;
+  /** Default 500 ms, so minSessionTimeout = 1000 ms and session-expiry tests are fast. */
+  tickTime?: number;
+  /** Default 0 = unlimited connections per client IP (everything here is 127.0.0.1). */
+  maxClientCnxns?: number;
+  /** Extra zoo.cfg lines; they override the defaults written here. */
+  extraConfig?: Record<string, string>;
+  /** Let the server outlive this process (scripts/zk.ts start): own session, no exit handler. */
+  detached?: boolean;
+  /** Replaces JVM_FLAGS (the environment's CONVEYOR_ZK_JVM_FLAGS does too; this wins). */
+  jvmFlags?: readonly string[];
+  /** Readiness timeout per attempt, default 20 s. */
+  timeoutMs?: number;
+}
+
+export const ZOOKEEPER_HOST = "127.0.0.1" as const;
+const DEBIAN_JAR = "/usr/share/java/zookeeper.jar";
+const STANDALONE_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain";
+const START_ATTEMPTS = 3;
+const POLL_MS = 25;
+const STOP_GRACE_MS = 5_000;
+
+/** Small, fast-starting JVM. Measured (JDK 17, ZooKeeper 3.8, 2 vCPU; median of 11 starts,
+ *  spawn → ruok/srvr/conf answered): no flags 213 ms wall / 290 ms CPU / 63 MB RSS; these
+ *  178-187 ms / 230-240 ms / 56 MB. TieredStopAtLevel=1 (C1 only) is what saves the time;
+ *  SerialGC and the small heap save memory. A dynamic AppCDS archive would save ~40 ms more but
+ *  needs a cache file kept in step with the JDK and jars, so it is not used. C1-only code is
+ *  slower at peak: benchmarks that load ZooKeeper hard should pass `jvmFlags` (e.g. []). */
+export const JVM_FLAGS: readonly string[] = [
+  "-Xms32m",
+  "-Xmx256m",
+  "-XX:+UseSerialGC",
+  "-XX:TieredStopAtLevel=1",
+  "-Xshare:auto",
+  "-XX:-UsePerfData",
+  "-Djava.net.preferIPv4Stack=true",
+  "-Dzookeeper.jmx.log4j.disable=true",
+  "-Dorg.slf4j.simpleLogger.showDateTime=true",
+  "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+];
+
+/** CONVEYOR_ZK_JVM_FLAGS (space-separated) replaces JVM_FLAGS, e.g. to measure or debug. */
+function defaultJvmFlags(): readonly string[] {
+  const env = process.env.CONVEYOR_ZK_JVM_FLAGS;
+  return env === undefined ? JVM_FLAGS : env.split(/\s+/).filter((f) => f !== "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classpath
+
+/** ZOOKEEPER_HOME (its *.jar, lib/*.jar and conf/) if set, else Debian's zookeeper.jar (whose
+ *  manifest lists its dependencies) plus an slf4j binding. Throws saying what to install. */
+export function zooKeeperClasspath(): string {
+  const home = process.env.ZOOKEEPER_HOME;
+  if (home) {
+    const jars = [...jarsIn(home), ...jarsIn(join(home, "lib"))];
+    if (!jars.some((j) => /\/zookeeper-\d[^/]*\.jar$|\/zookeeper\.jar$/.test(j))) {
+      throw new Error(
+        `ZOOKEEPER_HOME=${home} holds no zookeeper-<version>.jar (looked in ${home} and ${home}/lib). ` +
+          "Point ZOOKEEPER_HOME at an unpacked Apache ZooKeeper binary release (apache-zookeeper-X.Y.Z-bin), " +
+          "or unset it to use Debian's package (apt-get install -y zookeeper).",
+      );
+    }
+    const conf = join(home, "conf"); // logback.xml / log4j.properties, as zkServer.sh does
+    return [...(existsSync(conf) ? [conf] : []), ...jars].join(":");
+  }
+  if (!existsSync(DEBIAN_JAR)) {
+    throw new Error(
+      `ZooKeeper not found: ZOOKEEPER_HOME is unset and ${DEBIAN_JAR} is missing. ` +
+        "Install it with `apt-get install -y zookeeper` (or run scripts/ensure-deps), " +
+        "or set ZOOKEEPER_HOME to an unpacked Apache ZooKeeper release.",
+    );
+  }
+  // Without a binding slf4j 1.7 falls back to no-op logging, which works but hides the log.
+  const binding = ["slf4j-simple.jar", "slf4j-nop.jar"].map((j) => `/usr/share/java/${j}`).find(existsSync);
+  return [DEBIAN_JAR, ...(binding ? [binding] : [])].join(":");
+}
+
+function jarsIn(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".jar"))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+function javaBinary(): string {
+  const home = process.env.JAVA_HOME;
+  return home && existsSync(join(home, "bin", "java")) ? join(home, "bin", "java") : "java";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small network helpers
+
+/** Bind 127.0.0.1:0, read the port the kernel chose, close. */
+export async function freePort(): Promise<number> {
+  return await new Promise<number>((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", reject);
+    srv.listen(0, ZOOKEEPER_HOST, () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => (port > 0 ? resolve(port) : reject(new Error("freePort: no port assigned"))));
+    });
+  });
+}
+
+/** Send a four-letter word (ruok, srvr, stat, mntr, conf, cons, ...) and return the whole reply.
+ *  Rejects on connection error or if the reply has not ended within timeoutMs. */
+export async function fourLetterWord(host: string, port: number, word: string, timeoutMs = 2_000): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = connect({ host, port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`four-letter word '${word}' to ${host}:${port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.once("connect", () => sock.end(word));
+    sock.on("data", (c: Buffer) => chunks.push(c));
+    sock.once("error", (err) => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(err);
+    });
+    sock.once("close", () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString("utf8"));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config, spawn, readiness (the pieces an ensemble will reuse)
+
+export interface ConfigInput {
+  dataDir: string;
+  port: number;
+  tickTime: number;
+  maxClientCnxns: number;
+  extraConfig?: Record<string, string>;
+}
+
+/** zoo.cfg contents. Keys in extraConfig override the defaults. */
+export function zooCfg(c: ConfigInput): string {
+  const cfg: Record<string, string> = {
+    tickTime: String(c.tickTime),
+    initLimit: "10",
+    syncLimit: "5",
+    dataDir: c.dataDir,
+    clientPort: String(c.port),
+    clientPortAddress: ZOOKEEPER_HOST,
+    maxClientCnxns: String(c.maxClientCnxns),
+    // Let tests ask for long sessions too (the default cap would be 20 × tickTime = 10 s).
+    maxSessionTimeout: String(Math.max(20 * c.tickTime, 60_000)),
+    "admin.enableServer": "false",
+    "4lw.commands.whitelist": "*",
+    // Test data need not survive power loss (a killed JVM still leaves it in the page cache);
+    // skipping fsync keeps writes fast on CI disks.
+    forceSync: "no",
+    preAllocSize: "4096", // KB; the default 64 MB preallocated txn log is pointless here
+    "autopurge.purgeInterval": "0",
+    ...c.extraConfig,
+  };
+  return Object.entries(cfg).map(([k, v]) => `${k}=${v}`).join("\n") + "\n";
+}
+
+/** Start a JVM running mainClass with the config file; output appended to logFile. */
+export function spawnJvm(
+  mainClass: string,
+  cfgPath: string,
+  logFile: string,
+  detached: boolean,
+  jvmFlags: readonly string[] = defaultJvmFlags(),
+): ChildProcess {
+  const fd = openSync(logFile, "a");
+  try {
+    const child = spawn(javaBinary(), [...jvmFlags, "-cp", zooKeeperClasspath(), mainClass, cfgPath], {
+      stdio: ["ignore", fd, fd],
+      detached, // setsid: survives the terminal and this process
+      env: { ...process.env, ZOO_LOG_DIR: join(logFile, "..") },
+    });
+    child.unref(); // never keeps a script alive by itself; stop() and the exit hook handle it
+    return child;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Resolves once `ruok` answers `imok`, `srvr` reports a mode and `conf` names our dataDir
+ *  (so a server someone else started on the same port is never mistaken for ours).
+ *
+ *  A probe that connects in the first instants after the port is bound is sometimes accepted
+ *  and then never answered, so probes start with a short timeout (a local answer takes a few
+ *  ms) that doubles after each timeout, for slow machines. */
+export async function waitUntilServing(port: number, dataDir: string, exited: Promise<string>, timeoutMs: number): Promise<void> {
+  let exitReason: string | undefined;
+  void exited.then((r) => (exitReason = r));
+  const deadline = Date.now() + timeoutMs;
+  const expectedDataDir = `dataDir=${join(dataDir, "version-2")}\n`;
+  let probeMs = 200;
+  for (;;) {
+    if (exitReason !== undefined) throw new Error(`ZooKeeper exited before serving (${exitReason})`);
+    try {
+      if ((await fourLetterWord(ZOOKEEPER_HOST, port, "ruok", probeMs)) === "imok") {
+        // Until the server is up, srvr says "This ZooKeeper instance is not currently serving requests".
+        if (/^Mode: /m.test(await fourLetterWord(ZOOKEEPER_HOST, port, "srvr", probeMs))) {
+          const conf = await fourLetterWord(ZOOKEEPER_HOST, port, "conf", probeMs);
+          if (!conf.includes(expectedDataDir)) {
+            throw new ForeignServerError(`port ${port} is served by another ZooKeeper (its conf does not name ${dataDir})`);
+          }
+          return;
+        }
+      }
+    } catch (err) {
+      if (err instanceof ForeignServerError) throw err;
+      if (err instanceof Error && err.message.includes("timed out")) probeMs = Math.min(probeMs * 2, 2_000);
+      // otherwise: not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`ZooKeeper did not answer ruok/srvr on port ${port} within ${timeoutMs} ms`);
+    await sleep(POLL_MS);
+  }
+}
+
+class ForeignServerError extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+// Process bookkeeping: every non-detached JVM is killed when this process exits.
+
+const live = new Map<number, { dataDir: string; ownsDir: boolean }>();
+let hooksInstalled = false;
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on("exit", killAllSync);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    const onSignal = (): void => {
+      killAllSync();
+      // If nobody else handles this signal, die of it as we would have without our hook.
+      process.removeListener(sig, onSignal);
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+function killAllSync(): void {
+  for (const [pid, { dataDir, ownsDir }] of live) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+    if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** True if pid is a running ZooKeeper JVM (checked via /proc, so a reused PID is never hit). */
+export function isZooKeeperPid(pid: number): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes(STANDALONE_MAIN) || cmdline.includes("QuorumPeerMain");
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM a ZooKeeper we did not spawn (e.g. from a pid file), wait up to 5 s, then SIGKILL;
+ *  resolves once the PID is gone. Refuses PIDs that are not ZooKeeper. */
+export async function stopPid(pid: number): Promise<void> {
+  if (!isAlive(pid)) return;
+  if (!isZooKeeperPid(pid)) throw new Error(`PID ${pid} is not a ZooKeeper server; not killing it`);
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (isAlive(pid) && isZooKeeperPid(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, "SIGKILL");
+      while (isAlive(pid) && isZooKeeperPid(pid)) await sleep(POLL_MS);
+      return;
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// startZooKeeper
+
+interface Running {
+  child: ChildProcess;
+  pid: number;
+  /** Resolves with a description of how the process ended, once it has been reaped. */
+  exited: Promise<string>;
+}
+
+function launch(cfgPath: string, logFile: string, detached: boolean, jvmFlags?: readonly string[]): Promise<Running> {
+  return new Promise<Running>((resolve, reject) => {
+    const child = spawnJvm(STANDALONE_MAIN, cfgPath, logFile, detached, jvmFlags);
+    const exited = new Promise<string>((res) => {
+      child.once("exit", (code, signal) => res(signal ? `killed by ${signal}` : `exit code ${code}`));
+    });
+    child.on("error", (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === "ENOENT"
+          ? new Error(`cannot run '${javaBinary()}': Java not found. Install a JRE (apt-get install -y default-jre-headless) or set JAVA_HOME.`)
+          : err,
+      );
+    });
+    child.once("spawn", () => {
+      if (child.pid === undefined) reject(new Error("java started without a PID"));
+      else resolve({ child, pid: child.pid, exited });
+    });
+  });
+}
+
+/** SIGTERM, SIGKILL after the grace period, resolve once the child has been reaped (so the PID
+ *  is really gone: a zombie would still answer kill(pid, 0)). */
+async function terminate(r: Running): Promise<void> {
+  if (r.child.exitCode === null && r.child.signalCode === null) sendSignal(r.pid, "SIGTERM");
+  const timer = setTimeout(() => sendSignal(r.pid, "SIGKILL"), STOP_GRACE_MS); // also keeps the loop alive
+  try {
+    await r.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sendSignal(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already exited
+  }
+}
+
+function logTail(logFile: string, lines = 40): string {
+  try {
+    return readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeperServer> {
+  zooKeeperClasspath(); // fail fast with the install hint
+  const ownsDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "conveyor-zk-"));
+  const logFile = join(dataDir, "zookeeper.log");
+  const cfgPath = join(dataDir, "zoo.cfg");
+  const detached = opts.detached ?? false;
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+
+  const startOn = async (port: number): Promise<Running> => {
+    writeFileSync(
+      cfgPath,
+      zooCfg({ dataDir, port, tickTime: opts.tickTime ?? 500, maxClientCnxns: opts.maxClientCnxns ?? 0, extraConfig: opts.extraConfig }),
+    );
+    appendFileSync(logFile, `--- conveyor harness: starting ZooKeeper on ${ZOOKEEPER_HOST}:${port} ---\n`);
+    const r = await launch(cfgPath, logFile, detached, opts.jvmFlags);
+    if (!detached) {
+      installExitHooks();
+      live.set(r.pid, { dataDir, ownsDir });
+    }
+    try {
+      await waitUntilServing(port, dataDir, r.exited, timeoutMs);
+      return r;
+    } catch (err) {
+      await terminate(r);
+      live.delete(r.pid);
+      throw err;
+    }
+  };
+
+  const startWithRetries = async (fixedPort: number | undefined): Promise<{ r: Running; port: number }> => {
+    const errors: string[] = [];
+    for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
+      const port = fixedPort ?? (await freePort());
+      try {
+        return { r: await startOn(port), port };
+      } catch (err) {
+        if (err instanceof Error && err.message.startsWith("cannot run")) throw err;
+        errors.push(`attempt ${attempt} (port ${port}): ${err instanceof Error ? err.message : String(err)}`);
+        if (fixedPort !== undefined) await sleep(200);
+      }
+    }
+    const tail = logTail(logFile);
+    const inUse = /Address already in use/.test(tail) ? " (the port is in use)" : "";
+    if (ownsDir && !detached) rmSync(dataDir, { recursive: true, force: true });
+    throw new Error(`could not start ZooKeeper${inUse}:\n  ${errors.join("\n  ")}\n--- ${logFile} (tail) ---\n${tail}`);
+  };
+
+  let { r: running, port } = await startWithRetries(opts.port);
+  let stopped = false;
+
+  const server: ZooKeeperServer = {
+    host: ZOOKEEPER_HOST,
+    port,
+    connectString: `${ZOOKEEPER_HOST}:${port}`,
+    pid: running.pid,
+    dataDir,
+    logFile,
+    kill(signal: NodeJS.Signals = "SIGKILL") {
+      sendSignal(running.pid, signal);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (detached) {
+        await stopPid(running.pid);
+      } else {
+        sendSignal(running.pid, "SIGCONT"); // a SIGSTOPped JVM cannot act on SIGTERM
+        await terminate(running);
+      }
+      live.delete(running.pid);
+      if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+    async restart() {
+      if (stopped) throw new Error("restart() after stop()");
+      sendSignal(running.pid, "SIGCONT");
+      await terminate(running);
+      live.delete(running.pid);
+      ({ r: running, port } = await startWithRetries(port));
+      server.pid = running.pid;
+    },
+  };
+  return server;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
