@@ -2,15 +2,10 @@ import { AppSpec } from "../config/app-spec.ts";
 import { decodeZnode } from "../config/decode.ts";
 import { InvalidDataError } from "../config/errors.ts";
 import { resolveSlots } from "../config/slots.ts";
+import { failuresOf } from "../apps/fleet-view.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { appPath, failuresDir, hostsDir } from "../zk/paths.ts";
 import type { Admission, ReadAdmission } from "../zk/recipes/semaphore.ts";
-
-/** Failures recorded for the app's current rollout. */
-export function failuresOf(names: string[], rolloutId: string): number {
-  const prefix = `${rolloutId}-`;
-  return names.filter((n) => n.startsWith(prefix)).length;
-}
 
 /**
  * How many deploys the app admits right now, read live from its node (watched by the mutex
@@ -29,7 +24,7 @@ export function appAdmission(zk: ZkClient, app: string): ReadAdmission {
       throw error;
     }
     if (spec.paused) return { blocked: "paused" };
-    const failures = failuresOf(await zk.children(failuresDir(app)), spec.rolloutId);
+    const failures = failuresOf(await zk.children(failuresDir(app)), spec);
     if (failures > spec.maxFailures) return { blocked: `halted (${failures} failure(s) > max ${spec.maxFailures})` };
     const hosts = typeof spec.slots === "number" ? 0 : (await zk.children(hostsDir(app))).length;
     return { limit: resolveSlots(spec.slots, hosts) };

@@ -1,0 +1,181 @@
+import type { AppSpec } from "../config/app-spec.ts";
+import type { AgentInfo, HostStatus } from "../config/payloads.ts";
+import type { Slots } from "../config/slots.ts";
+import { parseQueueNode } from "../zk/recipes/queue-node.ts";
+
+export type AppState = "converged" | "rolling" | "paused" | "halted";
+export type HostState = "current" | "queued" | "deploying" | "verifying" | "failed" | "offline";
+
+export interface HostView {
+  host: string;
+  state: HostState;
+  version: string;
+  target: string;
+  online: boolean;
+  rolloutId: string;
+  queuePosition?: number;
+  since: string;
+  error?: string;
+  exitCode?: number | null;
+  outputTail?: string;
+  durationMs?: number;
+}
+
+export interface AppView {
+  name: string;
+  version: string;
+  rolloutId: string;
+  previousVersion?: string;
+  slots: Slots;
+  paused: boolean;
+  state: AppState;
+  groups: string[];
+  counts: Record<HostState, number> & { total: number; failuresThisRollout: number };
+  hosts: HostView[];
+  /** Live agents that serve the app but have not reported on it yet. */
+  pendingAgents: string[];
+}
+
+export interface AgentView {
+  host: string;
+  groups: string[];
+  agentVersion: string;
+}
+
+export interface FleetStatus {
+  apps: AppView[];
+  /** Apps whose node cannot be trusted (bad name or payload): shown, never acted on. */
+  invalidApps: { name: string; error: string }[];
+  agents: AgentView[];
+  /** Status or presence nodes that failed validation, with the reason. */
+  invalidNodes: { path: string; error: string }[];
+}
+
+type Decoded<T> = { value: T; error?: undefined } | { value?: undefined; error: string };
+
+export interface RawApp {
+  name: string;
+  spec: Decoded<AppSpec>;
+  hosts: { host: string; status: Decoded<HostStatus> }[];
+  queue: string[];
+  failures: string[];
+}
+
+export interface RawFleet {
+  apps: RawApp[];
+  agents: { host: string; info: Decoded<AgentInfo> }[];
+}
+
+/** Failures recorded for the app's current rollout (names are `<rolloutId>-<host>`). */
+export function failuresOf(names: string[], spec: Pick<AppSpec, "rolloutId">): number {
+  const prefix = `${spec.rolloutId}-`;
+  return names.filter((n) => n.startsWith(prefix)).length;
+}
+
+/** Whether an agent in `groups` serves an app with `appGroups` (empty = every agent). */
+export function groupsMatch(appGroups: readonly string[], agentGroups: readonly string[]): boolean {
+  return appGroups.length === 0 || appGroups.some((g) => agentGroups.includes(g));
+}
+
+/** The status shown by `conveyor status`, derived from what was read; no I/O. */
+export function buildFleetStatus(raw: RawFleet): FleetStatus {
+  const invalidNodes: FleetStatus["invalidNodes"] = [];
+  const agents: AgentView[] = [];
+  for (const { host, info } of raw.agents) {
+    if (info.value) agents.push({ host, groups: info.value.groups, agentVersion: info.value.agentVersion });
+    else invalidNodes.push({ path: `/agents/${host}`, error: info.error });
+  }
+  const online = new Set(agents.map((a) => a.host));
+  const apps: AppView[] = [];
+  const invalidApps: FleetStatus["invalidApps"] = [];
+  for (const app of raw.apps) {
+    if (!app.spec.value) {
+      invalidApps.push({ name: app.name, error: app.spec.error });
+      continue;
+    }
+    apps.push(buildAppView(app, app.spec.value, online, agents, invalidNodes));
+  }
+  return { apps, invalidApps, agents, invalidNodes };
+}
+
+function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: AgentView[], invalid: FleetStatus["invalidNodes"]): AppView {
+  const positions = queuePositions(app.queue);
+  const hosts: HostView[] = [];
+  for (const { host, status } of app.hosts) {
+    if (status.value) hosts.push(hostView(host, status.value, online.has(host), positions.get(host)));
+    else invalid.push({ path: `/apps/${app.name}/hosts/${host}`, error: status.error });
+  }
+  const reported = new Set(app.hosts.map((h) => h.host));
+  const pendingAgents = agents.filter((a) => !reported.has(a.host) && groupsMatch(spec.groups, a.groups)).map((a) => a.host);
+  const failuresThisRollout = failuresOf(app.failures, spec);
+  return {
+    name: app.name,
+    version: spec.version,
+    rolloutId: spec.rolloutId,
+    ...(spec.previousVersion === undefined ? {} : { previousVersion: spec.previousVersion }),
+    slots: spec.slots,
+    paused: spec.paused,
+    state: appState(spec, hosts, failuresThisRollout, pendingAgents.length),
+    groups: spec.groups,
+    counts: countStates(hosts, failuresThisRollout),
+    hosts,
+    pendingAgents,
+  };
+}
+
+function hostView(host: string, status: HostStatus, isOnline: boolean, position: number | undefined): HostView {
+  // Without a presence node the last report may be stale: the host shows as offline, and its
+  // `version` still says what it last ran.
+  const state: HostState = isOnline ? status.state : "offline";
+  return {
+    host,
+    state,
+    version: status.version,
+    target: status.target,
+    online: isOnline,
+    rolloutId: status.rolloutId,
+    ...(state === "queued" && position !== undefined ? { queuePosition: position } : {}),
+    since: status.since,
+    ...(status.error === undefined ? {} : { error: status.error }),
+    ...(status.exitCode === undefined ? {} : { exitCode: status.exitCode }),
+    ...(status.outputTail === undefined ? {} : { outputTail: status.outputTail }),
+    ...(status.durationMs === undefined ? {} : { durationMs: status.durationMs }),
+  };
+}
+
+/** 1-based position of each host in the slot queue (lowest sequence first). */
+function queuePositions(names: string[]): Map<string, number> {
+  const parsed = names
+    .map(parseQueueNode)
+    .filter((n): n is NonNullable<typeof n> => n !== undefined)
+    .sort((a, b) => a.sequence - b.sequence);
+  const positions = new Map<string, number>();
+  parsed.forEach((node, i) => {
+    if (!positions.has(node.host)) positions.set(node.host, i + 1);
+  });
+  return positions;
+}
+
+function countStates(hosts: HostView[], failuresThisRollout: number): AppView["counts"] {
+  const counts: AppView["counts"] = {
+    current: 0,
+    queued: 0,
+    deploying: 0,
+    verifying: 0,
+    failed: 0,
+    offline: 0,
+    total: hosts.length,
+    failuresThisRollout,
+  };
+  for (const h of hosts) counts[h.state] += 1;
+  return counts;
+}
+
+function appState(spec: AppSpec, hosts: HostView[], failuresThisRollout: number, pending: number): AppState {
+  if (spec.paused) return "paused";
+  if (failuresThisRollout > spec.maxFailures) return "halted";
+  if (pending > 0) return "rolling"; // live agents that serve it have not reported yet
+  // An offline host that already runs the version does not hold convergence back.
+  const done = hosts.every((h) => (h.state === "current" || h.state === "offline") && h.version === spec.version);
+  return done ? "converged" : "rolling";
+}
