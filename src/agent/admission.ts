@@ -1,18 +1,24 @@
 import { AppSpec } from "../config/app-spec.ts";
 import { decodeZnode } from "../config/decode.ts";
 import { InvalidDataError } from "../config/errors.ts";
+import { HostStatus } from "../config/payloads.ts";
 import { resolveSlots } from "../config/slots.ts";
 import { failuresOf } from "../apps/fleet-view.ts";
 import type { ZkClient } from "../zk/client.ts";
-import { appPath, failuresDir, hostsDir } from "../zk/paths.ts";
+import { isNoNode } from "../zk/errors.ts";
+import { appPath, canaryDir, canaryMarkerPath, failuresDir, hostStatusPath, hostsDir, leasesDir } from "../zk/paths.ts";
 import type { Admission, ReadAdmission } from "../zk/recipes/semaphore.ts";
+import type { Watcher } from "../zk/watchers.ts";
 
 /**
  * How many deploys the app admits right now, read live from its node (watched by the mutex
- * holder, so set-slots, pause and resume take effect at once). Paused and halted block; "N%"
- * resolves against the number of hosts that have reported for the app.
+ * holder, so set-slots, pause, resume and promote take effect at once). Paused and halted
+ * block; "N%" resolves against the number of hosts that have reported for the app. While a
+ * canary is open, only `canary` hosts are admitted in the rollout (each admission leaves a
+ * marker, created atomically with its lease); the rest wait for `app promote`, or — with
+ * canaryAuto — until every canary host reports the version as current.
  */
-export function appAdmission(zk: ZkClient, app: string): ReadAdmission {
+export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmission {
   return async (wake): Promise<Admission> => {
     const path = appPath(app);
     const { data } = await zk.get(path, wake);
@@ -27,6 +33,41 @@ export function appAdmission(zk: ZkClient, app: string): ReadAdmission {
     const failures = failuresOf(await zk.children(failuresDir(app)), spec);
     if (failures > spec.maxFailures) return { blocked: `halted (${failures} failure(s) > max ${spec.maxFailures})` };
     const hosts = typeof spec.slots === "number" ? 0 : (await zk.children(hostsDir(app))).length;
-    return { limit: resolveSlots(spec.slots, hosts) };
+    const limit = resolveSlots(spec.slots, hosts);
+    if (spec.canary === undefined || spec.promoted) return { limit };
+    return canaryAdmission(zk, app, host, spec, limit, wake);
   };
+}
+
+async function canaryAdmission(zk: ZkClient, app: string, host: string, spec: AppSpec, limit: number, wake: Watcher): Promise<Admission> {
+  const prefix = `${spec.rolloutId}-`;
+  let markers: string[];
+  try {
+    markers = (await zk.children(canaryDir(app))).filter((n) => n.startsWith(prefix));
+  } catch (error) {
+    if (!isNoNode(error)) throw error;
+    markers = [];
+  }
+  const canary = spec.canary ?? 0;
+  if (markers.includes(`${prefix}${host}`)) return { limit };
+  if (markers.length < canary) return { limit, alsoCreate: canaryMarkerPath(app, spec.rolloutId, host) };
+  if (spec.canaryAuto) {
+    // Wake when a canary host finishes (it releases its lease after reporting).
+    await zk.children(leasesDir(app), wake);
+    const done = await Promise.all(markers.map((m) => isCurrent(zk, app, m.slice(prefix.length), spec)));
+    if (done.every(Boolean)) return { limit };
+    return { blocked: `canary: waiting for ${done.filter((d) => !d).length} of ${canary} canary host(s) to finish` };
+  }
+  return { blocked: `canary: ${canary} host(s) admitted; waiting for "conveyor app promote ${app}"` };
+}
+
+async function isCurrent(zk: ZkClient, app: string, host: string, spec: AppSpec): Promise<boolean> {
+  const path = hostStatusPath(app, host);
+  try {
+    const status = decodeZnode(HostStatus, (await zk.get(path)).data, path);
+    return status.state === "current" && status.rolloutId === spec.rolloutId && status.version === spec.version;
+  } catch (error) {
+    if (isNoNode(error) || error instanceof InvalidDataError) return false;
+    throw error;
+  }
 }

@@ -57,7 +57,7 @@ export class AppWorker {
       lockDir: lockDir(app),
       leasesDir: leasesDir(app),
       owner: deps.host,
-      readAdmission: appAdmission(deps.zk, app),
+      readAdmission: appAdmission(deps.zk, app, deps.host),
       onWaiting: (position, reason) => this.log.debug("waiting for a slot", { app, position, reason }),
     });
     const base = deps.logger;
@@ -259,8 +259,8 @@ export class AppWorker {
     const exitCode = result ? result.exitCode : null;
     const durationMs = Date.now() - started;
     this.failedRollouts.add(spec.rolloutId);
-    // The failure node is written before the slot is released, so the next admission already
-    // counts it toward the failure budget.
+    // The failure node is written before the status and before the slot is released: the next
+    // admission already counts it, and whoever sees this host failed also sees the halt.
     await this.reporter.recordFailure(spec.rolloutId, exitCode, error);
     await this.reporter.report({
       state: "failed",

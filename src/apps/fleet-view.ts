@@ -34,6 +34,8 @@ export interface AppView {
   hosts: HostView[];
   /** Live agents that serve the app but have not reported on it yet. */
   pendingAgents: string[];
+  /** Hosts with a failure recorded for the current rollout (forgiven ones included). */
+  failedHosts: string[];
 }
 
 export interface AgentView {
@@ -66,10 +68,14 @@ export interface RawFleet {
   agents: { host: string; info: Decoded<AgentInfo> }[];
 }
 
-/** Failures recorded for the app's current rollout (names are `<rolloutId>-<host>`). */
-export function failuresOf(names: string[], spec: Pick<AppSpec, "rolloutId">): number {
+/**
+ * Failures that count toward the current rollout's budget: its failure nodes (named
+ * `<rolloutId>-<host>`) minus those `app resume` forgave.
+ */
+export function failuresOf(names: string[], spec: Pick<AppSpec, "rolloutId" | "ignoredFailures">): number {
   const prefix = `${spec.rolloutId}-`;
-  return names.filter((n) => n.startsWith(prefix)).length;
+  const all = names.filter((n) => n.startsWith(prefix)).length;
+  return Math.max(0, all - (spec.ignoredFailures ?? 0));
 }
 
 /** Whether an agent in `groups` serves an app with `appGroups` (empty = every agent). */
@@ -120,6 +126,7 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
     counts: countStates(hosts, failuresThisRollout),
     hosts,
     pendingAgents,
+    failedHosts: app.failures.filter((n) => n.startsWith(`${spec.rolloutId}-`)).map((n) => n.slice(spec.rolloutId.length + 1)),
   };
 }
 

@@ -6,6 +6,7 @@ import type { ZkClient } from "../zk/client.ts";
 import { isBadVersion } from "../zk/errors.ts";
 import { appPath, historyPrefix } from "../zk/paths.ts";
 import { OperationError } from "./errors.ts";
+import { pruneHistory } from "./history.ts";
 import { readApp } from "./read-app.ts";
 
 /** Who acts and when; injected so tests and benchmarks control both. */
@@ -41,11 +42,11 @@ export async function updateApp(
   zk: ZkClient,
   app: string,
   ctx: MutationContext,
-  change: (current: AppSpec, attempt: number) => Change,
+  change: (current: AppSpec, attempt: number) => Change | Promise<Change>,
 ): Promise<AppSpec> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const { spec, stat } = await readApp(zk, app);
-    const next = change(spec, attempt);
+    const next = await change(spec, attempt);
     const updated: AppSpec = { ...next.spec, updatedAt: ctx.now().toISOString(), updatedBy: ctx.actor };
     try {
       await zk
@@ -53,6 +54,7 @@ export async function updateApp(
         .set(appPath(app), encodeZnode(AppSpec, updated), stat.version)
         .create(historyPrefix(app), historyEntry(next.history, ctx), "persistentSequential")
         .commit();
+      await pruneHistory(zk, app);
       return updated;
     } catch (error) {
       if (!isBadVersion(error)) throw error;

@@ -8,7 +8,6 @@ import { isNodeExists } from "../zk/errors.ts";
 import { appPath, appSubdirs, historyPrefix } from "../zk/paths.ts";
 import { AppNotFoundError, OperationError } from "./errors.ts";
 import { type MutationContext, historyEntry, newRolloutId, updateApp } from "./mutate-app.ts";
-import { readApp } from "./read-app.ts";
 
 /** Attributes `app create` may set; anything undefined keeps its current value. */
 export interface AppAttributes {
@@ -19,6 +18,33 @@ export interface AppAttributes {
   groups?: string[];
   maxFailures?: number;
   deployTimeoutSec?: number;
+}
+
+/** Per-rollout options: they apply to this publish only and are not inherited by the next. */
+export interface RolloutOptions {
+  canary?: number;
+  canaryAuto?: boolean;
+}
+
+/**
+ * The spec of a new rollout on top of `current`: new rolloutId, and the per-rollout state
+ * (forgiven failures, canary, promotion) starts afresh.
+ */
+export function startRollout(
+  current: AppSpec,
+  changes: Partial<AppSpec> & { version: string; previousVersion?: string },
+  rollout: RolloutOptions,
+  now: Date,
+): AppSpec {
+  const { ignoredFailures: _f, canary: _c, canaryAuto: _a, promoted: _p, previousVersion: _v, ...kept } = current;
+  const previousVersion = changes.previousVersion ?? current.previousVersion;
+  return {
+    ...kept,
+    ...changes,
+    ...(previousVersion === undefined ? {} : { previousVersion }),
+    ...(rollout.canary === undefined ? {} : { canary: rollout.canary, canaryAuto: rollout.canaryAuto === true }),
+    rolloutId: newRolloutId(now),
+  };
 }
 
 export interface PublishResult {
@@ -38,15 +64,16 @@ export async function publishApp(
   version: string,
   attributes: AppAttributes,
   ctx: MutationContext,
+  rollout: RolloutOptions = {},
 ): Promise<PublishResult> {
   for (;;) {
     try {
-      return { spec: await publishExisting(zk, app, version, attributes, ctx), created: false };
+      return { spec: await publishExisting(zk, app, version, attributes, ctx, rollout), created: false };
     } catch (error) {
       if (!(error instanceof AppNotFoundError)) throw error;
     }
     try {
-      return { spec: await createApp(zk, app, version, attributes, ctx), created: true };
+      return { spec: await createApp(zk, app, version, attributes, ctx, rollout), created: true };
     } catch (error) {
       // Someone created it between our read and our create: publish on top of theirs.
       if (!isNodeExists(error)) throw error;
@@ -60,6 +87,7 @@ async function publishExisting(
   version: string,
   attributes: AppAttributes,
   ctx: MutationContext,
+  rollout: RolloutOptions,
 ): Promise<AppSpec> {
   let seenRollout: string | undefined;
   return updateApp(zk, app, ctx, (current) => {
@@ -69,14 +97,8 @@ async function publishExisting(
         `app "${app}" was published concurrently by ${current.updatedBy} (now ${current.version}); not overwriting — re-run to publish ${version} on top`,
       );
     }
-    const spec: AppSpec = {
-      ...current,
-      ...defined(attributes),
-      version,
-      previousVersion: current.version,
-      rolloutId: newRolloutId(ctx.now()),
-    };
-    return { spec, history: { action: "publish", from: current.version, to: version } };
+    const spec = startRollout(current, { ...defined(attributes), version, previousVersion: current.version }, rollout, ctx.now());
+    return { spec, history: { action: "publish", from: current.version, to: version, ...canaryDetail(rollout) } };
   });
 }
 
@@ -86,6 +108,7 @@ async function createApp(
   version: string,
   attributes: AppAttributes,
   ctx: MutationContext,
+  rollout: RolloutOptions,
 ): Promise<AppSpec> {
   const { getVersionCmd, deployCmd } = attributes;
   if (getVersionCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --get-version-cmd is required to create it`);
@@ -102,19 +125,24 @@ async function createApp(
     maxFailures: attributes.maxFailures ?? DEFAULT_MAX_FAILURES,
     deployTimeoutSec: attributes.deployTimeoutSec ?? DEFAULT_DEPLOY_TIMEOUT_SEC,
     paused: false,
+    ...(rollout.canary === undefined ? {} : { canary: rollout.canary, canaryAuto: rollout.canaryAuto === true }),
     updatedAt: now.toISOString(),
     updatedBy: ctx.actor,
   };
   await zk.mkdirp("/apps");
   const txn = zk.transaction().create(appPath(app), encodeZnode(AppSpecSchema, spec));
   for (const dir of appSubdirs(app)) txn.create(dir);
-  txn.create(historyPrefix(app), historyEntry({ action: "create", to: version }, ctx), "persistentSequential");
+  txn.create(historyPrefix(app), historyEntry({ action: "create", to: version, ...canaryDetail(rollout) }, ctx), "persistentSequential");
   await txn.commit();
   return spec;
+}
+
+function canaryDetail(rollout: RolloutOptions): { detail?: string } {
+  if (rollout.canary === undefined) return {};
+  return { detail: `canary ${rollout.canary}${rollout.canaryAuto ? " (auto-promote)" : ""}` };
 }
 
 function defined(attributes: AppAttributes): Partial<AppSpec> {
   return Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) as Partial<AppSpec>;
 }
 
-export { readApp };

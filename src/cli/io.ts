@@ -1,12 +1,16 @@
 /** Where the CLI writes; tests and the agent's in-process harness pass their own. */
 export interface Io {
+  /** A line to stdout (newline added). */
   out(text: string): void;
+  /** Raw text to stdout, no newline (live progress lines). */
+  write(text: string): void;
   err(text: string): void;
   isTty: boolean;
 }
 
 export const processIo: Io = {
   out: (text) => void process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
+  write: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
   isTty: process.stdout.isTTY === true,
 };

@@ -22,7 +22,9 @@ export class RawOptions {
     return value;
   }
 
+  /** A boolean flag; `name` as typed ("rollback-on-failure"), looked up as cac stores it. */
   flag(name: string): boolean {
-    return this.booleans[name] === true;
+    const camel = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    return this.booleans[camel] === true;
   }
 }

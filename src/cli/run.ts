@@ -3,13 +3,27 @@ import type { CommandSpec, Env } from "./command.ts";
 import { runCommandGroup } from "./command-group.ts";
 import { appCreate } from "./commands/app-create.ts";
 import { appDelete, appList, appSetSlots, appShow } from "./commands/app-manage.ts";
+import { appHistory, appPause, appPromote, appResume, appRetry, appRollback, appWait } from "./commands/app-rollout.ts";
 import { status } from "./commands/status.ts";
 import { agent } from "./commands/agent.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
 import { VALUE_GLOBALS } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
 
-const APP_COMMANDS: CommandSpec[] = [appCreate, appSetSlots, appShow, appList, appDelete];
+const APP_COMMANDS: CommandSpec[] = [
+  appCreate,
+  appSetSlots,
+  appShow,
+  appList,
+  appDelete,
+  appWait,
+  appPause,
+  appResume,
+  appRetry,
+  appPromote,
+  appRollback,
+  appHistory,
+];
 
 /** Top-level words; a group word ("app") hands the rest of argv to its own command set. */
 const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS };

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 
 type Env = Record<string, string | undefined>;
@@ -19,13 +20,26 @@ export function resolveActor(env: Env): string {
     const clean = value?.replace(/[\r\n\0]/g, " ").trim();
     if (clean) return clean.slice(0, 512);
   }
-  let user = env.USER ?? env.LOGNAME;
-  if (!user) {
-    try {
-      user = userInfo().username;
-    } catch {
-      user = "unknown";
-    }
-  }
+  const user = env.USER ?? env.LOGNAME ?? systemUser();
   return `${user}@${hostname()}`.slice(0, 512);
+}
+
+/** The login name of our uid: os.userInfo(), else /etc/passwd (Bun may answer "unknown"). */
+function systemUser(): string {
+  let name = "unknown";
+  try {
+    name = userInfo().username;
+  } catch {
+    // no passwd entry
+  }
+  if (name !== "unknown" || typeof process.getuid !== "function") return name;
+  const uid = String(process.getuid());
+  try {
+    const line = readFileSync("/etc/passwd", "utf8")
+      .split("\n")
+      .find((l) => l.split(":")[2] === uid);
+    return line?.split(":")[0] || name;
+  } catch {
+    return name;
+  }
 }

@@ -18,6 +18,8 @@ export const Timestamp = v.pipe(v.string(), v.isoTimestamp("timestamp must be IS
 export const Actor = v.pipe(v.string(), v.maxLength(512), v.regex(/^[^\n\r\0]*$/, "actor must be one line"));
 export const RolloutId = v.pipe(v.string(), v.regex(/^r[0-9a-z]{6,40}$/, "invalid rollout id"));
 
+const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000));
+
 /** /apps/<app>: what every agent serving the app should run, and how widely at once. */
 export const AppSpec = v.object({
   version: Version,
@@ -28,9 +30,16 @@ export const AppSpec = v.object({
   deployCmd: CommandTemplate,
   verifyCmd: v.optional(CommandTemplate),
   groups: v.pipe(v.array(GroupName), v.maxLength(256)),
-  maxFailures: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000)),
+  maxFailures: Count,
   deployTimeoutSec: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_DEPLOY_TIMEOUT_SEC)),
   paused: v.boolean(),
+  /** Failures of this rollout that `app resume` forgave: they no longer count toward the budget. */
+  ignoredFailures: v.optional(Count),
+  /** Canary: admit only this many hosts in this rollout until promoted. */
+  canary: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000))),
+  /** Promote by itself once every canary host is current and verified. */
+  canaryAuto: v.optional(v.boolean()),
+  promoted: v.optional(v.boolean()),
   updatedAt: Timestamp,
   updatedBy: Actor,
 });

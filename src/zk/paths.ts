@@ -13,6 +13,10 @@ export const hostStatusPath = (app: string, host: string): string => `${hostsDir
 export const failuresDir = (app: string): string => `${appPath(app)}/failures`;
 export const failurePath = (app: string, rolloutId: string, host: string): string =>
   `${failuresDir(app)}/${rolloutId}-${host}`;
+/** Canary admissions: `<rolloutId>-<host>`, created with the lease while a canary is open. */
+export const canaryDir = (app: string): string => `${appPath(app)}/canary`;
+export const canaryMarkerPath = (app: string, rolloutId: string, host: string): string =>
+  `${canaryDir(app)}/${rolloutId}-${host}`;
 export const historyDir = (app: string): string => `${appPath(app)}/history`;
 export const historyPrefix = (app: string): string => `${historyDir(app)}/h-`;
 export const agentPath = (host: string): string => `${AGENTS}/${host}`;
@@ -24,6 +28,7 @@ export const appSubdirs = (app: string): string[] => [
   hostsDir(app),
   failuresDir(app),
   historyDir(app),
+  canaryDir(app),
 ];
 
 /** The last segment of a path. */

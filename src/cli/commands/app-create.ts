@@ -9,7 +9,9 @@ import {
   parseSlotsInput,
   parseVersion,
 } from "../../config/parse-input.ts";
-import { type AppAttributes, publishApp } from "../../apps/publish.ts";
+import { type AppAttributes, type RolloutOptions, publishApp } from "../../apps/publish.ts";
+import { UsageError } from "../../config/errors.ts";
+import { WAIT_OPTIONS, readWaitTimeout, waitAndReport } from "../wait-for-rollout.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../io.ts";
@@ -26,26 +28,53 @@ export const appCreate: CommandSpec = {
     { flag: "--groups <a,b>", description: "Only agents in one of these groups serve the app (\"\" = all)" },
     { flag: "--max-failures <n>", description: "Failed hosts a rollout tolerates before it halts (default 0)" },
     { flag: "--deploy-timeout <duration>", description: "Kill a deploy after this long, e.g. 10m (default 10m)" },
+    { flag: "--canary <n>", description: "Admit only N hosts in this rollout until \"app promote\"" },
+    { flag: "--canary-auto", description: "With --canary: promote by itself once every canary host is current" },
+    ...WAIT_OPTIONS,
+    { flag: "--rollback-on-failure", description: "With --wait: if the rollout halts, roll back to the previous version and wait for that (exit 1)" },
   ],
   examples: [
     "conveyor app create myapp 1.0 --slots 2 --get-version-cmd 'cat /srv/myapp/VERSION' --deploy-cmd '/srv/deploy.sh %(version)s'",
     "conveyor app create myapp 1.1",
+    "conveyor app create myapp 1.2 --wait --wait-timeout 20m --rollback-on-failure",
+    "conveyor app create myapp 1.3 --canary 1 --canary-auto --wait",
   ],
   async run([appArg = "", versionArg = ""], ctx) {
     const app = parseAppName(appArg);
     const version = parseVersion(versionArg);
     const attributes = readAttributes(ctx);
-    const result = await withZk(ctx, (zk) => publishApp(zk, app, version, attributes, mutationContext(ctx)));
-    if (ctx.options.flag("json")) {
-      printJson(ctx.io, { app, created: result.created, spec: result.spec });
-    } else if (result.created) {
-      ctx.io.out(`created ${app} ${version} (rollout ${result.spec.rolloutId}, slots ${result.spec.slots})`);
-    } else {
-      ctx.io.out(describePublish(app, result.spec));
-    }
-    return ExitCode.ok;
+    const rollout = readRolloutOptions(ctx);
+    const wait = ctx.options.flag("wait");
+    const rollbackOnFailure = ctx.options.flag("rollback-on-failure");
+    if (rollbackOnFailure && !wait) throw new UsageError("--rollback-on-failure needs --wait");
+    const timeoutMs = wait ? readWaitTimeout(ctx) : 0;
+    const mutation = mutationContext(ctx);
+    return withZk(ctx, async (zk) => {
+      const result = await publishApp(zk, app, version, attributes, mutation, rollout);
+      if (ctx.options.flag("json")) {
+        if (!wait) printJson(ctx.io, { app, created: result.created, spec: result.spec });
+      } else if (result.created) {
+        ctx.io.out(`created ${app} ${version} (rollout ${result.spec.rolloutId}, slots ${result.spec.slots})`);
+      } else {
+        ctx.io.out(describePublish(app, result.spec));
+      }
+      if (!wait) return ExitCode.ok;
+      return waitAndReport(ctx, zk, app, result.spec, { timeoutMs, rollbackOnFailure, mutation });
+    });
   },
 };
+
+function readRolloutOptions(ctx: CommandContext): RolloutOptions {
+  const canaryText = ctx.options.string("canary");
+  const auto = ctx.options.flag("canary-auto");
+  if (canaryText === undefined) {
+    if (auto) throw new UsageError("--canary-auto needs --canary N");
+    return {};
+  }
+  const canary = parseCount(canaryText, "--canary", 100_000);
+  if (canary < 1) throw new UsageError(`invalid --canary "${canaryText}": must be at least 1`);
+  return { canary, canaryAuto: auto };
+}
 
 function describePublish(app: string, spec: AppSpec): string {
   const from = spec.previousVersion === undefined ? "" : ` (was ${spec.previousVersion})`;

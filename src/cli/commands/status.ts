@@ -5,13 +5,18 @@ import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
 import { withZk } from "../session.ts";
+import { FleetReader } from "../../apps/fleet-reader.ts";
+import type { ZkClient } from "../../zk/client.ts";
+import type { CommandContext } from "../command.ts";
 
 export const status: CommandSpec = {
   usage: "status [app]",
   description: "Show every app (or one) and where each host stands",
-  examples: ["conveyor status", "conveyor status myapp --json"],
+  options: [{ flag: "--watch", description: "Keep showing changes as they happen (watches, no polling) until interrupted" }],
+  examples: ["conveyor status", "conveyor status myapp --json", "conveyor status --watch"],
   async run([appArg], ctx) {
     const only = appArg === undefined ? undefined : parseAppName(appArg);
+    if (ctx.options.flag("watch")) return withZk(ctx, (zk) => watchStatus(ctx, zk, only));
     const fleet = await withZk(ctx, (zk) => readFleetStatus(zk, only));
     if (only !== undefined && fleet.apps.length === 0 && fleet.invalidApps.length === 0) {
       throw new AppNotFoundError(only);
@@ -67,4 +72,70 @@ function ago(iso: string, now: Date): string {
 function firstLine(text: string): string {
   const line = text.split("\n")[0] ?? "";
   return line.length > 80 ? `${line.slice(0, 77)}...` : line;
+}
+
+/**
+ * Live view: in a terminal the whole status is redrawn in place on every change; otherwise
+ * (pipes, CI, --json) one line (or one JSON document) per change. Driven by watches through
+ * FleetReader, so an idle fleet costs nothing and a change shows within milliseconds.
+ */
+async function watchStatus(ctx: CommandContext, zk: ZkClient, only: string | undefined): Promise<number> {
+  let wake: () => void = () => undefined;
+  let changed = true;
+  const reader = new FleetReader(zk, {
+    ...(only === undefined ? {} : { app: only }),
+    watch: true,
+    onChange: () => {
+      changed = true;
+      wake();
+    },
+  });
+  const json = ctx.options.flag("json");
+  const seen = new Map<string, string>();
+  try {
+    await reader.load();
+    while (!ctx.signal.aborted) {
+      if (changed) {
+        changed = false;
+        const fleet = reader.snapshot();
+        if (json) ctx.io.out(JSON.stringify(fleet));
+        else if (ctx.io.isTty) ctx.io.write(`\x1b[H\x1b[2J${renderFleet(fleet, new Date())}\n\n(watching; Ctrl-C to stop)\n`);
+        else for (const line of changeLines(fleet, seen)) ctx.io.out(line);
+      }
+      // Let a burst of events settle (at most ~50 ms) so one change is one redraw.
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          ctx.signal.removeEventListener("abort", done);
+          resolve();
+        };
+        wake = () => setTimeout(done, 30);
+        if (changed) wake();
+        ctx.signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  } finally {
+    reader.stop();
+  }
+  return ExitCode.ok;
+}
+
+/** One line per app or host whose state changed since the last snapshot. */
+function changeLines(fleet: FleetStatus, seen: Map<string, string>): string[] {
+  const lines: string[] = [];
+  const at = new Date().toISOString();
+  const emit = (key: string, text: string): void => {
+    if (seen.get(key) === text) return;
+    seen.set(key, text);
+    lines.push(`${at} ${text}`);
+  };
+  for (const app of fleet.apps) {
+    emit(app.name, `${app.name} ${app.version} ${app.state} slots=${app.slots} current=${app.counts.current}/${app.counts.total}`);
+    for (const h of app.hosts) {
+      const position = h.queuePosition === undefined ? "" : ` #${h.queuePosition}`;
+      const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error ?? "")}` : "";
+      emit(`${app.name}/${h.host}`, `${app.name} ${h.host} ${h.state}${position} version=${h.version || "-"} target=${h.target}${failure}`);
+    }
+  }
+  for (const bad of fleet.invalidApps) emit(bad.name, `${bad.name} INVALID ${bad.error}`);
+  return lines;
 }

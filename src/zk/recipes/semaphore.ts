@@ -7,9 +7,10 @@ import { parseQueueNode, queueNodePrefix } from "./queue-node.ts";
 /**
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
  * that any change to the inputs (slots, paused, halted) wakes it. `limit` is the number of
- * leases that may exist at once; `blocked` names why nobody may be admitted.
+ * leases that may exist at once; `alsoCreate` is a node created in the same transaction as the
+ * lease (a record of the admission); `blocked` names why nobody may be admitted.
  */
-export type Admission = { limit: number } | { blocked: string };
+export type Admission = { limit: number; alsoCreate?: string } | { blocked: string };
 export type ReadAdmission = (wake: Watcher) => Promise<Admission>;
 
 export interface SemaphoreOptions {
@@ -127,7 +128,11 @@ export class Semaphore {
           if (leases.length < admission.limit) {
             const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
             const results = await this.retrying(
-              () => zk.transaction().create(prefix, leaseData, "ephemeralSequential").delete(ourNode).commit(),
+              () => {
+                const txn = zk.transaction().create(prefix, leaseData, "ephemeralSequential").delete(ourNode);
+                if (admission.alsoCreate) txn.create(admission.alsoCreate);
+                return txn.commit();
+              },
               sessionId,
               signal,
             );

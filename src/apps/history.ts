@@ -1,0 +1,46 @@
+import { decodeZnode } from "../config/decode.ts";
+import { InvalidDataError } from "../config/errors.ts";
+import { type HistoryEntry, HistoryEntry as HistorySchema } from "../config/payloads.ts";
+import type { ZkClient } from "../zk/client.ts";
+import { isNoNode } from "../zk/errors.ts";
+import { historyDir, sequenceOf } from "../zk/paths.ts";
+import { AppNotFoundError } from "./errors.ts";
+
+export const HISTORY_KEEP = 200;
+
+export type HistoryRecord = (HistoryEntry & { seq: number }) | { seq: number; invalid: string };
+
+async function sortedEntries(zk: ZkClient, app: string): Promise<string[]> {
+  try {
+    const names = await zk.children(historyDir(app));
+    return names.filter((n) => !Number.isNaN(sequenceOf(n))).sort((a, b) => sequenceOf(a) - sequenceOf(b));
+  } catch (error) {
+    if (isNoNode(error)) throw new AppNotFoundError(app);
+    throw error;
+  }
+}
+
+/** Newest first; an entry that fails validation is listed as invalid, not dropped. */
+export async function readHistory(zk: ZkClient, app: string, limit: number): Promise<HistoryRecord[]> {
+  const names = (await sortedEntries(zk, app)).reverse().slice(0, limit);
+  const records = await Promise.all(
+    names.map(async (name): Promise<HistoryRecord | undefined> => {
+      const path = `${historyDir(app)}/${name}`;
+      try {
+        return { seq: sequenceOf(name), ...decodeZnode(HistorySchema, (await zk.get(path)).data, path) };
+      } catch (error) {
+        if (isNoNode(error)) return undefined; // pruned meanwhile
+        if (error instanceof InvalidDataError) return { seq: sequenceOf(name), invalid: error.reason };
+        throw error;
+      }
+    }),
+  );
+  return records.filter((r): r is HistoryRecord => r !== undefined);
+}
+
+/** Keeps the newest HISTORY_KEEP entries. Best effort: a concurrent prune is not an error. */
+export async function pruneHistory(zk: ZkClient, app: string): Promise<void> {
+  const names = await sortedEntries(zk, app).catch(() => []);
+  const excess = names.slice(0, Math.max(0, names.length - HISTORY_KEEP));
+  await Promise.all(excess.map((name) => zk.delete(`${historyDir(app)}/${name}`).catch(() => undefined)));
+}

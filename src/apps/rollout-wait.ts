@@ -1,0 +1,118 @@
+import type { ZkClient } from "../zk/client.ts";
+import { FleetReader } from "./fleet-reader.ts";
+import type { AppView, HostView } from "./fleet-view.ts";
+
+export type RolloutOutcome =
+  /** Every targeted host runs the version (hosts that failed within the budget are listed). */
+  | { kind: "converged"; view: AppView; failed: HostView[] }
+  /** Failures exceeded the budget: the rollout stopped admitting. */
+  | { kind: "halted"; view: AppView; failed: HostView[] }
+  /** Time ran out; `waiting` never finished (offline ones are marked so), `failed` failed. */
+  | { kind: "timeout"; view: AppView; waiting: WaitingHost[]; failed: HostView[] }
+  /** Someone published another rollout meanwhile. */
+  | { kind: "superseded"; view: AppView }
+  | { kind: "deleted" }
+  /** No live agent serves the app and no host ever reported on it. */
+  | { kind: "no-hosts"; view: AppView };
+
+export interface WaitingHost {
+  host: string;
+  state: HostView["state"] | "not reported";
+  version: string;
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Every change to the app, as it happens (for progress output). */
+  onUpdate?: (view: AppView) => void;
+}
+
+/** Whether a host is finished with the rollout: it reports the version for this rollout. */
+export function hostDone(host: HostView, view: AppView): boolean {
+  if (host.version !== view.version) return false;
+  // An offline host that already runs the version is done; a live one must report on this rollout.
+  return host.state === "offline" || (host.state === "current" && host.rolloutId === view.rolloutId);
+}
+
+function failedThisRollout(view: AppView): HostView[] {
+  return view.hosts.filter((h) => h.state === "failed" && h.rolloutId === view.rolloutId);
+}
+
+/** Decides whether the rollout has ended; undefined while it is still going. */
+export function evaluateRollout(view: AppView | undefined, rolloutId: string): RolloutOutcome | undefined {
+  if (!view) return { kind: "deleted" };
+  if (view.rolloutId !== rolloutId) return { kind: "superseded", view };
+  const failed = failedThisRollout(view);
+  if (view.state === "halted") {
+    // The failure node is written just before the host's status: wait for the status too, so
+    // the report can say why (an offline host will not write it).
+    const reported = view.failedHosts.every((name) => {
+      const host = view.hosts.find((h) => h.host === name);
+      return host === undefined || host.state === "offline" || failed.includes(host);
+    });
+    return reported ? { kind: "halted", view, failed } : undefined;
+  }
+  if (view.hosts.length === 0 && view.pendingAgents.length === 0) return { kind: "no-hosts", view };
+  if (view.pendingAgents.length > 0) return undefined;
+  const unfinished = view.hosts.filter((h) => !hostDone(h, view) && !failed.includes(h));
+  return unfinished.length === 0 ? { kind: "converged", view, failed } : undefined;
+}
+
+function waitingHosts(view: AppView): WaitingHost[] {
+  const failed = failedThisRollout(view);
+  return [
+    ...view.hosts
+      .filter((h) => !hostDone(h, view) && !failed.includes(h))
+      .map((h): WaitingHost => ({ host: h.host, state: h.state, version: h.version })),
+    ...view.pendingAgents.map((host): WaitingHost => ({ host, state: "not reported", version: "" })),
+  ];
+}
+
+/**
+ * Follows one rollout with watches (no polling) until it converges, halts, is superseded or
+ * deleted, or `timeoutMs` passes. Survives connection blips: the reader reloads everything
+ * after a reconnect. Rejects only on abort or on a lasting ZooKeeper failure.
+ */
+export async function waitForRollout(zk: ZkClient, app: string, rolloutId: string, options: WaitOptions): Promise<RolloutOutcome> {
+  let changed = false;
+  let wake: () => void = () => undefined;
+  const reader = new FleetReader(zk, {
+    app,
+    watch: true,
+    onChange: () => {
+      changed = true;
+      wake();
+    },
+  });
+  const deadline = Date.now() + options.timeoutMs;
+  try {
+    await reader.load();
+    for (;;) {
+      changed = false;
+      const view = reader.snapshot().apps[0];
+      if (view) options.onUpdate?.(view);
+      const outcome = evaluateRollout(view, rolloutId);
+      if (outcome) return outcome;
+      if (changed) continue;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0 && view) return { kind: "timeout", view, waiting: waitingHosts(view), failed: failedThisRollout(view) };
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, Math.max(0, remaining));
+        const onAbort = (): void => {
+          clearTimeout(timer);
+          reject(options.signal?.reason ?? new Error("aborted"));
+        };
+        if (options.signal?.aborted) return onAbort();
+        options.signal?.addEventListener("abort", onAbort, { once: true });
+        wake = () => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    reader.stop();
+  }
+}
