@@ -33,7 +33,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
     });
   }
   try {
-    cli.parse(["conveyor", input.program, ...input.argv], { run: false });
+    cli.parse(["conveyor", input.program, ...joinNegativeValues(input.argv, input.commands)], { run: false });
   } catch (error) {
     return usage(input.io, cli, error);
   }
@@ -54,6 +54,28 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
   }
   if (!run) return ExitCode.usage;
   return run();
+}
+
+/**
+ * `--max-failures -1` would reach cac as an unknown option "-1"; written as `--max-failures=-1`
+ * the value gets to our validation, which names the flag and the value.
+ */
+function joinNegativeValues(argv: string[], commands: CommandSpec[]): string[] {
+  const valued = new Set(
+    [...GLOBAL_OPTIONS, ...commands.flatMap((c) => c.options ?? [])]
+      .filter((o) => o.flag.includes("<"))
+      .map((o) => o.flag.split(" ")[0]),
+  );
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] ?? "";
+    const next = argv[i + 1];
+    if (valued.has(token) && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${token}=${next}`);
+      i++;
+    } else out.push(token);
+  }
+  return out;
 }
 
 function buildCli(program: string, commands: CommandSpec[]): CAC {

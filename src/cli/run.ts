@@ -1,3 +1,4 @@
+import { UsageError } from "../config/errors.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import type { CommandSpec, Env } from "./command.ts";
 import { runCommandGroup } from "./command-group.ts";
@@ -71,7 +72,12 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
   }
 }
 
-/** Index of the first word that is not an option or a global option's value. */
+const FLAG_GLOBALS = new Set(["--json", "--help", "-h"]);
+
+/**
+ * Index of the first word that is not an option or a global option's value. An unknown option
+ * before the command is refused here: cac would take the command word as its value.
+ */
 function commandWordIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i] ?? "";
@@ -81,6 +87,10 @@ function commandWordIndex(argv: string[]): number {
       continue;
     }
     if (!token.startsWith("-")) return i;
+    const name = token.split("=")[0] ?? token;
+    if (!FLAG_GLOBALS.has(name) && !VALUE_GLOBALS.has(name)) {
+      throw new UsageError(`unknown option "${name}" before the command (see "conveyor --help")`);
+    }
   }
   return -1;
 }

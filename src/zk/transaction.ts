@@ -13,6 +13,17 @@ interface TransactionHost {
 
 type Op = (txn: zookeeper.Transaction) => void;
 
+/**
+ * The library's Transaction does `version = version || -1`, turning version 0 — the version of
+ * every node that was never changed — into "any version", which silently disables
+ * compare-and-set. Set the version on the queued op ourselves.
+ */
+function pinVersion(txn: zookeeper.Transaction, version: number): void {
+  const ops = (txn as unknown as { ops: { version?: number }[] }).ops;
+  const last = ops[ops.length - 1];
+  if (last) last.version = version;
+}
+
 interface LibraryOpResult {
   type: number;
   path?: string;
@@ -40,21 +51,30 @@ export class Transaction {
 
   set(path: string, data: Buffer, version = -1): this {
     const abs = this.host.absolute(path);
-    this.ops.push((t) => t.setData(abs, data, version));
+    this.ops.push((t) => {
+      t.setData(abs, data, version);
+      pinVersion(t, version);
+    });
     this.kinds.push({ op: "set", path });
     return this;
   }
 
   delete(path: string, version = -1): this {
     const abs = this.host.absolute(path);
-    this.ops.push((t) => t.remove(abs, version));
+    this.ops.push((t) => {
+      t.remove(abs, version);
+      pinVersion(t, version);
+    });
     this.kinds.push({ op: "delete", path });
     return this;
   }
 
   check(path: string, version: number): this {
     const abs = this.host.absolute(path);
-    this.ops.push((t) => t.check(abs, version));
+    this.ops.push((t) => {
+      t.check(abs, version);
+      pinVersion(t, version);
+    });
     this.kinds.push({ op: "check", path });
     return this;
   }

@@ -336,10 +336,7 @@ describe("invalid input", () => {
     expect(await zkCliLs(server, "/")).not.toContain(chroot.slice(1));
   });
 
-  // KNOWN BUG (src/cli/command-group.ts + cac/mri): a negative number after a value option is
-  // parsed as a short option "-1", so the error is `Unknown option -1` plus a usage hint line,
-  // and it never says which flag had the bad value. Flip to test() once fixed.
-  test.failing("a negative value after a space (--max-failures -1, --slots -1) is named with its flag, in one line", async () => {
+  test("a negative value after a space (--max-failures -1, --slots -1) is named with its flag, in one line", async () => {
     const connect = zk.withChroot("negative");
     for (const flag of ["--max-failures", "--slots"]) {
       const r = await cli(connect, ["app", "create", "web", "1.0", ...CMDS, flag, "-1"]);
@@ -388,10 +385,7 @@ describe("usage and help", () => {
     });
   });
 
-  // KNOWN BUG: an unknown option before the command swallows the command word as its value
-  // (`--frob status` is read as --frob=status), so this prints "missing command" and never
-  // names --frob. Flip to test() once fixed.
-  test.failing("an unknown option before the command is named", async () => {
+  test("an unknown option before the command is named", async () => {
     const r = await runCli(["--frob", "status"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--frob");
@@ -752,13 +746,7 @@ describe("two concurrent publishers", () => {
     });
   }, 60_000);
 
-  // KNOWN BUG: the first change after `app create` is not compare-and-set. The app node's data
-  // version is then 0, and node-zookeeper-client's Transaction.setData/check/remove do
-  // `version = version || -1`, so src/zk/transaction.ts's set(path, data, 0) is sent as an
-  // unconditional set (-1). Two publishers racing on a just-created app can both exit 0 with
-  // "(was <old>)", one version silently lost. 12 fresh apps race at once so that at least one
-  // true race happens; flip to test() once fixed.
-  test.failing("the first publish after create is compare-and-set too", async () => {
+  test("the first publish after create is compare-and-set too", async () => {
     const connect = zk.withChroot("race-first");
     const apps = Array.from({ length: 12 }, (_, i) => `first${i}`);
     await Promise.all(apps.map((app) => cli(connect, ["app", "create", app, "v0", ...CMDS]).then(expectOk)));
