@@ -24,7 +24,10 @@ export const EXIT_CODES_HELP = [
 /** Maps any error to its exit code and a one-line message (never a stack trace). */
 export function describeFailure(error: unknown): { code: ExitCode; message: string } {
   if (error instanceof UsageError) return { code: ExitCode.usage, message: error.message };
-  if (isNoAuth(error)) return { code: ExitCode.unavailable, message: `not authorised: ${error.message}` };
+  if (isNoAuth(error)) {
+    const where = error.path === undefined ? "" : ` to access ${error.path}`;
+    return { code: ExitCode.unavailable, message: `not authorised${where}: check --auth (ZooKeeper ACLs refused this identity)` };
+  }
   if (isConnectivity(error)) return { code: ExitCode.unavailable, message: error.message };
   if (error instanceof InvalidDataError || error instanceof OperationError) {
     return { code: ExitCode.failed, message: error.message };

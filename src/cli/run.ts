@@ -7,6 +7,7 @@ import { appDelete, appList, appSetSlots, appShow } from "./commands/app-manage.
 import { appHistory, appPause, appPromote, appResume, appRetry, appRollback, appWait } from "./commands/app-rollout.ts";
 import { status } from "./commands/status.ts";
 import { agent } from "./commands/agent.ts";
+import { aclInit, aclShow } from "./commands/acl.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
 import { VALUE_GLOBALS } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
@@ -27,7 +28,7 @@ const APP_COMMANDS: CommandSpec[] = [
 ];
 
 /** Top-level words; a group word ("app") hands the rest of argv to its own command set. */
-const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS };
+const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS, acl: [aclInit, aclShow] };
 const TOP_COMMANDS: CommandSpec[] = [
   agent,
   status,

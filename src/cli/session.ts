@@ -23,6 +23,7 @@ export async function withZk<T>(ctx: CommandContext, fn: (zk: ZkClient, settings
     operationTimeoutMs: settings.connectTimeoutMs,
   });
   try {
+    await zk.adoptTreeAcl();
     return await fn(zk, settings);
   } finally {
     await zk.close();

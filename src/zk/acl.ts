@@ -28,8 +28,9 @@ export function toLibraryAcls(acls: ZkAcl[]): zookeeper.ACL[] {
   return acls.map((a) => new zookeeper.ACL(a.perms, new zookeeper.Id(a.scheme, a.id)));
 }
 
+// The library's ACL objects carry `permission`; its typings call it `perms`.
 export function fromLibraryAcls(acls: zookeeper.ACL[]): ZkAcl[] {
-  return acls.map((a) => ({ scheme: a.id.scheme, id: a.id.id, perms: a.perms }));
+  return acls.map((a) => ({ scheme: a.id.scheme, id: a.id.id, perms: (a as unknown as { permission: number }).permission }));
 }
 
 /** "cdrwa"-style rendering, as zkCli prints it. */

@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
 import * as zookeeper from "node-zookeeper-client";
 import { type ConnectTarget, formatServers, parseConnectString } from "./connect-string.ts";
-import { ZkError, isNodeExists, toZkError } from "./errors.ts";
+import { ZkError, isNoAuth, isNodeExists, toZkError } from "./errors.ts";
+import { type AclIdentities, identitiesFromAcl, lockedAcl } from "./acl-policy.ts";
 import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
 import { WatcherRegistry, type Watcher } from "./watchers.ts";
@@ -87,7 +88,7 @@ export class ZkClient {
   private readonly events = new EventEmitter();
   private readonly watchers = new WatcherRegistry();
   private readonly operationTimeoutMs: number;
-  private readonly aclFor: (path: string) => ZkAcl[];
+  private aclFor: (path: string) => ZkAcl[];
 
   private constructor(
     private readonly target: ConnectTarget,
@@ -133,6 +134,24 @@ export class ZkClient {
 
   get chroot(): string {
     return this.target.chroot;
+  }
+
+  /**
+   * Gives every node created from now on the ACL of the locked tree, if `acl init` locked it
+   * (read back from the chroot's own ACL); otherwise nodes stay world-open. A client that may
+   * not read that ACL (anonymous on a locked tree) keeps the default and is refused later.
+   */
+  async adoptTreeAcl(): Promise<AclIdentities | undefined> {
+    let acl: ZkAcl[];
+    try {
+      acl = await this.getAcl("/");
+    } catch (error) {
+      if (isNoAuth(error)) return undefined;
+      throw error;
+    }
+    const ids = identitiesFromAcl(acl);
+    if (ids) this.aclFor = (path) => lockedAcl(ids, path);
+    return ids;
   }
 
   onState(listener: (state: ConnectionState) => void): () => void {

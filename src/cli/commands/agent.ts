@@ -52,6 +52,7 @@ export const agent: CommandSpec = {
       { zk, runner: new ShellCommandRunner(), logger, now: () => new Date() },
     );
     try {
+      await zk.adoptTreeAcl();
       await daemon.start();
     } catch (error) {
       await zk.close();
