@@ -114,6 +114,7 @@ export class Agent {
     const path = agentPath(this.config.host);
     const data = encodeZnode(AgentInfo, {
       groups: this.config.groups,
+      ...(this.config.apps === undefined ? {} : { apps: this.config.apps }),
       agentVersion: this.config.agentVersion,
       pid: this.config.pid,
       startedAt: now().toISOString(),

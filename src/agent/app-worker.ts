@@ -175,6 +175,11 @@ export class AppWorker {
       this.failedRollouts.add(spec.rolloutId);
       return;
     }
+    const refused = this.refusedCommand(spec);
+    if (refused) {
+      // Local policy: never run it, and take no slot. Reported like any failure of this rollout.
+      return this.fail(spec, "", Date.now(), undefined, `${refused} refused by local policy (allowCommands)`);
+    }
     const observed = await this.currentVersion(spec);
     if (observed === spec.version) {
       await this.reporter.report({ state: "current", version: observed, target: spec.version, rolloutId: spec.rolloutId });
@@ -273,6 +278,17 @@ export class AppWorker {
       durationMs,
     });
     this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
+  }
+
+  /** The first of the app's commands that local policy forbids, if any. */
+  private refusedCommand(spec: AppSpec): string | undefined {
+    const values: PlaceholderValues = { app: this.app, version: spec.version, host: this.deps.host, previous: spec.previousVersion ?? "" };
+    const commands: [string, string | undefined][] = [
+      ["get-version-cmd", spec.getVersionCmd],
+      ["deploy-cmd", spec.deployCmd],
+      ["verify-cmd", spec.verifyCmd],
+    ];
+    return commands.find(([, template]) => template !== undefined && !this.deps.allowCommand(renderCommand(template, values)))?.[0];
   }
 
   /** Runs a template; `error` is set when it did not succeed (refused, non-zero, timeout). */

@@ -42,6 +42,8 @@ export interface AgentView {
   host: string;
   groups: string[];
   agentVersion: string;
+  /** Local allowlist: the agent serves only these apps. */
+  apps?: string[];
 }
 
 export interface FleetStatus {
@@ -88,7 +90,8 @@ export function buildFleetStatus(raw: RawFleet): FleetStatus {
   const invalidNodes: FleetStatus["invalidNodes"] = [];
   const agents: AgentView[] = [];
   for (const { host, info } of raw.agents) {
-    if (info.value) agents.push({ host, groups: info.value.groups, agentVersion: info.value.agentVersion });
+    const value = info.value;
+    if (value) agents.push({ host, groups: value.groups, agentVersion: value.agentVersion, ...(value.apps ? { apps: value.apps } : {}) });
     else invalidNodes.push({ path: `/agents/${host}`, error: info.error });
   }
   const online = new Set(agents.map((a) => a.host));
@@ -112,7 +115,9 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
     else invalid.push({ path: `/apps/${app.name}/hosts/${host}`, error: status.error });
   }
   const reported = new Set(app.hosts.map((h) => h.host));
-  const pendingAgents = agents.filter((a) => !reported.has(a.host) && groupsMatch(spec.groups, a.groups)).map((a) => a.host);
+  const pendingAgents = agents
+    .filter((a) => !reported.has(a.host) && groupsMatch(spec.groups, a.groups) && (a.apps === undefined || a.apps.includes(app.name)))
+    .map((a) => a.host);
   const failuresThisRollout = failuresOf(app.failures, spec);
   return {
     name: app.name,

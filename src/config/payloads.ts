@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { Actor, RolloutId, Timestamp } from "./app-spec.ts";
-import { GroupName, HostId, Version } from "./names.ts";
+import { AppName, GroupName, HostId, Version } from "./names.ts";
 
 /** What a host reports it runs: output of get-version-cmd, kept short and printable. */
 export const ObservedVersion = v.pipe(v.string(), v.maxLength(256));
@@ -62,6 +62,8 @@ export type HistoryEntry = v.InferOutput<typeof HistoryEntry>;
 /** /agents/<host>: presence of a live agent (ephemeral). */
 export const AgentInfo = v.object({
   groups: v.pipe(v.array(GroupName), v.maxLength(256)),
+  /** The agent's local allowlist of apps, if it has one (it serves no other app). */
+  apps: v.optional(v.pipe(v.array(AppName), v.maxLength(10_000))),
   agentVersion: v.pipe(v.string(), v.maxLength(128)),
   pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
   startedAt: Timestamp,

@@ -45,7 +45,8 @@ export const agent: CommandSpec = {
         host,
         groups,
         ...(file.apps === undefined ? {} : { apps: file.apps }),
-        ...(file.allowCommands === undefined ? {} : { allowCommands: file.allowCommands.map((p) => new RegExp(p)) }),
+        // Whole-command matches: "deploy\\.sh" must not allow "rm -rf / #deploy.sh".
+        ...(file.allowCommands === undefined ? {} : { allowCommands: file.allowCommands.map((p) => new RegExp(`^(?:${p})$`)) }),
         agentVersion: VERSION,
         pid: process.pid,
       },
