@@ -288,7 +288,7 @@ function startAgent(host: string, root: string, zkConnect: string, configArgs: s
   const fd = openSync(log, "a");
   let child: ChildProcess;
   try {
-    child = spawn(BIN, [...configArgs, "agent", "--zk", zkConnect, "--host-id", host, "--session-timeout", "4s"], {
+    child = spawn(BIN, [...configArgs, "agent", "--zk", zkConnect, "--host-id", host, "--session-timeout", "4s", "--state-dir", join(dir, ".state")], {
       cwd: dir, // commands run here: VERSION in this directory is the installed version
       stdio: ["ignore", fd, fd],
       detached: true, // own process group: a Ctrl-C reaches the demo only, which stops agents in order

@@ -6,6 +6,7 @@ import { isConnectivity, isNoNode, isNodeExists } from "../zk/errors.ts";
 import { AGENTS, APPS, agentPath } from "../zk/paths.ts";
 import { AppWorker } from "./app-worker.ts";
 import type { CommandRunner } from "./command-runner.ts";
+import { DeployJournal } from "./deploy-journal.ts";
 import type { Logger } from "./logger.ts";
 
 export interface AgentConfig {
@@ -17,6 +18,8 @@ export interface AgentConfig {
   allowCommands?: RegExp[];
   agentVersion: string;
   pid: number;
+  /** Directory for the deploy journal (see DeployJournal); undefined turns it off. */
+  stateDir?: string;
 }
 
 export interface AgentDeps {
@@ -46,11 +49,14 @@ export class Agent {
   private readonly previousSessions = new Set<string>();
   private stopping = false;
   private offState: (() => void) | undefined;
+  private readonly journal: DeployJournal;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly deps: AgentDeps,
-  ) {}
+  ) {
+    this.journal = new DeployJournal(config.stateDir);
+  }
 
   /**
    * Registers presence and starts serving. Rejects with DuplicateHostError if another live
@@ -65,6 +71,11 @@ export class Agent {
       groups: this.config.groups.join(","),
       session: this.deps.zk.sessionId,
     });
+    for (const orphan of this.journal.orphans()) {
+      if (!this.serves(orphan.app)) continue;
+      this.deps.logger.warn("found a deploy left running by a previous run", { app: orphan.app, pgid: orphan.pgid });
+      this.workerFor(orphan.app).adoptOrphan(orphan);
+    }
     await this.watchApps();
   }
 
@@ -192,27 +203,31 @@ export class Agent {
       }
     }
     for (const name of wanted) {
-      const existing = this.workers.get(name);
-      if (existing) {
-        if (newSession) existing.start();
-        continue;
-      }
-      const worker = new AppWorker(name, {
-        zk,
+      const worker = this.workerFor(name);
+      if (!worker.started || newSession) worker.start();
+    }
+    for (const name of names) {
+      if (!NAME_PATTERN.test(name)) logger.warn("ignoring app with an invalid name", { app: name.slice(0, 200) });
+    }
+  }
+
+  private workerFor(app: string): AppWorker {
+    let worker = this.workers.get(app);
+    if (!worker) {
+      worker = new AppWorker(app, {
+        zk: this.deps.zk,
         runner: this.deps.runner,
-        logger,
+        logger: this.deps.logger,
         now: this.deps.now,
         host: this.config.host,
         groups: this.config.groups,
         allowCommand: (command) => this.allowCommand(command),
         killSignal: this.killController.signal,
+        journal: this.journal,
       });
-      this.workers.set(name, worker);
-      worker.start();
+      this.workers.set(app, worker);
     }
-    for (const name of names) {
-      if (!NAME_PATTERN.test(name)) logger.warn("ignoring app with an invalid name", { app: name.slice(0, 200) });
-    }
+    return worker;
   }
 
   private serves(app: string): boolean {

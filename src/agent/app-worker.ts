@@ -9,6 +9,7 @@ import { appPath, leasesDir, lockDir } from "../zk/paths.ts";
 import { AcquireAbortedError, type Lease, Semaphore } from "../zk/recipes/semaphore.ts";
 import { appAdmission } from "./admission.ts";
 import type { CommandResult, CommandRunner } from "./command-runner.ts";
+import { type DeployJournal, type JournalEntry, groupAlive, processStartTicks } from "./deploy-journal.ts";
 import { HostReporter } from "./host-reporter.ts";
 import type { Logger } from "./logger.ts";
 import { type PlaceholderValues, commandEnv, renderCommand } from "./placeholders.ts";
@@ -24,6 +25,8 @@ export interface WorkerDeps {
   allowCommand: (command: string) => boolean;
   /** Aborted on the second shutdown signal: kill running commands at once. */
   killSignal: AbortSignal;
+  /** Where running deploys are recorded, so a restarted agent finds what a crash left running. */
+  journal: DeployJournal;
 }
 
 const GET_VERSION_TIMEOUT_MS = 120_000;
@@ -39,6 +42,8 @@ export class AppWorker {
   private loop: Promise<void> | undefined;
   private dirty = false;
   private stopped = false;
+  /** start() was called: the app node is being watched. */
+  started = false;
   private acquireAbort: AbortController | undefined;
   private lease: Lease | undefined;
   private leaseData: Buffer | undefined;
@@ -72,6 +77,7 @@ export class AppWorker {
 
   /** Start (or, after a new session, restart) watching the app node. */
   start(): void {
+    this.started = true;
     this.reporter.reset();
     void this.watchSpec();
   }
@@ -99,6 +105,42 @@ export class AppWorker {
       this.log.warn("session was lost during a deploy; lease re-created", { lease: this.lease.path });
     }
     // The agent restarts the worker (start) once presence is registered again.
+  }
+
+  /**
+   * A deploy that a previous run of this agent left running (it crashed): hold a slot for it
+   * until its process group ends — killing it at its own timeout — and only then serve the app
+   * again. Deploying on top of it would run two deploys on one server and exceed the slots.
+   */
+  adoptOrphan(entry: JournalEntry): void {
+    this.loop = (async () => {
+      const data = encodeZnode(LeasePayload, { host: this.deps.host, version: entry.version, since: entry.startedAt });
+      try {
+        this.lease = await this.semaphore.restoreLease(data);
+        this.leaseData = data;
+      } catch (error) {
+        this.log.warn("could not hold a slot for the orphaned deploy", { error: String(error) });
+      }
+      this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", { pgid: entry.pgid, version: entry.version });
+      const deadline = Date.parse(entry.startedAt) + entry.timeoutMs;
+      let killedAt: number | undefined;
+      while (groupAlive(entry.pgid) && processStartTicks(entry.pgid) === entry.startTicks) {
+        if (Date.now() > deadline && killedAt === undefined) {
+          killedAt = Date.now();
+          signalGroup(entry.pgid, "SIGTERM");
+        } else if (killedAt !== undefined && Date.now() - killedAt > 5_000) {
+          signalGroup(entry.pgid, "SIGKILL");
+        }
+        if (killedAt !== undefined && Date.now() - killedAt > 7_000) break; // only zombies left
+        await Bun.sleep(200);
+      }
+      this.deps.journal.clear(this.app);
+      await this.releaseLease();
+      this.log.info("orphaned deploy ended", { pgid: entry.pgid });
+    })().finally(() => {
+      this.loop = undefined;
+      this.poke();
+    });
   }
 
   /** A change we should act on (spec changed, connection back): run the loop (again). */
@@ -300,7 +342,29 @@ export class AppWorker {
   ): Promise<{ result?: CommandResult; error?: string }> {
     const command = renderCommand(template, values);
     if (!this.deps.allowCommand(command)) return { error: `${label} refused by local policy` };
-    const result = await this.deps.runner.run({ command, env: commandEnv(values), timeoutMs, signal: this.deps.killSignal });
+    const journaled = label !== "get-version-cmd" && this.spec !== undefined;
+    const rolloutId = this.spec?.rolloutId ?? "";
+    const result = await this.deps.runner.run({
+      command,
+      env: commandEnv(values),
+      timeoutMs,
+      signal: this.deps.killSignal,
+      ...(journaled
+        ? {
+            onStart: (pgid: number) =>
+              this.deps.journal.record({
+                app: this.app,
+                rolloutId,
+                version: values.version,
+                pgid,
+                startTicks: processStartTicks(pgid) ?? "",
+                startedAt: new Date().toISOString(),
+                timeoutMs,
+              }),
+          }
+        : {}),
+    });
+    if (journaled) this.deps.journal.clear(this.app);
     if (result.timedOut) return { result, error: `${label} timed out after ${Math.round(timeoutMs / 1000)}s` };
     if (result.killed) return { result, error: `${label} killed by agent shutdown` };
     if (result.exitCode !== 0) {
@@ -325,5 +389,13 @@ export class AppWorker {
       return "";
     }
     return result.firstLine.slice(0, 256);
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // already gone
   }
 }

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { groupAlive } from "./deploy-journal.ts";
 
 export interface CommandRequest {
   /** Already rendered: placeholders substituted. */
@@ -7,6 +8,8 @@ export interface CommandRequest {
   timeoutMs: number;
   /** Aborting kills the whole process group at once (second SIGTERM to the agent). */
   signal?: AbortSignal;
+  /** Told the process group id as soon as the command started. */
+  onStart?: (pgid: number) => void;
 }
 
 export interface CommandResult {
@@ -51,6 +54,7 @@ export class ShellCommandRunner implements CommandRunner {
         env: { ...process.env, ...request.env },
       });
       const pgid = child.pid;
+      if (pgid !== undefined) request.onStart?.(pgid);
       let tail = Buffer.alloc(0);
       let stdoutHead = "";
       let timedOut = false;
@@ -126,12 +130,3 @@ export class ShellCommandRunner implements CommandRunner {
   }
 }
 
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (error) {
-    // EPERM means it exists but belongs to someone else — still alive.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

@@ -36,6 +36,7 @@ export const ConfigFile = strict({
       groups: v.optional(v.array(GroupName)),
       sessionTimeout: v.optional(v.string()),
       logFormat: v.optional(v.picklist(LOG_FORMATS)),
+      stateDir: v.optional(v.pipe(v.string(), v.minLength(1))),
       apps: v.optional(v.array(AppName)),
       allowCommands: v.optional(v.array(AllowPattern)),
     }),

@@ -324,6 +324,8 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentProce
     options.sessionTimeout ?? "2s",
     ...(options.groups === undefined ? [] : ["--groups", options.groups]),
     ...(options.logFormat === undefined ? [] : ["--log-format", options.logFormat]),
+    // The deploy journal lives with the "server", not in the machine-wide default.
+    ...((options.args ?? []).includes("--state-dir") ? [] : ["--state-dir", join(dir, ".state")]),
     ...(options.args ?? []),
   ];
   const handle = new AgentHandle(binary, options.hostId, dir, args);

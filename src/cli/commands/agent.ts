@@ -1,4 +1,5 @@
-import { hostname } from "node:os";
+import { homedir, hostname } from "node:os";
+import { join } from "node:path";
 import { LOG_FORMATS } from "../../config/config-file.ts";
 import { UsageError } from "../../config/errors.ts";
 import { parseDurationInput, parseGroups, parseHostId } from "../../config/parse-input.ts";
@@ -19,6 +20,7 @@ export const agent: CommandSpec = {
     { flag: "--groups <a,b>", description: "Groups this server belongs to; apps with groups deploy only to members" },
     { flag: "--session-timeout <duration>", description: "ZooKeeper session timeout, e.g. 10s (default 10s)" },
     { flag: "--log-format <format>", description: "text | json (default text)" },
+    { flag: "--state-dir <dir>", description: "Where running deploys are recorded across agent crashes (default $STATE_DIRECTORY, else /var/lib/conveyor as root, else ~/.local/state/conveyor)" },
   ],
   examples: ["conveyor agent --zk zk1:2181,zk2:2181/conveyor --host-id web-01 --groups web"],
   async run(_args, ctx) {
@@ -49,6 +51,7 @@ export const agent: CommandSpec = {
         ...(file.allowCommands === undefined ? {} : { allowCommands: file.allowCommands.map((p) => new RegExp(`^(?:${p})$`)) }),
         agentVersion: VERSION,
         pid: process.pid,
+        stateDir: join(o.string("state-dir") ?? file.stateDir ?? defaultStateDir(ctx.env), host),
       },
       { zk, runner: new ShellCommandRunner(), logger, now: () => new Date() },
     );
@@ -86,4 +89,11 @@ async function untilSignalled(ctx: CommandContext, daemon: Agent, warn: (m: stri
     ctx.signal.addEventListener("abort", onSignal, { once: true });
   });
   await stopping;
+}
+
+/** systemd's StateDirectory=, else the conventional place for the user we run as. */
+function defaultStateDir(env: Record<string, string | undefined>): string {
+  if (env.STATE_DIRECTORY) return env.STATE_DIRECTORY.split(":")[0] ?? env.STATE_DIRECTORY;
+  if (process.getuid?.() === 0) return "/var/lib/conveyor";
+  return join(env.XDG_STATE_HOME ?? join(env.HOME ?? homedir(), ".local", "state"), "conveyor");
 }
