@@ -1,0 +1,114 @@
+// `bun run bench [--quick] [--json]` — Conveyor against the physical floor and against Ansible.
+// Benchmarks are scripts, not timed tests: the machine is shared and noisy, so each number is a
+// median (or p50/p99) measured within this one run. See docs/PERFORMANCE.md for a full run.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { startZooKeeper } from "./lib/zookeeper.ts";
+import { type PeerResult, ansibleRollout, ensureAnsible } from "./bench/ansible.ts";
+import { type Footprint, measureFootprint } from "./bench/footprint.ts";
+import { publishToFirstDeploy, zkWriteRtt } from "./bench/latency.ts";
+import { type RolloutResult, inProcessRollout, processRollout } from "./bench/rollout.ts";
+import type { Quantiles } from "./bench/stats.ts";
+
+interface BenchResult {
+  rollout: RolloutResult[];
+  publishToFirstDeployMs: Quantiles;
+  footprint: Footprint;
+  peers: { ansible: PeerResult | null; ansibleRuns?: PeerResult[] };
+  floor: { zkWriteRttMs: number };
+  machine: { cores: number; date: string; quick: boolean; elapsedS: number };
+}
+
+const args = new Set(process.argv.slice(2));
+for (const arg of args) {
+  if (!["--quick", "--json"].includes(arg)) {
+    console.error(`bench: unknown option "${arg}" (use --quick, --json)`);
+    process.exit(2);
+  }
+}
+const quick = args.has("--quick");
+const json = args.has("--json");
+const say = (line: string): void => void process.stderr.write(`${line}\n`);
+
+const root = join(import.meta.dir, "..");
+const binary = join(root, "dist", "conveyor");
+if (!existsSync(binary)) {
+  const build = Bun.spawnSync(["bun", join(root, "scripts", "build.ts"), "--host-only"], { stdout: "ignore", stderr: "inherit" });
+  if (build.exitCode !== 0) {
+    console.error("bench: building dist/conveyor failed");
+    process.exit(1);
+  }
+}
+
+const started = performance.now();
+// Full JIT for the server under load, and no per-IP connection limit (1 000 sessions).
+const server = await startZooKeeper({ jvmFlags: ["-Xmx1g", "-XX:+UseSerialGC"], maxClientCnxns: 0, tickTime: 2_000 });
+let result: BenchResult | undefined;
+try {
+  say(`ZooKeeper ${server.connectString} (pid ${server.pid})`);
+  say("floor: ZooKeeper write round trip…");
+  const zkWriteRttMs = await zkWriteRtt(server, quick ? 300 : 1_000);
+
+  const rollout: RolloutResult[] = [];
+  const deployMs = 200;
+  say("rollout: 10 agent processes, 2 slots, 200 ms deploys…");
+  rollout.push(await processRollout(server, binary, 10, 2, deployMs));
+  if (!quick) {
+    say("rollout: 20 agent processes, 4 slots…");
+    rollout.push(await processRollout(server, binary, 20, 4, deployMs));
+  }
+  say("rollout: 100 in-process agents, 10 slots…");
+  rollout.push(await inProcessRollout(server, 100, 10, deployMs));
+  if (!quick) {
+    say("rollout: 1 000 in-process agents, 50 slots…");
+    rollout.push(await inProcessRollout(server, 1_000, 50, deployMs));
+  }
+
+  say("latency: publish → first deploy start…");
+  const publishToFirstDeployMs = await publishToFirstDeploy(server, quick ? 20 : 50);
+
+  say(`footprint: idle agent with 10 apps over ${quick ? 10 : 30} s…`);
+  const footprint = await measureFootprint(server, binary, quick ? 10 : 30);
+
+  let ansible: PeerResult | null = null;
+  const ansibleRuns: PeerResult[] = [];
+  if (ensureAnsible()) {
+    say("peer: Ansible, 10 local hosts, serial 2, 200 ms task…");
+    ansible = ansibleRollout(10, 2, deployMs);
+    ansibleRuns.push(ansible);
+    if (!quick) ansibleRuns.push(ansibleRollout(20, 4, deployMs));
+  } else say("peer: Ansible could not be installed; skipped");
+
+  result = {
+    rollout,
+    publishToFirstDeployMs,
+    footprint,
+    peers: { ansible, ...(ansibleRuns.length > 1 ? { ansibleRuns } : {}) },
+    floor: { zkWriteRttMs },
+    machine: { cores: navigator.hardwareConcurrency, date: new Date().toISOString(), quick, elapsedS: 0 },
+  };
+} finally {
+  await server.stop();
+}
+result.machine.elapsedS = Math.round((performance.now() - started) / 1_000);
+
+if (json) {
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+} else {
+  const rows = result.rollout.map((r) =>
+    [r.mode, r.hosts, r.slots, r.deployMs, r.wallMs, r.idealMs, r.ratio, r.zkRequestsPerHost, r.handoffGapMs.p50, r.handoffGapMs.p99].map(String),
+  );
+  const header = ["mode", "hosts", "slots", "deployMs", "wallMs", "idealMs", "ratio", "zkReq/host", "gap p50", "gap p99"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+  const f = result.footprint;
+  console.log(`\npublish → first deploy: p50 ${result.publishToFirstDeployMs.p50} ms, p99 ${result.publishToFirstDeployMs.p99} ms`);
+  console.log(`footprint: idle agent RSS ${f.agentRssMb} MB, idle CPU ${f.idleCpuPct} %, binary ${f.binaryMb} MB, --version ${f.startupMs} ms, app create ${f.appCreateMs} ms`);
+  for (const a of result.peers.ansibleRuns ?? (result.peers.ansible ? [result.peers.ansible] : [])) {
+    console.log(`Ansible: ${a.hosts} hosts, serial ${a.slots}, ${a.deployMs} ms → ${a.wallMs} ms (ideal ${a.idealMs}, ratio ${a.ratio})`);
+  }
+  console.log(`floor: ZooKeeper write round trip ${result.floor.zkWriteRttMs} ms`);
+  console.log(`(${result.machine.elapsedS} s, ${result.machine.cores} cores)`);
+}

@@ -1,0 +1,199 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { publishApp } from "../../src/apps/publish.ts";
+import { FleetReader } from "../../src/apps/fleet-reader.ts";
+import type { MutationContext } from "../../src/apps/mutate-app.ts";
+import { ZkClient } from "../../src/zk/client.ts";
+import type { ZooKeeperServer } from "../lib/zookeeper.ts";
+import { SLEEP_COMMANDS, startSleepFleet } from "./sleep-fleet.ts";
+import { type Quantiles, quantiles, round } from "./stats.ts";
+import { packetsReceived } from "./zk-metrics.ts";
+
+export interface RolloutResult {
+  hosts: number;
+  slots: number;
+  deployMs: number;
+  wallMs: number;
+  idealMs: number;
+  ratio: number;
+  zkRequestsPerHost: number;
+  handoffGapMs: Quantiles;
+  mode: "processes" | "in-process";
+}
+
+const bench: MutationContext = { actor: "bench", now: () => new Date() };
+
+function chroot(tag: string): string {
+  return `/bench-${tag}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** k-th deploy start (k ≥ slots, in order) is paired with the (k − slots)-th slot release. */
+export function handoffGaps(releases: number[], starts: number[], slots: number): number[] {
+  const r = [...releases].sort((a, b) => a - b);
+  const s = [...starts].sort((a, b) => a - b);
+  const gaps: number[] = [];
+  for (let k = slots; k < s.length; k++) {
+    const release = r[k - slots];
+    const start = s[k];
+    if (release !== undefined && start !== undefined) gaps.push(Math.max(0, start - release));
+  }
+  return gaps;
+}
+
+/** In-process agents with a sleeping command runner: 100 and 1 000 hosts on one machine. */
+export async function inProcessRollout(server: ZooKeeperServer, hosts: number, slots: number, deployMs: number): Promise<RolloutResult> {
+  const connect = server.connectString + chroot(`ip${hosts}`);
+  const admin = await ZkClient.connect({ connectString: connect, connectTimeoutMs: 30_000 });
+  const fleet = await startSleepFleet(connect, hosts, deployMs);
+  try {
+    // Warm-up rollout (not measured): every host installs "1".
+    await publishApp(admin, "bench", "1", { slots, ...SLEEP_COMMANDS }, bench);
+    await until(() => fleet.log.times("deploy succeeded").length >= hosts, 600_000, "warm-up rollout");
+    await Bun.sleep(200);
+    fleet.log.clear();
+    const before = await packetsReceived(server.port);
+    const t0 = performance.now();
+    await publishApp(admin, "bench", "2", {}, bench);
+    await until(() => fleet.log.times("deploy succeeded").length >= hosts, 600_000, "measured rollout");
+    const wallMs = Math.max(...fleet.log.times("deploy succeeded")) - t0;
+    await Bun.sleep(100); // let the last releases land before counting requests
+    const after = await packetsReceived(server.port);
+    const gaps = handoffGaps(fleet.log.times("slot released"), fleet.log.times("deploy started"), slots);
+    const idealMs = Math.ceil(hosts / slots) * deployMs;
+    // The publish itself (read, multi, history prune) is not the fleet's load.
+    const publishRequests = 3;
+    return {
+      mode: "in-process",
+      hosts,
+      slots,
+      deployMs,
+      wallMs: round(wallMs),
+      idealMs,
+      ratio: round(wallMs / idealMs, 3),
+      zkRequestsPerHost: round((after - before - publishRequests) / hosts, 1),
+      handoffGapMs: quantiles(gaps),
+    };
+  } finally {
+    await fleet.stop();
+    await admin.deleteRecursive("/apps").catch(() => undefined);
+    await admin.close();
+  }
+}
+
+/** Compiled agent processes running real `sh` commands, each in its own directory. */
+export async function processRollout(server: ZooKeeperServer, binary: string, hosts: number, slots: number, deployMs: number): Promise<RolloutResult> {
+  const connect = server.connectString + chroot(`p${hosts}`);
+  const root = mkdtempSync(join(tmpdir(), "conveyor-bench-"));
+  const admin = await ZkClient.connect({ connectString: connect, connectTimeoutMs: 30_000 });
+  const agents: Bun.Subprocess[] = [];
+  try {
+    for (let i = 1; i <= hosts; i++) {
+      const dir = join(root, `h${i}`);
+      mkdirSync(dir);
+      agents.push(
+        Bun.spawn([binary, "agent", "--zk", connect, "--host-id", `h${i}`, "--session-timeout", "10s", "--log-format", "json", "--state-dir", join(dir, ".state")], {
+          cwd: dir,
+          stdout: Bun.file(join(dir, "agent.log")),
+          stderr: "inherit",
+          env: { PATH: "/usr/bin:/bin", HOME: dir },
+        }),
+      );
+    }
+    await until(async () => (await admin.children("/agents").catch(() => [])).length === hosts, 30_000, "agents registered");
+    const commands = {
+      getVersionCmd: "cat VERSION 2>/dev/null || true",
+      deployCmd: `sleep ${deployMs / 1000}; echo %(version)s > VERSION`,
+    };
+    await publishApp(admin, "bench", "1", { slots, ...commands }, bench);
+    await untilConverged(admin, "1", hosts);
+    await Bun.sleep(300);
+    const logOffsets = agentsLogSizes(root, hosts);
+    const before = await packetsReceived(server.port);
+    const t0 = performance.now();
+    const wall0 = Date.now();
+    await publishApp(admin, "bench", "2", {}, bench);
+    await untilConverged(admin, "2", hosts);
+    const wallMs = performance.now() - t0;
+    await Bun.sleep(100);
+    const after = await packetsReceived(server.port);
+    const events = readAgentEvents(root, hosts, logOffsets).filter((e) => e.time >= wall0);
+    const gaps = handoffGaps(
+      events.filter((e) => e.msg === "slot released").map((e) => e.time),
+      events.filter((e) => e.msg === "deploy started").map((e) => e.time),
+      slots,
+    );
+    const idealMs = Math.ceil(hosts / slots) * deployMs;
+    return {
+      mode: "processes",
+      hosts,
+      slots,
+      deployMs,
+      wallMs: round(wallMs),
+      idealMs,
+      ratio: round(wallMs / idealMs, 3),
+      // The watcher that measures convergence reads too; its reads are a few per host.
+      zkRequestsPerHost: round((after - before) / hosts, 1),
+      handoffGapMs: quantiles(gaps),
+    };
+  } finally {
+    for (const agent of agents) agent.kill("SIGTERM");
+    await Promise.all(agents.map((a) => Promise.race([a.exited, Bun.sleep(5_000)])));
+    for (const agent of agents) if (agent.exitCode === null) agent.kill("SIGKILL");
+    await admin.deleteRecursive("/apps").catch(() => undefined);
+    await admin.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function untilConverged(zk: ZkClient, version: string, hosts: number): Promise<void> {
+  let wake = (): void => undefined;
+  const reader = new FleetReader(zk, { app: "bench", watch: true, onChange: () => wake() });
+  await reader.load();
+  try {
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      const app = reader.snapshot().apps[0];
+      const done = app?.hosts.filter((h) => h.state === "current" && h.version === version).length ?? 0;
+      if (done >= hosts) return;
+      if (Date.now() > deadline) throw new Error(`rollout of ${version} did not converge (${done}/${hosts})`);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 1_000);
+      });
+    }
+  } finally {
+    reader.stop();
+  }
+}
+
+function agentsLogSizes(root: string, hosts: number): number[] {
+  return Array.from({ length: hosts }, (_, i) => {
+    try {
+      return readFileSync(join(root, `h${i + 1}`, "agent.log")).length;
+    } catch {
+      return 0;
+    }
+  });
+}
+
+function readAgentEvents(root: string, hosts: number, offsets: number[]): { time: number; msg: string }[] {
+  const events: { time: number; msg: string }[] = [];
+  for (let i = 0; i < hosts; i++) {
+    const text = readFileSync(join(root, `h${i + 1}`, "agent.log")).subarray(offsets[i] ?? 0).toString("utf8");
+    for (const line of text.split("\n")) {
+      if (!line.startsWith("{")) continue;
+      const entry = JSON.parse(line) as { time: string; msg: string };
+      events.push({ time: Date.parse(entry.time), msg: entry.msg });
+    }
+  }
+  return events;
+}
+
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(2);
+  }
+}
