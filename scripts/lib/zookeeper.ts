@@ -7,7 +7,8 @@
 // leaves a JVM behind. Nothing here ever kills by name.
 //
 // The config writer, spawner and readiness check are separate functions so that a 3-node
-// ensemble (QuorumPeerMain, one myid per data dir) can be built from the same pieces later.
+// ensemble (QuorumPeerMain, one myid per data dir; scripts/lib/ensemble.ts) is built from the
+// same pieces: zooCfg, launchJvm, waitUntilServing, terminateJvm, killOnExit.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
@@ -56,7 +57,8 @@ export interface StartOptions {
 
 export const ZOOKEEPER_HOST = "127.0.0.1" as const;
 const DEBIAN_JAR = "/usr/share/java/zookeeper.jar";
-const STANDALONE_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain";
+export const STANDALONE_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain";
+export const QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 const START_ATTEMPTS = 3;
 const POLL_MS = 25;
 const STOP_GRACE_MS = 5_000;
@@ -269,7 +271,27 @@ class ForeignServerError extends Error {}
 // Process bookkeeping: every non-detached JVM is killed when this process exits.
 
 const live = new Map<number, { dataDir: string; ownsDir: boolean }>();
+const exitDirs = new Set<string>();
 let hooksInstalled = false;
+
+/** SIGKILL `pid` when this process exits (also on SIGINT/SIGTERM/SIGHUP), unless forgotten
+ *  first with the returned function; with `removeDir`, also delete that directory then. */
+export function killOnExit(pid: number, removeDir?: string): () => void {
+  installExitHooks();
+  live.set(pid, { dataDir: removeDir ?? "", ownsDir: removeDir !== undefined });
+  return () => {
+    live.delete(pid);
+  };
+}
+
+/** Delete `dir` (recursively) when this process exits, unless forgotten first. */
+export function removeOnExit(dir: string): () => void {
+  installExitHooks();
+  exitDirs.add(dir);
+  return () => {
+    exitDirs.delete(dir);
+  };
+}
 
 function installExitHooks(): void {
   if (hooksInstalled) return;
@@ -296,6 +318,8 @@ function killAllSync(): void {
     if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
   }
   live.clear();
+  for (const dir of exitDirs) rmSync(dir, { recursive: true, force: true });
+  exitDirs.clear();
 }
 
 function isAlive(pid: number): boolean {
@@ -337,16 +361,29 @@ export async function stopPid(pid: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // startZooKeeper
 
-interface Running {
+export interface RunningJvm {
   child: ChildProcess;
   pid: number;
   /** Resolves with a description of how the process ended, once it has been reaped. */
   exited: Promise<string>;
 }
+type Running = RunningJvm;
 
 function launch(cfgPath: string, logFile: string, detached: boolean, jvmFlags?: readonly string[]): Promise<Running> {
+  return launchJvm(STANDALONE_MAIN, cfgPath, logFile, detached, jvmFlags);
+}
+
+/** spawnJvm, resolved once the process has a PID (rejects with an install hint if there is no
+ *  java). Not registered for killing on exit: callers do that (killOnExit) unless detached. */
+export function launchJvm(
+  mainClass: string,
+  cfgPath: string,
+  logFile: string,
+  detached: boolean,
+  jvmFlags?: readonly string[],
+): Promise<RunningJvm> {
   return new Promise<Running>((resolve, reject) => {
-    const child = spawnJvm(STANDALONE_MAIN, cfgPath, logFile, detached, jvmFlags);
+    const child = spawnJvm(mainClass, cfgPath, logFile, detached, jvmFlags);
     const exited = new Promise<string>((res) => {
       child.once("exit", (code, signal) => res(signal ? `killed by ${signal}` : `exit code ${code}`));
     });
@@ -365,7 +402,13 @@ function launch(cfgPath: string, logFile: string, detached: boolean, jvmFlags?: 
 }
 
 /** SIGTERM, SIGKILL after the grace period, resolve once the child has been reaped (so the PID
- *  is really gone: a zombie would still answer kill(pid, 0)). */
+ *  is really gone: a zombie would still answer kill(pid, 0)). Also ends a SIGSTOPped JVM. */
+export async function terminateJvm(r: RunningJvm): Promise<void> {
+  // A SIGSTOPped JVM cannot act on SIGTERM. Only signal a child not yet reaped (PID reuse).
+  if (r.child.exitCode === null && r.child.signalCode === null) sendSignal(r.pid, "SIGCONT");
+  await terminate(r);
+}
+
 async function terminate(r: Running): Promise<void> {
   if (r.child.exitCode === null && r.child.signalCode === null) sendSignal(r.pid, "SIGTERM");
   const timer = setTimeout(() => sendSignal(r.pid, "SIGKILL"), STOP_GRACE_MS); // also keeps the loop alive
