@@ -110,11 +110,13 @@ export class FleetReader {
     if (sub === "failures") return this.readFailures(name);
   }
 
+  // Each list is published only after its new members were read, so a snapshot never shows a
+  // member whose payload has not arrived yet.
   private async readAgentList(): Promise<void> {
     const names = (await this.childrenOrEmpty(AGENTS)).sort();
-    this.agentNames = names;
-    for (const known of this.agents.keys()) if (!names.includes(known)) this.agents.delete(known);
     await Promise.all(names.filter((n) => !this.agents.has(n)).map((n) => this.readAgent(n)));
+    for (const known of this.agents.keys()) if (!names.includes(known)) this.agents.delete(known);
+    this.agentNames = names.filter((n) => this.agents.has(n));
   }
 
   private async readAgent(host: string): Promise<void> {
@@ -129,9 +131,9 @@ export class FleetReader {
     const only = this.options.app;
     const names = only === undefined ? (await this.childrenOrEmpty(APPS)).sort() : [only];
     const known = new Set(this.appNames);
-    this.appNames = names;
-    for (const name of known) if (!names.includes(name)) this.forgetApp(name);
     await Promise.all(names.filter((n) => !known.has(n) || only !== undefined).map((n) => this.readApp(n)));
+    for (const name of known) if (!names.includes(name)) this.forgetApp(name);
+    this.appNames = names.filter((n) => this.specs.has(n));
   }
 
   private async readApp(name: string): Promise<void> {
@@ -163,17 +165,17 @@ export class FleetReader {
   private async readHostList(app: string): Promise<void> {
     const names = (await this.childrenOrEmpty(hostsDir(app))).sort();
     const known = new Set(this.hostNames.get(app) ?? []);
-    this.hostNames.set(app, names);
+    await Promise.all(names.filter((h) => !known.has(h)).map((h) => this.readHost(app, h, false)));
     for (const host of known) if (!names.includes(host)) this.hosts.delete(hostStatusPath(app, host));
-    await Promise.all(names.filter((h) => !known.has(h)).map((h) => this.readHost(app, h)));
+    this.hostNames.set(app, names.filter((h) => this.hosts.has(hostStatusPath(app, h))));
   }
 
-  private async readHost(app: string, host: string): Promise<void> {
+  private async readHost(app: string, host: string, listed = true): Promise<void> {
     const path = hostStatusPath(app, host);
     const value = await this.decode(path, HostStatus, NAME_PATTERN.test(host) ? undefined : "invalid host id");
     if (value === null) {
       this.hosts.delete(path);
-      this.hostNames.set(app, (this.hostNames.get(app) ?? []).filter((h) => h !== host));
+      if (listed) this.hostNames.set(app, (this.hostNames.get(app) ?? []).filter((h) => h !== host));
     } else this.hosts.set(path, value);
   }
 

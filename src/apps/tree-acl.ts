@@ -1,8 +1,8 @@
 import type { DigestCredential, ZkClient } from "../zk/client.ts";
 import { digestId, type ZkAcl } from "../zk/acl.ts";
-import { type AclIdentities, lockedAcl } from "../zk/acl-policy.ts";
+import { type AclIdentities, formatAclInfo, lockedAcl } from "../zk/acl-policy.ts";
 import { isNoNode, isNodeExists } from "../zk/errors.ts";
-import { AGENTS, APPS, appSubdirs } from "../zk/paths.ts";
+import { ACL_INFO, AGENTS, APPS, appSubdirs } from "../zk/paths.ts";
 import { UsageError } from "../config/errors.ts";
 
 /**
@@ -13,14 +13,22 @@ import { UsageError } from "../config/errors.ts";
  * a subtree it has not reached yet.
  */
 export async function lockTree(zk: ZkClient, admin: DigestCredential, agent: DigestCredential): Promise<{ nodes: number; ids: AclIdentities }> {
-  if (admin.user === agent.user) throw new UsageError(`the agent identity must differ from the admin identity ("${admin.user}")`);
+  assertDistinctIdentities(admin, agent);
   const ids: AclIdentities = { admin: digestId(admin.user, admin.password), agent: digestId(agent.user, agent.password) };
   for (const dir of [APPS, AGENTS]) await createIfMissing(zk, dir);
+  // Where every client learns the identities (ACLs show others only `user:x`).
+  await createIfMissing(zk, ACL_INFO);
+  await zk.set(ACL_INFO, formatAclInfo(ids));
   for (const app of await zk.children(APPS)) {
     for (const dir of appSubdirs(app)) await createIfMissing(zk, dir);
   }
   const nodes = await lockSubtree(zk, "/", ids);
   return { nodes, ids };
+}
+
+/** Checked before connecting, too: a refused `acl init` writes nothing. */
+export function assertDistinctIdentities(admin: DigestCredential, agent: DigestCredential): void {
+  if (admin.user === agent.user) throw new UsageError(`the agent identity must differ from the admin identity ("${admin.user}")`);
 }
 
 async function createIfMissing(zk: ZkClient, path: string): Promise<void> {
@@ -52,7 +60,7 @@ async function lockSubtree(zk: ZkClient, path: string, ids: AclIdentities): Prom
 
 /** The ACLs of the structural nodes (chroot, /apps, /agents, each app and its directories). */
 export async function readTreeAcl(zk: ZkClient): Promise<{ path: string; acl: ZkAcl[] }[]> {
-  const paths = ["/", APPS, AGENTS];
+  const paths = ["/", ACL_INFO, APPS, AGENTS];
   try {
     for (const app of (await zk.children(APPS)).sort()) paths.push(`${APPS}/${app}`, ...appSubdirs(app));
   } catch (error) {

@@ -1,5 +1,6 @@
 import { cac, type CAC } from "cac";
 import { UsageError } from "../config/errors.ts";
+import { printable, quote } from "../config/printable.ts";
 import type { CommandContext, CommandSpec, Env } from "./command.ts";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.ts";
 import { GLOBAL_OPTIONS } from "./global-options.ts";
@@ -69,6 +70,8 @@ function joinNegativeValues(argv: string[], commands: CommandSpec[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i] ?? "";
+    // cac silently drops these (prototype-pollution guard) instead of calling them unknown.
+    if (/^--?(__proto__|constructor|prototype)(=|$)/.test(token)) throw new UsageError(`unknown option ${quote(token.split("=")[0])}`);
     const next = argv[i + 1];
     if (valued.has(token) && next !== undefined && /^-[\d.]/.test(next)) {
       out.push(`${token}=${next}`);
@@ -107,11 +110,11 @@ function context(input: GroupInput, cli: CAC): CommandContext {
   };
 }
 
+/** cac's complaint as one line (it may quote what was typed, control characters and all). */
 function usage(io: Io, cli: CAC, error: unknown): number {
-  const message = error instanceof Error ? error.message : String(error);
-  io.err(`error: ${message.replaceAll("`", "")}`);
+  const message = printable((error instanceof Error ? error.message : String(error)).replaceAll("`", '"'));
   const hint = cli.matchedCommand ? ` ${cli.matchedCommand.name}` : "";
-  io.err(`run "${cli.name}${hint} --help" for usage`);
+  io.err(`error: ${message} (see "${cli.name}${hint} --help")`);
   return ExitCode.usage;
 }
 

@@ -1,5 +1,6 @@
 import { resolveSlots } from "../config/slots.ts";
 import { formatDuration } from "../config/durations.ts";
+import { printable } from "../config/printable.ts";
 import type { AppView, HostView } from "../apps/fleet-view.ts";
 import { hostDone } from "../apps/rollout-wait.ts";
 import { type Io, renderTable } from "./io.ts";
@@ -65,7 +66,7 @@ function estimateRemainingMs(view: AppView, remaining: number): number | undefin
 }
 
 function describeHost(host: HostView, view: AppView): string {
-  if (host.rolloutId !== view.rolloutId && host.state !== "offline") return `runs ${host.version || "nothing"}, not notified yet`;
+  if (host.rolloutId !== view.rolloutId && host.state !== "offline") return `runs ${printable(host.version) || "nothing"}, not notified yet`;
   switch (host.state) {
     case "queued":
       return `queued${host.queuePosition === undefined ? "" : ` #${host.queuePosition}`} for ${host.target}`;
@@ -77,7 +78,7 @@ function describeHost(host: HostView, view: AppView): string {
     case "failed":
       return `FAILED ${host.target}: exit ${host.exitCode ?? "-"}: ${firstLine(host.error)}`;
     case "offline":
-      return `offline (agent not running; runs ${host.version || "nothing"})`;
+      return `offline (agent not running; runs ${printable(host.version) || "nothing"})`;
   }
 }
 
@@ -85,7 +86,7 @@ function describeHost(host: HostView, view: AppView): string {
 export function summaryTable(view: AppView): string {
   const rows = view.hosts.map((h) => [
     h.host,
-    hostDone(h, view) ? (h.state === "offline" ? `current ${h.version} (offline)` : `current ${h.version}`) : h.state === "failed" ? `FAILED (exit ${h.exitCode ?? "-"})` : `${h.state} (runs ${h.version || "nothing"})`,
+    hostDone(h, view) ? (h.state === "offline" ? `current ${h.version} (offline)` : `current ${h.version}`) : h.state === "failed" ? `FAILED (exit ${h.exitCode ?? "-"})` : `${h.state} (runs ${printable(h.version) || "nothing"})`,
     h.rolloutId === view.rolloutId && h.durationMs !== undefined ? formatDuration(h.durationMs) : "-",
   ]);
   for (const host of view.pendingAgents) rows.push([host, "never reported", "-"]);
@@ -93,7 +94,7 @@ export function summaryTable(view: AppView): string {
 }
 
 export function firstLine(text: string | undefined): string {
-  const line = (text ?? "").split("\n")[0] ?? "";
+  const line = printable((text ?? "").split("\n")[0] ?? "");
   return line.length > 120 ? `${line.slice(0, 117)}...` : line;
 }
 

@@ -1,4 +1,5 @@
 import { UsageError } from "../config/errors.ts";
+import { quote } from "../config/printable.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import type { CommandSpec, Env } from "./command.ts";
 import { runCommandGroup } from "./command-group.ts";
@@ -59,7 +60,7 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
     }
     const index = commandWordIndex(argv);
     const word = index === -1 ? undefined : argv[index];
-    const group = word === undefined ? undefined : GROUPS[word];
+    const group = word !== undefined && Object.hasOwn(GROUPS, word) ? GROUPS[word] : undefined;
     if (group && word !== undefined) {
       const rest = [...argv.slice(0, index), ...argv.slice(index + 1)];
       return await runCommandGroup({ program: `conveyor ${word}`, commands: group, argv: rest, env, io, signal });
@@ -90,7 +91,7 @@ function commandWordIndex(argv: string[]): number {
     if (!token.startsWith("-")) return i;
     const name = token.split("=")[0] ?? token;
     if (!FLAG_GLOBALS.has(name) && !VALUE_GLOBALS.has(name)) {
-      throw new UsageError(`unknown option "${name}" before the command (see "conveyor --help")`);
+      throw new UsageError(`unknown option ${quote(name)} before the command (see "conveyor --help")`);
     }
   }
   return -1;

@@ -1,5 +1,6 @@
 import type { AppSpec } from "../config/app-spec.ts";
 import { formatDuration } from "../config/durations.ts";
+import { printable } from "../config/printable.ts";
 import { parseDurationInput } from "../config/parse-input.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
 import { rollbackApp } from "../apps/operator-actions.ts";
@@ -89,7 +90,7 @@ function report(ctx: CommandContext, app: string, spec: AppSpec, outcome: Rollou
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
       break;
     case "timeout":
-      ctx.io.err(`error: ${app} ${spec.version}: timed out after ${took}; not finished: ${outcome.waiting.map((w) => `${w.host} (${w.state}${w.version ? `, runs ${w.version}` : ""})`).join(", ")}`);
+      ctx.io.err(`error: ${app} ${spec.version}: timed out after ${took}; not finished: ${outcome.waiting.map((w) => `${w.host} (${w.state}${w.version ? `, runs ${printable(w.version)}` : ""})`).join(", ")}`);
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
       break;
     case "superseded":

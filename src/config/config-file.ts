@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { firstIssue } from "./decode.ts";
 import { UsageError } from "./errors.ts";
+import { printable, quote } from "./printable.ts";
 import { AppName, GroupName, HostId } from "./names.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/conveyor/conveyor.toml";
@@ -50,29 +51,31 @@ export type ConfigFile = v.InferOutput<typeof ConfigFile>;
  */
 export async function loadConfigFile(explicitPath: string | undefined): Promise<{ path?: string; config: ConfigFile }> {
   const path = explicitPath ?? DEFAULT_CONFIG_PATH;
-  const file = Bun.file(path);
-  if (!(await file.exists())) {
-    if (explicitPath !== undefined) throw new UsageError(`config file ${path} does not exist`);
-    return { config: {} };
-  }
+  const shown = explicitPath === undefined ? path : quote(path).slice(1, -1);
   let text: string;
   try {
+    const file = Bun.file(path);
+    if (!(await file.exists())) {
+      if (explicitPath !== undefined) throw new UsageError(`config file ${shown} does not exist`);
+      return { config: {} };
+    }
     text = await file.text();
   } catch (error) {
-    throw new UsageError(`config file ${path} cannot be read: ${describe(error)}`);
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`config file ${shown} cannot be read: ${describe(error)}`);
   }
   let parsed: unknown;
   try {
     parsed = Bun.TOML.parse(text);
   } catch (error) {
-    throw new UsageError(`config file ${path} is not valid TOML: ${describe(error)}`);
+    throw new UsageError(`config file ${shown} is not valid TOML: ${describe(error)}`);
   }
   const result = v.safeParse(ConfigFile, parsed);
-  if (!result.success) throw new UsageError(`config file ${path}: ${firstIssue(result.issues)}`);
+  if (!result.success) throw new UsageError(`config file ${shown}: ${firstIssue(result.issues)}`);
   return { path, config: result.output };
 }
 
 function describe(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n")[0] ?? text;
+  return printable(text.split("\n")[0] ?? text);
 }

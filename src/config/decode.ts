@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { InvalidDataError } from "./errors.ts";
+import { printable } from "./printable.ts";
 
 /** Largest payload we parse: ZooKeeper's own limit (jute.maxbuffer) is 1 MiB. */
 export const MAX_PAYLOAD_BYTES = 1_048_576;
@@ -9,7 +10,7 @@ export function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
   const issue = issues[0];
   if (!issue) return "invalid";
   const path = issue.path?.map((p) => String(p.key)).join(".");
-  return path ? `${path}: ${issue.message}` : issue.message;
+  return printable(path ? `${path}: ${issue.message}` : issue.message);
 }
 
 /**

@@ -5,6 +5,7 @@ import { type Slots, parseSlots } from "./slots.ts";
 import { parseDurationMs } from "./durations.ts";
 import { CommandTemplate } from "./app-spec.ts";
 import { firstIssue } from "./decode.ts";
+import { quote } from "./printable.ts";
 
 /** Validates one value typed by a person; the UsageError names the value and the rule. */
 export function parseWith<const S extends v.GenericSchema>(schema: S, value: unknown, label: string): v.InferOutput<S> {
@@ -48,10 +49,4 @@ export function parseDurationInput(value: string, label: string, minMs: number, 
     throw new UsageError(`invalid ${label} ${quote(value)}: use a duration like 30s, 10m or 1h (between ${minMs / 1000}s and ${maxMs / 1000}s)`);
   }
   return ms;
-}
-
-function quote(value: unknown): string {
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  const short = text.length > 80 ? `${text.slice(0, 77)}...` : text;
-  return JSON.stringify(short);
 }

@@ -4,6 +4,7 @@ import { type ConfigFile, LOG_LEVELS, loadConfigFile } from "./config-file.ts";
 import { parseDurationMs } from "./durations.ts";
 import { UsageError } from "./errors.ts";
 import { NAME_PATTERN } from "./names.ts";
+import { quote } from "./printable.ts";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -45,12 +46,12 @@ export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Set
   const timeoutText = flags.connectTimeout ?? config.connectTimeout;
   const connectTimeoutMs = timeoutText === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : parseDurationMs(timeoutText);
   if (connectTimeoutMs === undefined || connectTimeoutMs < 100 || connectTimeoutMs > 600_000) {
-    throw new UsageError(`invalid connect timeout "${timeoutText}": use e.g. 10s, between 100ms and 10m`);
+    throw new UsageError(`invalid connect timeout ${quote(timeoutText)}: use e.g. 10s, between 100ms and 10m`);
   }
 
   const levelText = flags.logLevel ?? config.logLevel ?? "info";
   if (!(LOG_LEVELS as readonly string[]).includes(levelText)) {
-    throw new UsageError(`invalid --log-level "${levelText}": use one of ${LOG_LEVELS.join(", ")}`);
+    throw new UsageError(`invalid --log-level ${quote(levelText)}: use one of ${LOG_LEVELS.join(", ")}`);
   }
 
   return {
@@ -79,18 +80,17 @@ export function parseCredential(text: string, source: string): DigestCredential 
   const user = colon === -1 ? "" : text.slice(0, colon);
   const password = colon === -1 ? "" : text.slice(colon + 1);
   if (!NAME_PATTERN.test(user) || password === "" || /[\r\n\0]/.test(password)) {
-    throw new UsageError(`invalid ${source}: expected USER:PASSWORD (user "${user || "?"}"; the password is not shown)`);
+    throw new UsageError(`invalid ${source}: expected USER:PASSWORD (user ${quote(user || "?")}; the password is not shown)`);
   }
   return { user, password };
 }
 
-async function readCredentialFile(path: string, source: string): Promise<DigestCredential> {
-  const file = Bun.file(path);
+export async function readCredentialFile(path: string, source: string): Promise<DigestCredential> {
   let text: string;
   try {
-    text = await file.text();
+    text = await Bun.file(path).text();
   } catch {
-    throw new UsageError(`${source}: cannot read ${path}`);
+    throw new UsageError(`${source}: cannot read ${quote(path)}`);
   }
-  return parseCredential(text.trim(), `${source} ${path}`);
+  return parseCredential(text.trim(), `${source} ${quote(path)}`);
 }

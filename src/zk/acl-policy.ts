@@ -19,18 +19,33 @@ const AGENT_WRITE = Perm.read | Perm.write | Perm.create | Perm.delete;
 export function lockedAcl(ids: AclIdentities, path: string): ZkAcl[] {
   const admin: ZkAcl = { scheme: "digest", id: ids.admin, perms: Perm.all };
   const parts = path.split("/").filter(Boolean);
+  // ACL_INFO ("/acl") falls through to read-only for agents, like specs.
   const agentWrites =
     parts[0] === "agents" || (parts[0] === "apps" && parts.length >= 3 && AGENT_WRITABLE_APP_DIRS.has(parts[2] ?? ""));
   return [admin, { scheme: "digest", id: ids.agent, perms: agentWrites ? AGENT_WRITE : Perm.read }];
 }
 
+/** A digest id as ZooKeeper stores it: `user:` + base64 of a SHA-1 (28 characters). */
+const DIGEST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{27}=$/;
+
 /**
- * Reads the identities back from the chroot node's ACL (admin: all permissions; agent: read
- * only). Undefined when the tree is not locked (world access), so nodes stay world-open too.
+ * The identities as `acl init` records them in ACL_INFO (readable by admin and agent). They
+ * cannot be read back from ACLs: ZooKeeper shows other callers a digest id as `user:x`.
+ * Undefined unless both are well-formed digest ids.
  */
-export function identitiesFromAcl(acl: ZkAcl[]): AclIdentities | undefined {
-  const admin = acl.find((a) => a.scheme === "digest" && a.perms === Perm.all);
-  const agent = acl.find((a) => a.scheme === "digest" && a.perms === Perm.read);
-  if (!admin || !agent || acl.some((a) => a.scheme === "world")) return undefined;
-  return { admin: admin.id, agent: agent.id };
+export function parseAclInfo(data: Buffer): AclIdentities | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(data.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const { admin, agent } = value as { admin?: unknown; agent?: unknown };
+  if (typeof admin !== "string" || typeof agent !== "string") return undefined;
+  return DIGEST_ID.test(admin) && DIGEST_ID.test(agent) ? { admin, agent } : undefined;
+}
+
+export function formatAclInfo(ids: AclIdentities): Buffer {
+  return Buffer.from(JSON.stringify(ids));
 }

@@ -1,8 +1,9 @@
 import { EventEmitter } from "node:events";
 import * as zookeeper from "node-zookeeper-client";
 import { type ConnectTarget, formatServers, parseConnectString } from "./connect-string.ts";
-import { ZkError, isNoAuth, isNodeExists, toZkError } from "./errors.ts";
-import { type AclIdentities, identitiesFromAcl, lockedAcl } from "./acl-policy.ts";
+import { ZkError, isNoAuth, isNoNode, isNodeExists, toZkError } from "./errors.ts";
+import { type AclIdentities, lockedAcl, parseAclInfo } from "./acl-policy.ts";
+import { ACL_INFO } from "./paths.ts";
 import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
 import { WatcherRegistry, type Watcher } from "./watchers.ts";
@@ -68,10 +69,14 @@ interface LibraryInternals {
   connectionManager: EventEmitter & {
     state: number;
     socket?: { destroy(): void; once(event: "data", fn: () => void): void };
+    connect(): void;
+    onSocketConnected(): void;
   };
 }
 const LIB_STATE_CLOSING = -1;
 const LIB_STATE_CLOSED = -2;
+const LIB_STATE_CONNECTING = 1;
+const LIB_STATE_CONNECTED = 2;
 
 type Phase = "connecting" | "open" | "suspended" | "lost" | "closed";
 
@@ -142,14 +147,14 @@ export class ZkClient {
    * not read that ACL (anonymous on a locked tree) keeps the default and is refused later.
    */
   async adoptTreeAcl(): Promise<AclIdentities | undefined> {
-    let acl: ZkAcl[];
+    let data: Buffer;
     try {
-      acl = await this.getAcl("/");
+      data = (await this.get(ACL_INFO)).data;
     } catch (error) {
-      if (isNoAuth(error)) return undefined;
+      if (isNoAuth(error) || isNoNode(error)) return undefined;
       throw error;
     }
-    const ids = identitiesFromAcl(acl);
+    const ids = parseAclInfo(data);
     if (ids) this.aclFor = (path) => lockedAcl(ids, path);
     return ids;
   }
@@ -301,6 +306,7 @@ export class ZkClient {
     lib.on("state", (state: zookeeper.State) => {
       if (this.lib === lib && this.phase !== "closed") this.onLibraryState(state);
     });
+    this.boundHandshakes(lib);
     lib.connect();
   }
 
@@ -318,7 +324,10 @@ export class ZkClient {
     } else if (state === S.DISCONNECTED) {
       if (this.phase !== "open") return;
       this.phase = "suspended";
-      this.lostTimer = setTimeout(() => this.declareLost(), this.negotiatedTimeoutMs);
+      // The server expires the session a session timeout after it last heard from us, which is
+      // about when we last heard from it — not when we noticed (a stall is noticed late).
+      const elapsed = this.lastReceivedAt > 0 ? Date.now() - this.lastReceivedAt : 0;
+      this.lostTimer = setTimeout(() => this.declareLost(), Math.max(0, this.negotiatedTimeoutMs - elapsed));
       this.emit("suspended");
     } else if (state === S.EXPIRED) {
       this.declareLost();
@@ -326,6 +335,28 @@ export class ZkClient {
       this.authError = new ZkError("authFailed", "ZooKeeper refused the credentials (authentication failed)");
       this.events.emit("authFailed");
     }
+  }
+
+  /**
+   * The library bounds only the TCP connect; a server that accepts the connection but never
+   * answers the handshake (frozen, partitioned behind a proxy) would hold it forever. Each
+   * attempt gets its share of the session timeout; then the socket is dropped and the library
+   * tries the next server.
+   */
+  private boundHandshakes(lib: zookeeper.Client): void {
+    const manager = (lib as unknown as LibraryInternals).connectionManager;
+    const servers = Math.max(1, this.target.servers.length);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    manager.on("state", (state: number) => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      if (state !== LIB_STATE_CONNECTING) return;
+      const limit = Math.max(1_000, Math.floor(this.negotiatedTimeoutMs / servers));
+      timer = setTimeout(() => {
+        if (manager.state === LIB_STATE_CONNECTING) manager.socket?.destroy();
+      }, limit);
+      timer.unref?.();
+    });
   }
 
   private declareLost(): void {
@@ -418,34 +449,43 @@ export class ZkClient {
     this.stallTimer.unref?.();
   }
 
+  /**
+   * Retires a library client for good. It must never connect again: a reconnect attempt it had
+   * already scheduled would present the old session id and keep a session we declared lost
+   * alive on the server (its ephemeral lease and presence nodes with it). A CLOSE_SESSION is
+   * sent only on an established connection — queued during a handshake, the library would
+   * misread the handshake reply as the close's answer and throw.
+   */
   private async disposeLibrary(lib: zookeeper.Client, graceMs: number): Promise<void> {
     const manager = (lib as unknown as LibraryInternals).connectionManager;
     if (manager.state === LIB_STATE_CLOSED) return;
-    const closed = new Promise<void>((resolve) => {
-      const onState = (s: number): void => {
-        if (s === LIB_STATE_CLOSED) {
-          manager.off("state", onState);
-          resolve();
-        }
-      };
-      manager.on("state", onState);
-    });
-    lib.close();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, graceMs);
-    });
-    await Promise.race([closed, timeout]);
-    clearTimeout(timer);
-    // Not acknowledged in time (server gone): cut the socket so no reconnect loop survives us.
-    // In CLOSING the library does not reconnect when the socket closes; a connect attempt that
-    // was already scheduled (spin delay) can still open one more socket, so cut once more later.
+    const wasConnected = manager.state === LIB_STATE_CONNECTED;
+    manager.connect = () => undefined;
+    manager.onSocketConnected = function (this: LibraryInternals["connectionManager"]) {
+      this.socket?.destroy();
+    };
+    if (wasConnected && graceMs > 0) {
+      const closed = new Promise<void>((resolve) => {
+        const onState = (state: number): void => {
+          if (state === LIB_STATE_CLOSED) {
+            manager.off("state", onState);
+            resolve();
+          }
+        };
+        manager.on("state", onState);
+      });
+      lib.close();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    // In CLOSING the library does not reconnect when the socket closes.
     if (manager.state !== LIB_STATE_CLOSED) {
       manager.state = LIB_STATE_CLOSING;
       manager.socket?.destroy();
-      setTimeout(() => manager.socket?.destroy(), 500).unref?.();
     }
   }
+
 
   private clearLostTimer(): void {
     if (this.lostTimer) clearTimeout(this.lostTimer);

@@ -25,19 +25,26 @@ export function parseConnectString(input: string): ConnectTarget | string {
     const match = /^(.*?)(?::(\d{1,5}))?$/.exec(entry.trim());
     const host = match?.[1] ?? "";
     const port = match?.[2] === undefined ? 2181 : Number(match[2]);
-    if (!HOST.test(host)) return `invalid ZooKeeper host "${entry}" in "${input}"`;
+    if (!HOST.test(host)) return `invalid ZooKeeper host ${show(entry)} in ${show(input)}`;
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      return `invalid ZooKeeper port in "${entry}"`;
+      return `invalid ZooKeeper port in ${show(entry)}`;
     }
     servers.push({ host, port });
   }
   const chroot = chrootPart === "/" ? "" : chrootPart.replace(/\/+$/, "");
-  if (chroot !== "" && !chroot.slice(1).split("/").every((s) => CHROOT_SEGMENT.test(s))) {
-    return `invalid ZooKeeper chroot "${chrootPart}"`;
+  const segments = chroot.slice(1).split("/");
+  if (chroot !== "" && !segments.every((s) => CHROOT_SEGMENT.test(s) && s !== "." && s !== "..")) {
+    return `invalid ZooKeeper chroot ${show(chrootPart)}: segments of letters, digits, '.', '_', '-' (not "." or "..")`;
   }
+  if (segments[0] === "zookeeper") return `invalid ZooKeeper chroot ${show(chrootPart)}: /zookeeper is reserved by ZooKeeper`;
   return { servers, chroot };
 }
 
 export function formatServers(target: ConnectTarget): string {
   return target.servers.map((s) => `${s.host}:${s.port}`).join(",");
+}
+
+/** Quoted for an error message, control characters escaped (zk cannot import config). */
+function show(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
 }

@@ -4,6 +4,8 @@
  */
 export const APPS = "/apps";
 export const AGENTS = "/agents";
+/** The two digest identities of a locked tree, written by `acl init`. */
+export const ACL_INFO = "/acl";
 
 export const appPath = (app: string): string => `${APPS}/${app}`;
 export const lockDir = (app: string): string => `${appPath(app)}/lock`;

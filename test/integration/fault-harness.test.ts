@@ -304,7 +304,10 @@ describe("tcp proxy", () => {
     measured.stallLongSuspended = Math.round(suspended.at - t0);
     measured.stallLongLost = Math.round(lost.at - t0);
     measured.stallLongServerExpired = Math.round(expiredAt - t0);
-    expect(lost.at - t0).toBeGreaterThanOrEqual(sessionTimeoutMs);
+    // Lost is counted from the last byte received (≈ when the server last heard from us), so it
+    // may come a little before a full timeout after stall() — never before the stall was noticed.
+    expect(lost.at).toBeGreaterThanOrEqual(suspended.at);
+    expect(lost.at - t0).toBeGreaterThanOrEqual(sessionTimeoutMs / 2);
     expect(proxy.stalled).toBe(true);
 
     proxy.resume();
@@ -378,7 +381,7 @@ describe("tcp proxy", () => {
   // but never answers (a SIGSTOPped or wedged JVM; here: a stalled proxy) swallows every
   // connect() that happens to try it first (the library shuffles the servers), although the
   // other members are healthy. Run with `bun test --todo` to reproduce.
-  test.todo("connect() reaches a healthy member when the others accept TCP but never answer", async () => {
+  test("connect() reaches a healthy member when the others accept TCP but never answer", async () => {
     await ens.ensemble.waitForQuorum(20_000);
     const set = viaAll.proxies;
     set.proxy(1).stall();
@@ -403,7 +406,7 @@ describe("tcp proxy", () => {
   // that then arrives is parsed as its reply (its protocolVersion 0 reads as xid 0, the session
   // id's low 32 bits as the error code) and node-zookeeper-client throws "Unknown code: N" from a
   // socket 'data' handler: an uncaught exception that kills the process. Run with `bun test --todo`.
-  test.todo("close() during the handshake of a new session does not crash the process", async () => {
+  test("close() during the handshake of a new session does not crash the process", async () => {
     await ens.ensemble.waitForQuorum(20_000);
     const proxy = viaMember2.proxy;
     const client = await ZkClient.connect({ connectString: viaMember2.withChroot("close-handshake"), sessionTimeoutMs: 2_000, connectTimeoutMs: 10_000 });
@@ -425,7 +428,7 @@ describe("tcp proxy", () => {
   // So the server expires the session (its ephemeral nodes are gone: another agent may take the
   // slot) well before the client says `lost`. Measured above: stallLongServerExpired vs
   // stallLongLost. The timer should run from the last byte received. Run with `bun test --todo`.
-  test.todo("a stalled client reports lost no later than the server expires its session", async () => {
+  test("a stalled client reports lost no later than the server expires its session", async () => {
     await ens.ensemble.waitForQuorum(20_000);
     const proxy = viaMember2.proxy;
     const sessionTimeoutMs = 2_000;

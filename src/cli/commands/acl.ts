@@ -1,6 +1,6 @@
-import { parseCredential } from "../../config/settings.ts";
+import { parseCredential, readCredentialFile } from "../../config/settings.ts";
 import { UsageError } from "../../config/errors.ts";
-import { lockTree, readTreeAcl } from "../../apps/tree-acl.ts";
+import { assertDistinctIdentities, lockTree, readTreeAcl } from "../../apps/tree-acl.ts";
 import { formatPerms } from "../../zk/acl.ts";
 import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
@@ -23,13 +23,10 @@ export const aclInit: CommandSpec = {
     const agentFile = ctx.options.string("agent-auth-file");
     let agent;
     if (agentText !== undefined) agent = parseCredential(agentText, "--agent-auth");
-    else if (agentFile !== undefined) {
-      const text = await Bun.file(agentFile).text().catch(() => {
-        throw new UsageError(`--agent-auth-file: cannot read ${agentFile}`);
-      });
-      agent = parseCredential(text.trim(), `--agent-auth-file ${agentFile}`);
-    } else throw new UsageError("acl init needs --agent-auth USER:PASS (or --agent-auth-file)");
+    else if (agentFile !== undefined) agent = await readCredentialFile(agentFile, "--agent-auth-file");
+    else throw new UsageError("acl init needs --agent-auth USER:PASS (or --agent-auth-file)");
     const locked = agent;
+    assertDistinctIdentities(admin, locked);
     const { nodes } = await withZk(ctx, (zk) => lockTree(zk, admin, locked));
     if (ctx.options.flag("json")) printJson(ctx.io, { locked: true, nodes, admin: admin.user, agent: locked.user });
     else ctx.io.out(`locked ${nodes} node(s): admin "${admin.user}" may write specs, agent "${locked.user}" may write agent nodes; no world access`);

@@ -2,6 +2,7 @@ import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { LOG_FORMATS } from "../../config/config-file.ts";
 import { UsageError } from "../../config/errors.ts";
+import { quote } from "../../config/printable.ts";
 import { parseDurationInput, parseGroups, parseHostId } from "../../config/parse-input.ts";
 import { Agent, DuplicateHostError } from "../../agent/agent.ts";
 import { ShellCommandRunner } from "../../agent/command-runner.ts";
@@ -32,7 +33,7 @@ export const agent: CommandSpec = {
     const sessionTimeoutMs = parseDurationInput(o.string("session-timeout") ?? file.sessionTimeout ?? "10s", "--session-timeout", 1_000, 300_000);
     const format = o.string("log-format") ?? file.logFormat ?? "text";
     if (!(LOG_FORMATS as readonly string[]).includes(format)) {
-      throw new UsageError(`invalid --log-format "${format}": use text or json`);
+      throw new UsageError(`invalid --log-format ${quote(format)}: use text or json`);
     }
     const logger = createLogger(settings.logLevel, format as LogFormat, (line) => void process.stdout.write(line));
 

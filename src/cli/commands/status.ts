@@ -1,4 +1,5 @@
 import { parseAppName } from "../../config/parse-input.ts";
+import { printable } from "../../config/printable.ts";
 import { type AppView, type FleetStatus, readFleetStatus } from "../../apps/fleet-status.ts";
 import { AppNotFoundError } from "../../apps/errors.ts";
 import type { CommandSpec } from "../command.ts";
@@ -31,8 +32,8 @@ export function renderFleet(fleet: FleetStatus, now: Date): string {
   const blocks: string[] = [];
   if (fleet.apps.length === 0 && fleet.invalidApps.length === 0) blocks.push("no apps");
   for (const app of fleet.apps) blocks.push(renderApp(app, now));
-  for (const bad of fleet.invalidApps) blocks.push(`${bad.name}  INVALID: ${bad.error}`);
-  for (const bad of fleet.invalidNodes) blocks.push(`warning: ${bad.path} INVALID: ${bad.error}`);
+  for (const bad of fleet.invalidApps) blocks.push(`${printable(bad.name)}  INVALID: ${printable(bad.error)}`);
+  for (const bad of fleet.invalidNodes) blocks.push(`warning: ${printable(bad.path)} INVALID: ${printable(bad.error)}`);
   const agents = fleet.agents.map((a) => a.host);
   blocks.push(`agents online: ${agents.length}${agents.length ? ` (${agents.join(", ")})` : ""}`);
   return blocks.join("\n\n");
@@ -53,7 +54,7 @@ function renderApp(app: AppView, now: Date): string {
   const rows = app.hosts.map((h) => [
     h.host,
     h.state === "queued" && h.queuePosition !== undefined ? `queued #${h.queuePosition}` : h.state,
-    h.version || "-",
+    printable(h.version) || "-",
     h.target,
     ago(h.since, now),
     h.state === "failed" ? `exit ${h.exitCode ?? "-"}: ${firstLine(h.error ?? "")}` : "",
@@ -70,7 +71,7 @@ function ago(iso: string, now: Date): string {
 }
 
 function firstLine(text: string): string {
-  const line = text.split("\n")[0] ?? "";
+  const line = printable(text.split("\n")[0] ?? "");
   return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }
 
@@ -133,9 +134,9 @@ function changeLines(fleet: FleetStatus, seen: Map<string, string>): string[] {
     for (const h of app.hosts) {
       const position = h.queuePosition === undefined ? "" : ` #${h.queuePosition}`;
       const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error ?? "")}` : "";
-      emit(`${app.name}/${h.host}`, `${app.name} ${h.host} ${h.state}${position} version=${h.version || "-"} target=${h.target}${failure}`);
+      emit(`${app.name}/${h.host}`, `${app.name} ${h.host} ${h.state}${position} version=${printable(h.version) || "-"} target=${h.target}${failure}`);
     }
   }
-  for (const bad of fleet.invalidApps) emit(bad.name, `${bad.name} INVALID ${bad.error}`);
+  for (const bad of fleet.invalidApps) emit(bad.name, `${printable(bad.name)} INVALID ${printable(bad.error)}`);
   return lines;
 }
