@@ -1,0 +1,284 @@
+// Canary rollouts (--canary N, app promote, --canary-auto) and `status --watch` (piped, and
+// under a pseudo-terminal), with the compiled binary, a real ZooKeeper and in-process agents.
+//
+// One ZooKeeper for the file, one chroot per test.
+
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readFleetStatus } from "../../src/apps/fleet-status.ts";
+import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
+import { type CliResult, ensureBinary, runCli, useCli } from "../helpers/cli.ts";
+import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
+import { type FleetAgent, InProcessFleet } from "../helpers/in-process-fleet.ts";
+import { type LiveProcess, childrenOf, spawnInPty, spawnLive, stopAllLive } from "../helpers/pty.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { useZooKeeper } from "../helpers/zookeeper.ts";
+
+setDefaultTimeout(60_000);
+const zookeeper = useZooKeeper();
+useCli();
+
+let fleet: InProcessFleet | undefined;
+afterEach(async () => {
+  await stopAllLive();
+  await fleet?.stopAll();
+  fleet = undefined;
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+interface Setup {
+  connect: string;
+  fleet: InProcessFleet;
+  agents: FleetAgent[];
+  log: string;
+  cmds: string[];
+}
+
+async function setup(prefix: string, hosts: number, deploySeconds: number): Promise<Setup> {
+  const connect = zookeeper.withChroot(prefix);
+  fleet = new InProcessFleet({ connectString: connect });
+  const agents = await fleet.startMany("h", hosts);
+  const log = join(fleet.root, "deploys.log");
+  const c = testCommands(log, deploySeconds);
+  return { connect, fleet, agents, log, cmds: ["--get-version-cmd", c.getVersionCmd, "--deploy-cmd", c.deployCmd] };
+}
+
+function cli(connect: string, args: string[]): Promise<CliResult> {
+  return runCli(["--zk", connect, ...args], { env: { CONVEYOR_ACTOR: "ops" }, timeoutMs: 45_000 });
+}
+
+function show(r: CliResult): string {
+  return `exit ${r.code} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+}
+
+function expectOk(r: CliResult): void {
+  expect(r.code, show(r)).toBe(0);
+}
+
+/**
+ * Creates the app at `version` on hosts that already run it (VERSION written), without --wait,
+ * and polls until every host reports current for that rollout, so that later --wait runs
+ * follow hosts that have all reported. (A --wait on an app's very first rollout can end early:
+ * see the FleetReader race exposed by test.failing in rollouts-wait.test.ts.)
+ */
+async function warmUp(s: Setup, version: string, extra: string[]): Promise<void> {
+  for (const a of s.agents) writeFileSync(join(a.dir, "VERSION"), `${version}\n`);
+  expectOk(await cli(s.connect, ["app", "create", "web", version, ...extra]));
+  await waitFor(
+    async () => {
+      const view = (await readFleetStatus(await s.fleet.client(), "web")).apps[0];
+      return view?.hosts.length === s.agents.length && view.hosts.every((h) => h.state === "current" && h.version === version && h.rolloutId === view.rolloutId);
+    },
+    15_000,
+    `every host current on ${version}`,
+  );
+}
+
+function versionFiles(agents: FleetAgent[]): Record<string, string> {
+  return Object.fromEntries(
+    agents.map((a) => {
+      const path = join(a.dir, "VERSION");
+      return [a.host, existsSync(path) ? readFileSync(path, "utf8").trim() : ""];
+    }),
+  );
+}
+
+function allOn(agents: FleetAgent[], version: string): Record<string, string> {
+  return Object.fromEntries(agents.map((a) => [a.host, version]));
+}
+
+async function appStatus(connect: string, app: string): Promise<AppView> {
+  const r = await cli(connect, ["status", app, "--json"]);
+  expectOk(r);
+  const view = (JSON.parse(r.stdout) as FleetStatus).apps.find((a) => a.name === app);
+  if (!view) throw new Error(`status --json has no app ${app}: ${r.stdout}`);
+  return view;
+}
+
+function starts(log: string, version: string): string[] {
+  return readDeployLog(log)
+    .filter((e) => e.kind === "start" && e.version === version)
+    .map((e) => e.host);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("canary", () => {
+  test("--canary 2: exactly 2 hosts deploy, the rest stay queued, --wait times out (exit 1); promote → every host converges", async () => {
+    const s = await setup("canary", 5, 0.2);
+    await warmUp(s, "0.9", ["--slots", "5", ...s.cmds]);
+    const r = await cli(s.connect, ["app", "create", "web", "1.0", "--canary", "2", "--wait", "--wait-timeout", "4s"]);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.ms, show(r)).toBeGreaterThanOrEqual(4_000);
+    expect(r.stderr, show(r)).toMatch(/timed out/);
+
+    const canaries = starts(s.log, "1.0");
+    expect(canaries, show(r)).toHaveLength(2);
+    const files = versionFiles(s.agents);
+    expect(Object.values(files).filter((v) => v === "1.0")).toHaveLength(2);
+    for (const host of canaries) expect(files[host]).toBe("1.0");
+    const view = await appStatus(s.connect, "web");
+    expect(view.state).toBe("rolling");
+    const byState = (state: string): string[] =>
+      view.hosts
+        .filter((h) => h.state === state)
+        .map((h) => h.host)
+        .sort();
+    expect(byState("current")).toEqual([...canaries].sort());
+    const rest = s.agents.map((a) => a.host).filter((h) => !canaries.includes(h));
+    expect(byState("queued")).toEqual(rest);
+    // The timeout names the hosts that did not finish: exactly the non-canary ones.
+    for (const host of rest) expect(r.stderr, show(r)).toMatch(new RegExp(`\\b${host} \\(queued`));
+    for (const host of canaries) expect(r.stderr, show(r)).not.toMatch(new RegExp(`\\b${host}\\b`));
+    await Bun.sleep(500); // and still nobody else deploys
+    expect(starts(s.log, "1.0")).toHaveLength(2);
+
+    const promoted = await cli(s.connect, ["app", "promote", "web"]);
+    expectOk(promoted);
+    const waited = await cli(s.connect, ["app", "wait", "web", "--wait-timeout", "30s"]);
+    const atExit = versionFiles(s.agents);
+    expect(waited.code, show(waited)).toBe(0);
+    expect(atExit).toEqual(allOn(s.agents, "1.0"));
+    expect(starts(s.log, "1.0").sort()).toEqual(["h1", "h2", "h3", "h4", "h5"]); // canaries not redeployed
+    const after = await appStatus(s.connect, "web");
+    expect(after.state).toBe("converged");
+    expect(after.hosts.every((h) => h.state === "current" && h.rolloutId === after.rolloutId)).toBe(true);
+
+    // Promoting twice, or a rollout without a canary, is an error (exit 1).
+    const twice = await cli(s.connect, ["app", "promote", "web"]);
+    expect(twice.code, show(twice)).toBe(1);
+    expect(twice.stderr).toMatch(/already promoted/);
+  });
+
+  test("--canary 1 --canary-auto --wait converges without promote; the others start only after the canary is current", async () => {
+    const s = await setup("canary-auto", 5, 0.3);
+    await warmUp(s, "1.0", ["--slots", "2", ...s.cmds]);
+    const r = await cli(s.connect, ["app", "create", "web", "2.0", "--canary", "1", "--canary-auto", "--wait", "--wait-timeout", "40s"]);
+    const atExit = versionFiles(s.agents);
+    expect(r.code, show(r)).toBe(0);
+    expect(atExit).toEqual(allOn(s.agents, "2.0"));
+    const events = readDeployLog(s.log).filter((e) => e.version === "2.0");
+    const first = events[0];
+    expect(first?.kind).toBe("start");
+    // The canary ran alone: its end comes before any other host's start.
+    expect(events[1], JSON.stringify(events)).toMatchObject({ kind: "end", host: first?.host });
+    expect(events.filter((e) => e.kind === "start")).toHaveLength(5);
+    const view = await appStatus(s.connect, "web");
+    expect(view.state).toBe("converged");
+    const history = JSON.parse((await cli(s.connect, ["app", "history", "web", "--json", "--limit", "1"])).stdout) as { action: string; detail?: string }[];
+    expect(history[0]).toMatchObject({ action: "publish", detail: "canary 1 (auto-promote)" });
+  });
+
+  test("a failing canary halts the rollout before the fleet is touched; --rollback-on-failure restores the version", async () => {
+    const s = await setup("canary-fail", 4, 0.1);
+    await warmUp(s, "1.0", ["--slots", "4", "--max-failures", "0", ...s.cmds]);
+    // 2.0 is broken everywhere: its deploy exits 4 without installing anything.
+    const broken = `echo "start $CONVEYOR_HOST $CONVEYOR_VERSION" >> '${s.log}'; echo "end $CONVEYOR_HOST $CONVEYOR_VERSION" >> '${s.log}'; echo "2.0 is broken"; exit 4`;
+    const r = await cli(s.connect, ["app", "create", "web", "2.0", "--deploy-cmd", broken, "--canary", "1", "--canary-auto", "--wait", "--rollback-on-failure", "--wait-timeout", "30s"]);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stderr, show(r)).toMatch(/exit 4/);
+    expect(starts(s.log, "2.0"), show(r)).toHaveLength(1); // only the canary tried
+    expect(r.stdout, show(r)).toContain("rolling back web to 1.0");
+    expect(versionFiles(s.agents)).toEqual(allOn(s.agents, "1.0"));
+    const view = await appStatus(s.connect, "web");
+    expect(view).toMatchObject({ version: "1.0", previousVersion: "2.0", state: "converged" });
+  });
+
+  test("promote without a canary exits 1; bad canary options exit 2", async () => {
+    const connect = zookeeper.withChroot("canary-errors");
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", "--get-version-cmd", "true", "--deploy-cmd", "true"]));
+    const r = await cli(connect, ["app", "promote", "web"]);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr, show(r)).toMatch(/^error: .*no canary.*\n$/);
+    for (const args of [["--canary-auto"], ["--canary", "0"], ["--canary", "x"], ["--canary", "-1"]]) {
+      const bad = await cli(connect, ["app", "create", "web", "2.0", ...args]);
+      expect(bad.code, `${args.join(" ")}: ${show(bad)}`).toBe(2);
+    }
+    const spec = JSON.parse((await cli(connect, ["app", "show", "web", "--json"])).stdout) as { version: string };
+    expect(spec.version).toBe("1.0"); // nothing was published
+  });
+});
+
+describe("status --watch", () => {
+  test("piped: one line per change; a new version shows within ~1 s; stopped by PID", async () => {
+    const s = await setup("watch", 2, 0.2);
+    await warmUp(s, "1.0", ["--slots", "2", ...s.cmds]);
+    const binary = await ensureBinary();
+    const w: LiveProcess = spawnLive([binary, "--zk", s.connect, "status", "--watch"]);
+    await w.waitForOutput(/^\S+ web 1\.0 converged slots=2 current=2\/2$/m, 10_000);
+    await w.waitForOutput(/^\S+ web h2 current version=1\.0 target=1\.0$/m, 10_000);
+    expect(w.output).not.toContain("\x1b");
+
+    const from = w.output.length;
+    const published = await cli(s.connect, ["app", "create", "web", "2.0"]);
+    expectOk(published);
+    const t0 = performance.now();
+    await w.waitForOutput(/^\S+ web 2\.0 (rolling|converged) slots=2 /m, 1_000, from);
+    const latency = performance.now() - t0;
+    expect(latency).toBeLessThan(1_000);
+    // Then the hosts' events, and the end of the rollout.
+    await w.waitForOutput(/^\S+ web h1 (queued|deploying)\b.* target=2\.0/m, 10_000, from);
+    await w.waitForOutput(/^\S+ web 2\.0 converged slots=2 current=2\/2$/m, 15_000, from);
+    // Each line is a change: no line is printed twice in a row for the same key.
+    const lines = w.output.slice(from).split("\n").filter(Boolean).map((l) => l.replace(/^\S+ /, ""));
+    for (let i = 1; i < lines.length; i++) expect(lines[i]).not.toBe(lines[i - 1]);
+
+    expect(isRunning(w.pid)).toBe(true); // still watching until told to stop
+    const exit = await w.stop();
+    expect(exit.code !== null || exit.signal !== null).toBe(true);
+    expect(isRunning(w.pid)).toBe(false);
+    expect(w.stderr).toBe("");
+  });
+
+  test("under a pseudo-terminal: the whole view is redrawn in place and the redraw shows the new state", async () => {
+    const s = await setup("watch-tty", 2, 0.2);
+    await warmUp(s, "1.0", ["--slots", "2", ...s.cmds]);
+    const binary = await ensureBinary();
+    const w = spawnInPty([binary, "--zk", s.connect, "status", "web", "--watch"]);
+    const CLEAR = "\x1b[H\x1b[2J";
+    await w.waitForOutput(/\(watching; Ctrl-C to stop\)/, 10_000);
+    expect(w.output).toContain(CLEAR);
+    expect(w.output).toMatch(/web\s+1\.0\s+slots 2\s+CONVERGED/);
+
+    // Publish with --wait in a terminal too: one live progress line rewritten in place, not a
+    // line per event.
+    const from = w.output.length;
+    const publisher = spawnInPty([binary, "--zk", s.connect, "app", "create", "web", "2.0", "--wait"]);
+    const published = await Promise.race([publisher.exited, Bun.sleep(30_000).then(() => undefined)]);
+    expect(published?.code, publisher.output).toBe(0);
+    expect(publisher.output).toContain("\r\x1b[2K");
+    expect(publisher.output).toMatch(/web 2\.0 \[#{20}\] 2\/2 done · 0 deploying · 0 queued · 0 failed/);
+    expect(publisher.output).not.toMatch(/\[\+\d+\.\ds\]/);
+    expect(publisher.output).toMatch(/web 2\.0: converged on 2 host\(s\)/);
+    const lastFrame = async (): Promise<string> => {
+      await w.waitForOutput(/web\s+2\.0 \(was 1\.0\)\s+slots 2\s+CONVERGED[\s\S]*\(watching; Ctrl-C to stop\)/, 10_000, from);
+      return w.output.slice(w.output.lastIndexOf(CLEAR));
+    };
+    const frame = await lastFrame();
+    expect(frame).toMatch(/web\s+2\.0 \(was 1\.0\)\s+slots 2\s+CONVERGED\s+current 2\/2/);
+    expect(frame).toMatch(/^\s*h1\s+current\s+2\.0\s+2\.0\b/m);
+    expect(frame).toMatch(/^\s*h2\s+current\s+2\.0\s+2\.0\b/m);
+    // Not the piped format.
+    expect(w.output).not.toMatch(/current=\d+\/\d+/);
+
+    // Stopping kills the watcher that script runs as well as script itself.
+    const watcher = childrenOf(w.pid);
+    expect(watcher).toHaveLength(1);
+    await w.stop();
+    expect(isRunning(w.pid)).toBe(false);
+    await waitFor(() => watcher.every((pid) => !isRunning(pid)), 5_000, "the watcher under script to exit");
+  });
+});
