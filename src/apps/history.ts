@@ -3,7 +3,7 @@ import { InvalidDataError } from "../config/errors.ts";
 import { type HistoryEntry, HistoryEntry as HistorySchema } from "../config/payloads.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode } from "../zk/errors.ts";
-import { historyDir, sequenceOf } from "../zk/paths.ts";
+import { canaryDir, failuresDir, historyDir, sequenceOf } from "../zk/paths.ts";
 import { AppNotFoundError } from "./errors.ts";
 
 export const HISTORY_KEEP = 200;
@@ -43,4 +43,17 @@ export async function pruneHistory(zk: ZkClient, app: string): Promise<void> {
   const names = await sortedEntries(zk, app).catch(() => []);
   const excess = names.slice(0, Math.max(0, names.length - HISTORY_KEEP));
   await Promise.all(excess.map((name) => zk.delete(`${historyDir(app)}/${name}`).catch(() => undefined)));
+}
+
+/**
+ * A new rollout makes the failure and canary markers of older rollouts meaningless (only the
+ * current rollout's count toward its budget or its canary); remove them so those directories,
+ * which admission lists, do not grow forever. Best effort.
+ */
+export async function pruneRolloutMarkers(zk: ZkClient, app: string, currentRollout: string): Promise<void> {
+  for (const dir of [failuresDir(app), canaryDir(app)]) {
+    const names = await zk.children(dir).catch(() => [] as string[]);
+    const stale = names.filter((n) => !n.startsWith(`${currentRollout}-`));
+    await Promise.all(stale.map((n) => zk.delete(`${dir}/${n}`).catch(() => undefined)));
+  }
 }

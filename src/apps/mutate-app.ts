@@ -6,7 +6,7 @@ import type { ZkClient } from "../zk/client.ts";
 import { isBadVersion } from "../zk/errors.ts";
 import { appPath, historyPrefix } from "../zk/paths.ts";
 import { OperationError } from "./errors.ts";
-import { pruneHistory } from "./history.ts";
+import { pruneHistory, pruneRolloutMarkers } from "./history.ts";
 import { readApp } from "./read-app.ts";
 
 /** Who acts and when; injected so tests and benchmarks control both. */
@@ -55,6 +55,7 @@ export async function updateApp(
         .create(historyPrefix(app), historyEntry(next.history, ctx), "persistentSequential")
         .commit();
       await pruneHistory(zk, app);
+      if (updated.rolloutId !== spec.rolloutId) await pruneRolloutMarkers(zk, app, updated.rolloutId);
       return updated;
     } catch (error) {
       if (!isBadVersion(error)) throw error;

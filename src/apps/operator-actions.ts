@@ -30,12 +30,18 @@ export function resumeApp(zk: ZkClient, app: string, ctx: MutationContext): Prom
   });
 }
 
-/** A new rollout of the same version, so hosts that failed it try again. */
+/**
+ * A new rollout of the same version, so hosts that failed it try again. A canary that was not
+ * promoted stays a canary: retrying a failed canary must not open the whole fleet.
+ */
 export function retryApp(zk: ZkClient, app: string, ctx: MutationContext): Promise<AppSpec> {
-  return updateApp(zk, app, ctx, (current) => ({
-    spec: startRollout(current, { version: current.version }, {}, ctx.now()),
-    history: { action: "retry", from: current.version, to: current.version },
-  }));
+  return updateApp(zk, app, ctx, (current) => {
+    const canary = current.canary !== undefined && !current.promoted ? { canary: current.canary, canaryAuto: current.canaryAuto === true } : {};
+    return {
+      spec: startRollout(current, { version: current.version }, canary, ctx.now()),
+      history: { action: "retry", from: current.version, to: current.version, ...(canary.canary ? { detail: `canary ${canary.canary}` } : {}) },
+    };
+  });
 }
 
 /** Publishes the previous version (or `to`) as a new rollout. */

@@ -2,6 +2,7 @@ import type { AppSpec } from "../config/app-spec.ts";
 import { formatDuration } from "../config/durations.ts";
 import { printable } from "../config/printable.ts";
 import { parseDurationInput } from "../config/parse-input.ts";
+import { UsageError } from "../config/errors.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
 import { rollbackApp } from "../apps/operator-actions.ts";
 import { type RolloutOutcome, waitForRollout } from "../apps/rollout-wait.ts";
@@ -20,6 +21,13 @@ export const DEFAULT_WAIT_TIMEOUT = "30m";
 
 export function readWaitTimeout(ctx: CommandContext): number {
   return parseDurationInput(ctx.options.string("wait-timeout") ?? DEFAULT_WAIT_TIMEOUT, "--wait-timeout", 1_000, 7 * 86_400_000);
+}
+
+/** `--wait` and its timeout for commands where waiting is optional; a lone timeout is an error. */
+export function readWaitOptions(ctx: CommandContext): { wait: boolean; timeoutMs: number } {
+  const wait = ctx.options.flag("wait");
+  if (!wait && ctx.options.string("wait-timeout") !== undefined) throw new UsageError("--wait-timeout needs --wait");
+  return { wait, timeoutMs: wait ? readWaitTimeout(ctx) : 0 };
 }
 
 /**

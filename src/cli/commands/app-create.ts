@@ -11,7 +11,7 @@ import {
 } from "../../config/parse-input.ts";
 import { type AppAttributes, type RolloutOptions, publishApp } from "../../apps/publish.ts";
 import { UsageError } from "../../config/errors.ts";
-import { WAIT_OPTIONS, readWaitTimeout, waitAndReport } from "../wait-for-rollout.ts";
+import { WAIT_OPTIONS, readWaitOptions, waitAndReport } from "../wait-for-rollout.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../io.ts";
@@ -44,10 +44,9 @@ export const appCreate: CommandSpec = {
     const version = parseVersion(versionArg);
     const attributes = readAttributes(ctx);
     const rollout = readRolloutOptions(ctx);
-    const wait = ctx.options.flag("wait");
+    const { wait, timeoutMs } = readWaitOptions(ctx);
     const rollbackOnFailure = ctx.options.flag("rollback-on-failure");
     if (rollbackOnFailure && !wait) throw new UsageError("--rollback-on-failure needs --wait");
-    const timeoutMs = wait ? readWaitTimeout(ctx) : 0;
     const mutation = mutationContext(ctx);
     return withZk(ctx, async (zk) => {
       const result = await publishApp(zk, app, version, attributes, mutation, rollout);

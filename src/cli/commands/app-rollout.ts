@@ -10,7 +10,7 @@ import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
 import { mutationContext, withZk } from "../session.ts";
-import { WAIT_OPTIONS, readWaitTimeout, waitAndReport } from "../wait-for-rollout.ts";
+import { WAIT_OPTIONS, readWaitOptions, readWaitTimeout, waitAndReport } from "../wait-for-rollout.ts";
 
 type Action = (zk: ZkClient, app: string, ctx: MutationContext) => Promise<AppSpec>;
 
@@ -23,8 +23,7 @@ function simpleAction(usage: string, description: string, action: Action, done: 
     examples: [`conveyor app ${usage.replace("<app>", "myapp")}`],
     async run([appArg = ""], ctx) {
       const app = parseAppName(appArg);
-      const wait = waits && ctx.options.flag("wait");
-      const timeoutMs = wait ? readWaitTimeout(ctx) : 0;
+      const { wait, timeoutMs } = waits ? readWaitOptions(ctx) : { wait: false, timeoutMs: 0 };
       const mutation = mutationContext(ctx);
       return withZk(ctx, async (zk) => {
         const spec = await action(zk, app, mutation);
@@ -71,8 +70,7 @@ export const appRollback: CommandSpec = {
     const app = parseAppName(appArg);
     const toText = ctx.options.string("to");
     const to = toText === undefined ? undefined : parseVersion(toText);
-    const wait = ctx.options.flag("wait");
-    const timeoutMs = wait ? readWaitTimeout(ctx) : 0;
+    const { wait, timeoutMs } = readWaitOptions(ctx);
     const mutation = mutationContext(ctx);
     return withZk(ctx, async (zk) => {
       const spec = await rollbackApp(zk, app, to, mutation);
