@@ -18,10 +18,11 @@ import type { Watcher } from "../zk/watchers.ts";
  * marker, created atomically with its lease); the rest wait for `app promote`, or — with
  * canaryAuto — until every canary host reports the version as current.
  */
-export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmission {
-  return async (wake): Promise<Admission> => {
+export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmission<AppSpec> {
+  return async (wake): Promise<Admission<AppSpec>> => {
     const path = appPath(app);
-    const { data } = await zk.get(path, wake);
+    // Spec and failures in one round trip; the spec read leaves the watch.
+    const [{ data }, failureNames] = await Promise.all([zk.get(path, wake), zk.children(failuresDir(app))]);
     let spec: AppSpec;
     try {
       spec = decodeZnode(AppSpec, data, path);
@@ -30,16 +31,16 @@ export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmis
       throw error;
     }
     if (spec.paused) return { blocked: "paused" };
-    const failures = failuresOf(await zk.children(failuresDir(app)), spec);
+    const failures = failuresOf(failureNames, spec);
     if (failures > spec.maxFailures) return { blocked: `halted (${failures} failure(s) > max ${spec.maxFailures})` };
     const hosts = typeof spec.slots === "number" ? 0 : (await zk.children(hostsDir(app))).length;
     const limit = resolveSlots(spec.slots, hosts);
-    if (spec.canary === undefined || spec.promoted) return { limit };
+    if (spec.canary === undefined || spec.promoted) return { limit, context: spec };
     return canaryAdmission(zk, app, host, spec, limit, wake);
   };
 }
 
-async function canaryAdmission(zk: ZkClient, app: string, host: string, spec: AppSpec, limit: number, wake: Watcher): Promise<Admission> {
+async function canaryAdmission(zk: ZkClient, app: string, host: string, spec: AppSpec, limit: number, wake: Watcher): Promise<Admission<AppSpec>> {
   const prefix = `${spec.rolloutId}-`;
   let markers: string[];
   try {
@@ -49,13 +50,13 @@ async function canaryAdmission(zk: ZkClient, app: string, host: string, spec: Ap
     markers = [];
   }
   const canary = spec.canary ?? 0;
-  if (markers.includes(`${prefix}${host}`)) return { limit };
-  if (markers.length < canary) return { limit, alsoCreate: canaryMarkerPath(app, spec.rolloutId, host) };
+  if (markers.includes(`${prefix}${host}`)) return { limit, context: spec };
+  if (markers.length < canary) return { limit, alsoCreate: canaryMarkerPath(app, spec.rolloutId, host), context: spec };
   if (spec.canaryAuto) {
     // Wake when a canary host finishes (it releases its lease after reporting).
     await zk.children(leasesDir(app), wake);
     const done = await Promise.all(markers.map((m) => isCurrent(zk, app, m.slice(prefix.length), spec)));
-    if (done.every(Boolean)) return { limit };
+    if (done.every(Boolean)) return { limit, context: spec };
     return { blocked: `canary: waiting for ${done.filter((d) => !d).length} of ${canary} canary host(s) to finish` };
   }
   return { blocked: `canary: ${canary} host(s) admitted; waiting for "conveyor app promote ${app}"` };

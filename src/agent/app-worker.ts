@@ -10,7 +10,7 @@ import { AcquireAbortedError, type Lease, Semaphore } from "../zk/recipes/semaph
 import { appAdmission } from "./admission.ts";
 import type { CommandResult, CommandRunner } from "./command-runner.ts";
 import { type DeployJournal, type JournalEntry, groupAlive, processStartTicks } from "./deploy-journal.ts";
-import { HostReporter } from "./host-reporter.ts";
+import { HostReporter, type Report } from "./host-reporter.ts";
 import type { Logger } from "./logger.ts";
 import { type PlaceholderValues, commandEnv, renderCommand } from "./placeholders.ts";
 
@@ -45,11 +45,13 @@ export class AppWorker {
   /** start() was called: the app node is being watched. */
   started = false;
   private acquireAbort: AbortController | undefined;
-  private lease: Lease | undefined;
+  private lease: Lease<AppSpec> | undefined;
   private leaseData: Buffer | undefined;
   private readonly failedRollouts = new Set<string>();
   private readonly reporter: HostReporter;
-  private readonly semaphore: Semaphore;
+  private readonly semaphore: Semaphore<AppSpec>;
+  /** Rollouts published while we watched: no failure node of ours can exist for them. */
+  private readonly newRollouts = new Set<string>();
   private readonly log: Logger;
 
   constructor(
@@ -174,6 +176,7 @@ export class AppWorker {
       const { data } = await this.deps.zk.get(path, this.specWatcher);
       const spec = decodeZnode(AppSpec, data, path);
       const changed = spec.rolloutId !== this.spec?.rolloutId;
+      if (changed && this.spec !== undefined) this.newRollouts.add(spec.rolloutId);
       this.spec = spec;
       if (changed) this.log.info("rollout seen", { version: spec.version, rollout: spec.rolloutId });
       this.poke();
@@ -213,9 +216,13 @@ export class AppWorker {
     const spec = this.spec;
     if (!spec || this.stopped || !this.targets(spec)) return;
     if (this.failedRollouts.has(spec.rolloutId)) return;
-    if (await this.reporter.hasFailed(spec.rolloutId)) {
-      this.failedRollouts.add(spec.rolloutId);
-      return;
+    // A rollout older than this worker may have failed here before a restart: ask once.
+    if (!this.newRollouts.has(spec.rolloutId)) {
+      if (await this.reporter.hasFailed(spec.rolloutId)) {
+        this.failedRollouts.add(spec.rolloutId);
+        return;
+      }
+      this.newRollouts.add(spec.rolloutId);
     }
     const refused = this.refusedCommand(spec);
     if (refused) {
@@ -227,12 +234,15 @@ export class AppWorker {
       await this.reporter.report({ state: "current", version: observed, target: spec.version, rolloutId: spec.rolloutId });
       return;
     }
-    await this.reporter.report({ state: "queued", version: observed, target: spec.version, rolloutId: spec.rolloutId });
+    // Not awaited: queueing need not wait for the write (writes stay in order).
+    this.post({ state: "queued", version: observed, target: spec.version, rolloutId: spec.rolloutId });
     const lease = await this.acquire(spec.version);
     if (!lease) return;
     try {
-      // Admitted: deploy the newest spec, not the one we queued for.
-      const fresh = decodeZnode(AppSpec, (await this.deps.zk.get(appPath(this.app))).data, appPath(this.app));
+      // Admitted: deploy the newest spec — the one admission just read — not the one we
+      // queued for.
+      const fresh = lease.context ?? decodeZnode(AppSpec, (await this.deps.zk.get(appPath(this.app))).data, appPath(this.app));
+      if (fresh.rolloutId !== this.spec?.rolloutId) this.newRollouts.add(fresh.rolloutId);
       this.spec = fresh;
       if (!this.targets(fresh) || this.failedRollouts.has(fresh.rolloutId) || this.stopped) return;
       const before = fresh.version === spec.version ? observed : await this.currentVersion(fresh);
@@ -246,7 +256,7 @@ export class AppWorker {
     }
   }
 
-  private async acquire(version: string): Promise<Lease | undefined> {
+  private async acquire(version: string): Promise<Lease<AppSpec> | undefined> {
     const abort = new AbortController();
     this.acquireAbort = abort;
     const data = encodeZnode(LeasePayload, { host: this.deps.host, version, since: this.deps.now().toISOString() });
@@ -282,13 +292,13 @@ export class AppWorker {
     };
     const base = { target: spec.version, rolloutId: spec.rolloutId };
     const started = Date.now();
-    await this.reporter.report({ ...base, state: "deploying", version: before });
+    this.post({ ...base, state: "deploying", version: before });
     this.log.info("deploy started", { version: spec.version, previous: values.previous });
 
     const deployed = await this.runTemplate("deploy-cmd", spec.deployCmd, values, spec.deployTimeoutSec * 1_000);
     if (deployed.error) return this.fail(spec, before, started, deployed.result, deployed.error);
 
-    await this.reporter.report({ ...base, state: "verifying", version: before });
+    this.post({ ...base, state: "verifying", version: before });
     const after = await this.currentVersion(spec);
     if (after !== spec.version) {
       return this.fail(spec, after, started, deployed.result, `after deploy-cmd the host reports version "${after}", expected "${spec.version}"`);
@@ -320,6 +330,13 @@ export class AppWorker {
       durationMs,
     });
     this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
+  }
+
+  /** A status write we do not wait for; a failure is logged (the next write repeats state). */
+  private post(report: Report): void {
+    this.reporter.report(report).catch((error: unknown) => {
+      if (!isConnectivity(error) && !isNoNode(error)) this.log.warn("status write failed", { error: String(error) });
+    });
   }
 
   /** The first of the app's commands that local policy forbids, if any. */

@@ -117,12 +117,16 @@ export class ShellCommandRunner implements CommandRunner {
       });
       child.on("close", (code, sig) => {
         exit = { code, signal: sig };
-        // The shell is gone; wait for the rest of its group (background children).
+        // The shell is gone; wait for the rest of its group (background children). Poll fast at
+        // first — the shell itself may not be reaped yet, and a deploy's end is on the rollout's
+        // critical path — then back off for long-lived leftovers.
+        let delay = 1;
         const waitGroup = (): void => {
           // After SIGKILL only unreaped zombies can remain (if PID 1 does not reap): stop waiting.
           const zombiesOnly = sigkillAt !== undefined && Date.now() - sigkillAt > 2_000;
           if (pgid === undefined || !groupAlive(pgid) || zombiesOnly) return finish();
-          setTimeout(waitGroup, GROUP_POLL_MS);
+          setTimeout(waitGroup, delay);
+          delay = Math.min(delay * 2, GROUP_POLL_MS);
         };
         waitGroup();
       });

@@ -23,6 +23,7 @@ export interface Report {
  */
 export class HostReporter {
   private last: { state: StoredHostState; since: string; key: string } | undefined;
+  private pending: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly zk: ZkClient,
@@ -35,13 +36,30 @@ export class HostReporter {
     return this.last?.state;
   }
 
-  async report(report: Report): Promise<void> {
+  /**
+   * Writes the status. Writes are serialised in call order (so the node always ends with the
+   * latest report); awaiting is optional — a caller on the critical path may go on while the
+   * write is in flight, and must await before anything that others should see after it (e.g.
+   * releasing the slot after reporting `current`).
+   */
+  report(report: Report): Promise<void> {
     const at = this.now().toISOString();
     const key = JSON.stringify(report);
-    if (this.last?.key === key) return;
+    if (this.last?.key === key) return this.pending;
     const since = this.last?.state === report.state ? this.last.since : at;
     const status: HostStatus = { ...report, since, updatedAt: at };
     const data = encodeZnode(HostStatus, { ...status, outputTail: clip(status.outputTail, 8_192), error: clip(status.error, 4_096) });
+    this.last = { state: report.state, since, key };
+    const write = this.pending.then(() => this.write(data));
+    // The chain itself never rejects (a failed write must not block later ones); the caller's
+    // promise does.
+    this.pending = write.catch(() => {
+      this.last = undefined;
+    });
+    return write;
+  }
+
+  private async write(data: Buffer): Promise<void> {
     const path = hostStatusPath(this.app, this.host);
     try {
       await this.zk.set(path, data);
@@ -55,8 +73,8 @@ export class HostReporter {
         await this.zk.set(path, data);
       }
     }
-    this.last = { state: report.state, since, key };
   }
+
 
   /** Records that this host failed a rollout; counts toward the rollout's failure budget. */
   async recordFailure(rolloutId: string, exitCode: number | null, error: string): Promise<void> {

@@ -8,12 +8,13 @@ import { parseQueueNode, queueNodePrefix } from "./queue-node.ts";
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
  * that any change to the inputs (slots, paused, halted) wakes it. `limit` is the number of
  * leases that may exist at once; `alsoCreate` is a node created in the same transaction as the
- * lease (a record of the admission); `blocked` names why nobody may be admitted.
+ * lease (a record of the admission); `context` is handed to the admitted caller (what the
+ * admission was decided on, e.g. the spec); `blocked` names why nobody may be admitted.
  */
-export type Admission = { limit: number; alsoCreate?: string } | { blocked: string };
-export type ReadAdmission = (wake: Watcher) => Promise<Admission>;
+export type Admission<T = undefined> = { limit: number; alsoCreate?: string; context?: T } | { blocked: string };
+export type ReadAdmission<T = undefined> = (wake: Watcher) => Promise<Admission<T>>;
 
-export interface SemaphoreOptions {
+export interface SemaphoreOptions<T = undefined> {
   zk: ZkClient;
   /** Parent of the queue (mutex) nodes, e.g. /apps/<app>/lock. */
   lockDir: string;
@@ -21,14 +22,16 @@ export interface SemaphoreOptions {
   leasesDir: string;
   /** Who we are; goes into node names so `status` can show queue positions. */
   owner: string;
-  readAdmission: ReadAdmission;
+  readAdmission: ReadAdmission<T>;
   /** Called whenever we wait; `position` is 1 for the mutex holder. */
   onWaiting?: (position: number, reason: string) => void;
 }
 
-export interface Lease {
+export interface Lease<T = undefined> {
   /** Path of the lease node. */
   readonly path: string;
+  /** What admission saw when it admitted us (undefined for a restored lease). */
+  readonly context: T | undefined;
   /** Deletes the lease node; safe to call twice, and after session loss (nothing to delete). */
   release(): Promise<void>;
 }
@@ -58,10 +61,10 @@ export class AcquireAbortedError extends Error {
  *   running (the one case where more than `limit` leases may briefly exist).
  * - abort (signal): our queue node is deleted and acquire() rejects with AcquireAbortedError.
  */
-export class Semaphore {
-  constructor(private readonly options: SemaphoreOptions) {}
+export class Semaphore<T = undefined> {
+  constructor(private readonly options: SemaphoreOptions<T>) {}
 
-  async acquire(leaseData: Buffer, { signal }: { signal?: AbortSignal } = {}): Promise<Lease> {
+  async acquire(leaseData: Buffer, { signal }: { signal?: AbortSignal } = {}): Promise<Lease<T>> {
     const { zk } = this.options;
     const sessionId = zk.sessionId;
     const prefix = queueNodePrefix(this.options.owner, sessionId);
@@ -72,16 +75,15 @@ export class Semaphore {
         throwIfAborted(signal);
         this.assertSession(sessionId);
         const queue = await this.retrying(() => zk.children(this.options.lockDir), sessionId, signal);
-        const sorted = queue.filter((n) => !Number.isNaN(sequenceOf(n))).sort((a, b) => sequenceOf(a) - sequenceOf(b));
-        const index = sorted.indexOf(basename(ourNode));
-        if (index === -1) {
+        const place = placeInQueue(queue, basename(ourNode));
+        if (!place) {
           // Our node vanished without the session ending (someone deleted it): queue again.
           ourNode = await this.createQueueNode(prefix, sessionId, signal);
           continue;
         }
-        if (index > 0) {
-          const predecessor = `${this.options.lockDir}/${sorted[index - 1]}`;
-          this.options.onWaiting?.(index + 1, "queued");
+        if (place.predecessor !== undefined) {
+          const predecessor = `${this.options.lockDir}/${place.predecessor}`;
+          this.options.onWaiting?.(place.ahead + 1, "queued");
           await this.waitFor((wake) => zk.exists(predecessor, wake).then((stat) => stat !== null), sessionId, signal);
           continue;
         }
@@ -98,15 +100,15 @@ export class Semaphore {
    * Re-creates a lease directly, bypassing the queue: after session loss, for work that is still
    * running, so the slot stays counted. May exceed the limit until that work ends.
    */
-  async restoreLease(leaseData: Buffer): Promise<Lease> {
+  async restoreLease(leaseData: Buffer): Promise<Lease<T>> {
     const { zk } = this.options;
     const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, zk.sessionId)}`;
     const path = await zk.create(prefix, leaseData, "ephemeralSequential");
-    return this.leaseAt(path);
+    return this.leaseAt(path, undefined);
   }
 
   /** Holding the mutex: wait for admission and a free slot, then swap queue node for a lease. */
-  private async admit(ourNode: string, leaseData: Buffer, sessionId: string, signal?: AbortSignal): Promise<Lease | undefined> {
+  private async admit(ourNode: string, leaseData: Buffer, sessionId: string, signal?: AbortSignal): Promise<Lease<T> | undefined> {
     const { zk } = this.options;
     for (;;) {
       throwIfAborted(signal);
@@ -120,11 +122,15 @@ export class Semaphore {
         wakeUp();
       };
       try {
-        const admission = await this.retrying(() => this.options.readAdmission(wake), sessionId, signal);
+        // Both reads go out at once (one round trip): a handoff is on every rollout's critical path.
+        const [admission, leases] = await this.retrying(
+          () => Promise.all([this.options.readAdmission(wake), zk.children(this.options.leasesDir, wake)]),
+          sessionId,
+          signal,
+        );
         if ("blocked" in admission) {
           this.options.onWaiting?.(1, admission.blocked);
         } else {
-          const leases = await this.retrying(() => zk.children(this.options.leasesDir, wake), sessionId, signal);
           if (leases.length < admission.limit) {
             const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
             const results = await this.retrying(
@@ -138,7 +144,7 @@ export class Semaphore {
             );
             const created = results[0]?.path;
             if (!created) throw new ZkError("other", "lease transaction returned no path");
-            return this.leaseAt(created);
+            return this.leaseAt(created, admission.context);
           }
           this.options.onWaiting?.(1, `all ${admission.limit} slot(s) busy`);
         }
@@ -155,10 +161,11 @@ export class Semaphore {
     }
   }
 
-  private leaseAt(path: string): Lease {
+  private leaseAt(path: string, context: T | undefined): Lease<T> {
     let released = false;
     return {
       path,
+      context,
       release: async () => {
         if (released) return;
         released = true;
@@ -252,6 +259,33 @@ export class Semaphore {
       }
     }
   }
+}
+
+/**
+ * Where `ours` stands in the queue: the node just before it (undefined when we are first) and
+ * how many are ahead. One pass, no sort: with a thousand waiters every one of them does this.
+ */
+export function placeInQueue(names: readonly string[], ours: string): { predecessor?: string; ahead: number } | undefined {
+  const mine = sequenceOf(ours);
+  let found = false;
+  let predecessor: string | undefined;
+  let best = -1;
+  let ahead = 0;
+  for (const name of names) {
+    if (name === ours) {
+      found = true;
+      continue;
+    }
+    const seq = sequenceOf(name);
+    if (Number.isNaN(seq) || seq >= mine) continue;
+    ahead++;
+    if (seq > best) {
+      best = seq;
+      predecessor = name;
+    }
+  }
+  if (!found) return undefined;
+  return predecessor === undefined ? { ahead } : { predecessor, ahead };
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
