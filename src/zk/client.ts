@@ -71,6 +71,9 @@ interface LibraryInternals {
     socket?: { destroy(): void; once(event: "data", fn: () => void): void };
     connect(): void;
     onSocketConnected(): void;
+    findNextServer(callback: (server: unknown) => void): void;
+    /** Ours: set when the library is retired; a scheduled reconnect then does nothing. */
+    retired?: boolean;
   };
 }
 const LIB_STATE_CLOSING = -1;
@@ -345,6 +348,12 @@ export class ZkClient {
    */
   private boundHandshakes(lib: zookeeper.Client): void {
     const manager = (lib as unknown as LibraryInternals).connectionManager;
+    // A reconnect the library scheduled (spin delay) must not dial once we retired it.
+    const findNextServer = manager.findNextServer.bind(manager);
+    manager.findNextServer = (callback) =>
+      findNextServer((server) => {
+        if (!manager.retired) callback(server);
+      });
     const servers = Math.max(1, this.target.servers.length);
     let timer: ReturnType<typeof setTimeout> | undefined;
     manager.on("state", (state: number) => {
@@ -460,6 +469,7 @@ export class ZkClient {
     const manager = (lib as unknown as LibraryInternals).connectionManager;
     if (manager.state === LIB_STATE_CLOSED) return;
     const wasConnected = manager.state === LIB_STATE_CONNECTED;
+    manager.retired = true;
     manager.connect = () => undefined;
     manager.onSocketConnected = function (this: LibraryInternals["connectionManager"]) {
       this.socket?.destroy();

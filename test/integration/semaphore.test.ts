@@ -367,7 +367,7 @@ describe("Semaphore", () => {
     await (await first.sem.acquire(text("again"))).release();
   }, 20_000);
 
-  // BUG (src/zk/recipes/semaphore.ts waitFor() ~line 206 and admit() ~line 155): the abort
+  // Regression (was a bug: src/zk/recipes/semaphore.ts waitFor() ~line 206 and admit() ~line 155): the abort
   // listener is added only after the awaited read that precedes the wait. An abort that lands
   // while that read is in flight has already fired its one "abort" event, so the listener never
   // runs and acquire() keeps waiting (for the predecessor to go, or for the admission / leases to
@@ -490,7 +490,7 @@ describe("Semaphore", () => {
     expect(await env.admin.children(LEASES)).toEqual([]);
   }, 40_000);
 
-  // BUG (src/zk/recipes/semaphore.ts admit(), the lease transaction ~line 136): on connection
+  // Regression (was a bug: src/zk/recipes/semaphore.ts admit(), the lease transaction ~line 136): on connection
   // loss the transaction's outcome is unknown, but retrying() simply runs it again. If the first
   // commit was applied (lease created, queue node deleted), the retry fails with noNode (our
   // queue node is gone), acquire() rejects — and the lease it did create stays behind, owned by

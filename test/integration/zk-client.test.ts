@@ -759,7 +759,7 @@ describe("connection states", () => {
     expect(silent.ms).toBeLessThan(1_000 + 1_500);
   }, 20_000);
 
-  // BUG (src/zk/client.ts disposeLibrary): a failed connect() — like close() of a client that is
+  // Regression (was a bug: src/zk/client.ts disposeLibrary): a failed connect() — like close() of a client that is
   // not connected — leaves the library's already-scheduled reconnect (findNextServer's spin-delay
   // setTimeout, up to 200 ms) armed. Overriding manager.connect / onSocketConnected does not
   // cancel it: the timer still calls net.connect, so one more TCP connection reaches the server

@@ -133,30 +133,52 @@ export class Semaphore<T = undefined> {
         } else {
           if (leases.length < admission.limit) {
             const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
-            const results = await this.retrying(
-              () => {
-                const txn = zk.transaction().create(prefix, leaseData, "ephemeralSequential").delete(ourNode);
-                if (admission.alsoCreate) txn.create(admission.alsoCreate);
-                return txn.commit();
-              },
-              sessionId,
-              signal,
-            );
-            const created = results[0]?.path;
-            if (!created) throw new ZkError("other", "lease transaction returned no path");
+            const created = await this.commitLease(prefix, leaseData, ourNode, admission.alsoCreate, sessionId, signal);
             return this.leaseAt(created, admission.context);
           }
           this.options.onWaiting?.(1, `all ${admission.limit} slot(s) busy`);
         }
         if (!woke) {
-          await new Promise<void>((resolve, reject) => {
-            wakeUp = resolve;
-            const onAbort = (): void => reject(new AcquireAbortedError("acquire cancelled"));
-            signal?.addEventListener("abort", onAbort, { once: true });
-          });
+          await untilAbortedOr(
+            new Promise<void>((resolve) => {
+              wakeUp = resolve;
+            }),
+            signal,
+          );
         }
       } finally {
         zk.unwatch(wake);
+      }
+    }
+  }
+
+  /**
+   * Creates our lease and deletes our queue node in one transaction. After a connection loss
+   * the outcome is unknown: our session id in the lease names tells whether it was applied
+   * (ZOOKEEPER-1262) — blindly sending it again would fail on the already deleted queue node and
+   * leave the lease behind.
+   */
+  private async commitLease(
+    prefix: string,
+    leaseData: Buffer,
+    ourNode: string,
+    alsoCreate: string | undefined,
+    sessionId: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const { zk, leasesDir } = this.options;
+    for (;;) {
+      try {
+        const txn = zk.transaction().create(prefix, leaseData, "ephemeralSequential").delete(ourNode);
+        if (alsoCreate) txn.create(alsoCreate);
+        const created = (await txn.commit())[0]?.path;
+        if (!created) throw new ZkError("other", "lease transaction returned no path");
+        return created;
+      } catch (error) {
+        if (!isConnectionLoss(error)) throw error;
+        const names = await this.retrying(() => zk.children(leasesDir), sessionId, signal);
+        const mine = names.find((n) => n.startsWith(basename(prefix)));
+        if (mine) return `${leasesDir}/${mine}`;
       }
     }
   }
@@ -202,23 +224,24 @@ export class Semaphore<T = undefined> {
     try {
       const mustWait = await this.retrying(() => check(wake), sessionId, signal);
       if (!mustWait) return;
-      const aborted = new Promise<never>((_, reject) => {
-        signal?.addEventListener("abort", () => reject(new AcquireAbortedError("acquire cancelled")), { once: true });
-      });
-      const event = await Promise.race([fired, aborted]);
+      const event = await untilAbortedOr(fired, signal);
       if (event.type === "sessionLost") this.assertSession(sessionId);
     } finally {
       zk.unwatch(wake);
     }
   }
 
-  /** Retries `fn` across connection loss (same session); rethrows anything else. */
-  private async retrying<T>(fn: () => Promise<T>, sessionId: string, signal?: AbortSignal): Promise<T> {
+  /**
+   * Retries `fn` across connection loss (same session); rethrows anything else. A request can
+   * time out while the connection still looks up (a frozen server): back off a little then.
+   */
+  private async retrying<R>(fn: () => Promise<R>, sessionId: string, signal?: AbortSignal): Promise<R> {
     for (;;) {
       try {
         return await fn();
       } catch (error) {
         if (!isConnectionLoss(error)) throw error;
+        if (this.options.zk.isConnected) await untilAbortedOr(Bun.sleep(100), signal);
         await this.untilConnected(sessionId, signal);
       }
     }
@@ -286,6 +309,22 @@ export function placeInQueue(names: readonly string[], ours: string): { predeces
   }
   if (!found) return undefined;
   return predecessor === undefined ? { ahead } : { predecessor, ahead };
+}
+
+/** `promise`, or an AcquireAbortedError as soon as `signal` aborts (also if it already has). */
+async function untilAbortedOr<V>(promise: Promise<V>, signal?: AbortSignal): Promise<V> {
+  if (!signal) return promise;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new AcquireAbortedError("acquire cancelled"));
+  });
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (signal.aborted) throw new AcquireAbortedError("acquire cancelled");
+    return await Promise.race([promise, aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
