@@ -52,7 +52,8 @@ export async function measureFootprint(server: ZooKeeperServer, binary: string, 
       }
       return current === 10;
     }, 60_000, "10 apps deployed");
-    await Bun.sleep(1_000);
+    // Let the deploys' garbage be collected before calling the agent idle.
+    await Bun.sleep(5_000);
     const ticks0 = cpuTicks(agent.pid);
     const t0 = performance.now();
     await Bun.sleep(idleSeconds * 1_000);

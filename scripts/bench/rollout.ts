@@ -40,6 +40,25 @@ function chroot(tag: string): string {
   return `/bench-${tag}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
+function rolloutResult(
+  mode: RolloutResult["mode"],
+  shape: { hosts: number; slots: number; deployMs: number },
+  wallMs: number,
+  packets: number,
+  gaps: number[],
+): RolloutResult {
+  const idealMs = Math.ceil(shape.hosts / shape.slots) * shape.deployMs;
+  return {
+    mode,
+    ...shape,
+    wallMs: round(wallMs),
+    idealMs,
+    ratio: round(wallMs / idealMs, 3),
+    zkRequestsPerHost: round((packets - PUBLISH_REQUESTS) / shape.hosts, 1),
+    handoffGapMs: quantiles(gaps),
+  };
+}
+
 /** k-th deploy start (k ≥ slots, in order) is paired with the (k − slots)-th slot release. */
 export function handoffGaps(releases: number[], starts: number[], slots: number): number[] {
   const r = [...releases].sort((a, b) => a - b);
@@ -72,19 +91,7 @@ export async function inProcessRollout(server: ZooKeeperServer, hosts: number, s
     await Bun.sleep(100); // let the last releases land before counting requests
     const after = await packetsReceived(server.port);
     const gaps = handoffGaps(fleet.log.times("slot released"), fleet.log.times("deploy started"), slots);
-    const idealMs = Math.ceil(hosts / slots) * deployMs;
-
-    return {
-      mode: "in-process",
-      hosts,
-      slots,
-      deployMs,
-      wallMs: round(wallMs),
-      idealMs,
-      ratio: round(wallMs / idealMs, 3),
-      zkRequestsPerHost: round((after - before - PUBLISH_REQUESTS) / hosts, 1),
-      handoffGapMs: quantiles(gaps),
-    };
+    return rolloutResult("in-process", { hosts, slots, deployMs }, wallMs, after - before, gaps);
   } finally {
     await fleet.stop();
     await admin.deleteRecursive("/apps").catch(() => undefined);
@@ -141,18 +148,7 @@ export async function processRollout(server: ZooKeeperServer, binary: string, ho
       events.filter((e) => e.msg === "deploy started").map((e) => e.time),
       slots,
     );
-    const idealMs = Math.ceil(hosts / slots) * deployMs;
-    return {
-      mode: "processes",
-      hosts,
-      slots,
-      deployMs,
-      wallMs: round(wallMs),
-      idealMs,
-      ratio: round(wallMs / idealMs, 3),
-      zkRequestsPerHost: round((after - before - PUBLISH_REQUESTS) / hosts, 1),
-      handoffGapMs: quantiles(gaps),
-    };
+    return rolloutResult("processes", { hosts, slots, deployMs }, wallMs, after - before, gaps);
   } finally {
     for (const agent of agents) agent.kill("SIGTERM");
     await Promise.all(agents.map((a) => Promise.race([a.exited, Bun.sleep(5_000)])));

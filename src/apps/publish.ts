@@ -66,14 +66,15 @@ export async function publishApp(
   ctx: MutationContext,
   rollout: RolloutOptions = {},
 ): Promise<PublishResult> {
+  const request: PublishRequest = { app, version, attributes, rollout };
   for (;;) {
     try {
-      return { spec: await publishExisting(zk, app, version, attributes, ctx, rollout), created: false };
+      return { spec: await publishExisting(zk, request, ctx), created: false };
     } catch (error) {
       if (!(error instanceof AppNotFoundError)) throw error;
     }
     try {
-      return { spec: await createApp(zk, app, version, attributes, ctx, rollout), created: true };
+      return { spec: await createApp(zk, request, ctx), created: true };
     } catch (error) {
       // Someone created it between our read and our create: publish on top of theirs.
       if (!isNodeExists(error)) throw error;
@@ -81,14 +82,14 @@ export async function publishApp(
   }
 }
 
-async function publishExisting(
-  zk: ZkClient,
-  app: string,
-  version: string,
-  attributes: AppAttributes,
-  ctx: MutationContext,
-  rollout: RolloutOptions,
-): Promise<AppSpec> {
+interface PublishRequest {
+  app: string;
+  version: string;
+  attributes: AppAttributes;
+  rollout: RolloutOptions;
+}
+
+async function publishExisting(zk: ZkClient, { app, version, attributes, rollout }: PublishRequest, ctx: MutationContext): Promise<AppSpec> {
   let seenRollout: string | undefined;
   return updateApp(zk, app, ctx, (current) => {
     seenRollout ??= current.rolloutId;
@@ -102,14 +103,7 @@ async function publishExisting(
   });
 }
 
-async function createApp(
-  zk: ZkClient,
-  app: string,
-  version: string,
-  attributes: AppAttributes,
-  ctx: MutationContext,
-  rollout: RolloutOptions,
-): Promise<AppSpec> {
+async function createApp(zk: ZkClient, { app, version, attributes, rollout }: PublishRequest, ctx: MutationContext): Promise<AppSpec> {
   const { getVersionCmd, deployCmd } = attributes;
   if (getVersionCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --get-version-cmd is required to create it`);
   if (deployCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --deploy-cmd is required to create it`);
