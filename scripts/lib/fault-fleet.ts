@@ -1,0 +1,522 @@
+// A fleet of compiled `conveyor agent` processes on a ZooKeeper ensemble, each agent behind its
+// own TCP proxies (one per member), with the faults the fault suite and the chaos script inject
+// and the checks they make. Typical use:
+//
+//   const fleet = await FaultFleet.start({ ensemble, chroot: "/t-x", root: dir, hosts: ["h1", "h2"], sessionTimeoutMs: 2_000 });
+//   await fleet.publish("1.0", { slots: 2 });
+//   const d = await fleet.waitForStart((l) => l.host === "h1", 15_000);
+//   fleet.freeze("h1"); await Bun.sleep(4_000); fleet.thaw("h1");
+//   await fleet.waitConverged("1.0", 30_000);
+//   const report = await fleet.check();                  // concurrency, leaks, orphans, crashes
+//   await fleet.stop();                                  // everything it started, by PID
+//
+// Deploys append start/end lines to one shared log (see ./fault-log.ts); each takes the number
+// of seconds in DEPLOY_SECONDS in the agent's directory (setDeploySeconds), so one host's deploy
+// can outlive its session while the others stay short. Every fault is recorded (kind, hosts,
+// window) so the checker can tell the one excess DESIGN allows — a deploy still running after
+// its session was lost — from a real violation.
+
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AppSpec } from "../../src/config/app-spec.ts";
+import { decodeZnode } from "../../src/config/decode.ts";
+import { HostStatus } from "../../src/config/payloads.ts";
+import { ZkClient } from "../../src/zk/client.ts";
+import { isNoNode } from "../../src/zk/errors.ts";
+import { appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { type AgentProcess, killGroup, procStat, startAgent } from "../../test/helpers/agent-process.ts";
+import { type CliResult, runCli } from "../../test/helpers/cli.ts";
+import type { Ensemble } from "./ensemble.ts";
+import {
+  type AgentKill,
+  type ConcurrencyReport,
+  type DeployLine,
+  type FaultWindow,
+  type SlotChange,
+  GET_VERSION_COMMAND,
+  analyseConcurrency,
+  deployCommand,
+  lineCount,
+  pairDeploys,
+  readDeployLines,
+} from "./fault-log.ts";
+import { LeaseMonitor } from "./lease-monitor.ts";
+import { type ProxySet, startProxies } from "./tcp-proxy.ts";
+
+export interface FleetOptions {
+  ensemble: Ensemble;
+  /** This fleet's chroot, e.g. "/t-faults-1a2b" (the CLI creates it). */
+  chroot: string;
+  /** A directory for the agents' "servers" and the deploy log. */
+  root: string;
+  hosts: readonly string[];
+  /** Every agent's --session-timeout. */
+  sessionTimeoutMs: number;
+  app?: string;
+  /** Deploy length when a host has no DEPLOY_SECONDS file; default 1. */
+  deploySeconds?: number;
+}
+
+export interface FleetAgent {
+  readonly host: string;
+  /** The "server": cwd of the agent and its deploys (VERSION, DEPLOY_SECONDS, .state/). */
+  readonly dir: string;
+  /** This agent's own proxies, one per ensemble member: its network. */
+  readonly proxies: ProxySet;
+  /** The current agent process (a restart replaces it). */
+  proc: AgentProcess;
+  /** Every process run for this host, oldest first. */
+  readonly runs: AgentProcess[];
+  /** The current process was SIGKILLed on purpose (not a crash). */
+  killed: boolean;
+  frozenAt: number | undefined;
+}
+
+export interface CheckReport {
+  concurrency: ConcurrencyReport;
+  /** Queue and lease nodes still present. */
+  leftovers: { lock: string[]; leases: string[] };
+  /** Deploy pids (from the log) whose process group still has live members. */
+  orphans: number[];
+  /** Hosts whose agent exited without being killed on purpose, with how it exited. */
+  crashed: string[];
+  /** ERROR lines the agents logged (other than deploy failures). */
+  errorLines: string[];
+}
+
+const CLI_TIMEOUT_MS = 30_000;
+const AGENT_READY_MS = 20_000;
+
+export class FaultFleet {
+  readonly app: string;
+  readonly log: string;
+  readonly agents = new Map<string, FleetAgent>();
+  readonly slotChanges: SlotChange[] = [];
+  readonly faults: FaultWindow[] = [];
+  readonly kills: AgentKill[] = [];
+  readonly monitor: LeaseMonitor;
+  private readonly connect: string;
+  private stopped = false;
+
+  private constructor(
+    readonly options: FleetOptions,
+    readonly admin: ZkClient,
+  ) {
+    this.app = options.app ?? "app";
+    this.log = join(options.root, "deploys.log");
+    this.connect = options.ensemble.connectString + options.chroot;
+    this.monitor = new LeaseMonitor(admin, this.app);
+  }
+
+  /** Starts the proxies, the agents (in parallel) and the lease monitor; waits until every agent
+   *  has registered. On failure, whatever was started is stopped. */
+  static async start(options: FleetOptions): Promise<FaultFleet> {
+    mkdirSync(options.root, { recursive: true });
+    const admin = await ZkClient.connect({
+      connectString: options.ensemble.connectString + options.chroot,
+      sessionTimeoutMs: 10_000,
+      connectTimeoutMs: 20_000,
+    });
+    const fleet = new FaultFleet(options, admin);
+    try {
+      writeFileSync(fleet.log, "");
+      await Promise.all(options.hosts.map((host) => fleet.addAgent(host)));
+      await Promise.all([...fleet.agents.values()].map((a) => a.proc.waitForLog(/agent started/, AGENT_READY_MS)));
+      fleet.monitor.start();
+      return fleet;
+    } catch (error) {
+      await fleet.stop();
+      throw error;
+    }
+  }
+
+  private async addAgent(host: string): Promise<void> {
+    const dir = join(this.options.root, host);
+    mkdirSync(dir, { recursive: true });
+    const proxies = await startProxies(this.options.ensemble);
+    const proc = await this.spawnAgent(host, dir, proxies);
+    this.agents.set(host, { host, dir, proxies, proc, runs: [proc], killed: false, frozenAt: undefined });
+  }
+
+  private spawnAgent(host: string, dir: string, proxies: ProxySet): Promise<AgentProcess> {
+    return startAgent({
+      connect: proxies.connectString + this.options.chroot,
+      hostId: host,
+      sessionTimeout: `${this.options.sessionTimeoutMs}ms`,
+      dir,
+    });
+  }
+
+  get hosts(): string[] {
+    return [...this.agents.keys()];
+  }
+
+  agent(host: string): FleetAgent {
+    const a = this.agents.get(host);
+    if (!a) throw new Error(`no agent ${host} in this fleet`);
+    return a;
+  }
+
+  /** Hosts whose agent runs now (not killed, not crashed). */
+  liveHosts(): string[] {
+    return [...this.agents.values()].filter((a) => a.proc.exit === undefined && !a.killed).map((a) => a.host);
+  }
+
+  // ---- operator actions (the compiled CLI, straight to the ensemble) ----------------------
+
+  cli(args: string[]): Promise<CliResult> {
+    return runCli(["--zk", this.connect, ...args], { timeoutMs: CLI_TIMEOUT_MS });
+  }
+
+  /** `app create <app> <version>` with the fleet's commands; throws unless it exits 0. */
+  async publish(version: string, o: { slots?: number; deploySeconds?: number } = {}): Promise<{ at: number; ms: number }> {
+    const args = ["app", "create", this.app, version, "--get-version-cmd", GET_VERSION_COMMAND];
+    args.push("--deploy-cmd", deployCommand(this.log, o.deploySeconds ?? this.options.deploySeconds ?? 1));
+    if (o.slots !== undefined) args.push("--slots", String(o.slots));
+    const from = Date.now();
+    const r = await this.cli(args);
+    const to = Date.now();
+    if (r.code !== 0) throw new Error(`app create ${this.app} ${version} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    if (o.slots !== undefined) this.slotChanges.push({ from, to, slots: o.slots });
+    return { at: to, ms: to - from };
+  }
+
+  async setSlots(slots: number): Promise<{ at: number; ms: number }> {
+    const from = Date.now();
+    const r = await this.cli(["app", "set-slots", this.app, String(slots)]);
+    const to = Date.now();
+    if (r.code !== 0) throw new Error(`app set-slots ${slots} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    this.slotChanges.push({ from, to, slots });
+    return { at: to, ms: to - from };
+  }
+
+  async deleteApp(): Promise<{ at: number; ms: number }> {
+    const from = Date.now();
+    const r = await this.cli(["app", "delete", this.app]);
+    const to = Date.now();
+    if (r.code !== 0) throw new Error(`app delete exited ${r.code}: ${r.stderr}${r.stdout}`);
+    this.faults.push({ kind: "app deleted", hosts: undefined, from, to });
+    return { at: to, ms: to - from };
+  }
+
+  /** How long the next deploys on `hosts` (default all) take. */
+  setDeploySeconds(seconds: number, hosts: readonly string[] = this.hosts): void {
+    for (const host of hosts) writeFileSync(join(this.agent(host).dir, "DEPLOY_SECONDS"), `${seconds}\n`);
+  }
+
+  // ---- faults -----------------------------------------------------------------------------
+
+  /** Records a fault window for the checker; call the returned function when it is healed. */
+  beginFault(kind: string, hosts?: readonly string[]): () => void {
+    const window: FaultWindow = { kind, hosts, from: Date.now(), to: Number.POSITIVE_INFINITY };
+    this.faults.push(window);
+    return () => {
+      window.to = Date.now();
+    };
+  }
+
+  /** kill -9 the agent (its deploy, in its own process group, runs on as an orphan). */
+  async kill9(host: string): Promise<number> {
+    const a = this.agent(host);
+    const at = Date.now();
+    this.kills.push({ host, at });
+    a.killed = true;
+    a.frozenAt = undefined;
+    a.proc.signal("SIGKILL");
+    await a.proc.exited;
+    return at;
+  }
+
+  /** Starts the host's agent again: same host id, same directory and --state-dir, same proxies.
+   *  Resolves once it logged "agent started" (it first waits for its old session to expire). */
+  async restart(host: string): Promise<AgentProcess> {
+    const a = this.agent(host);
+    if (a.proc.exit === undefined) throw new Error(`restart(${host}): the agent is still running`);
+    const proc = await this.spawnAgent(host, a.dir, a.proxies);
+    a.proc = proc;
+    a.runs.push(proc);
+    a.killed = false;
+    await proc.waitForLog(/agent started/, AGENT_READY_MS);
+    return proc;
+  }
+
+  /** SIGSTOP the agent (its deploy runs on: it is in another process group). */
+  freeze(host: string): void {
+    const a = this.agent(host);
+    a.frozenAt = Date.now();
+    this.faults.push({ kind: "SIGSTOP", hosts: [host], from: a.frozenAt, to: Number.POSITIVE_INFINITY });
+    a.proc.signal("SIGSTOP");
+  }
+
+  thaw(host: string): void {
+    const a = this.agent(host);
+    a.proc.signal("SIGCONT");
+    this.endOpenFault("SIGSTOP", host);
+    a.frozenAt = undefined;
+  }
+
+  /** Drops the agent's connections and refuses new ones until unblock(). */
+  block(host: string): void {
+    this.faults.push({ kind: "block", hosts: [host], from: Date.now(), to: Number.POSITIVE_INFINITY });
+    this.agent(host).proxies.block();
+  }
+
+  unblock(host: string): void {
+    this.agent(host).proxies.unblock();
+    this.endOpenFault("block", host);
+  }
+
+  /** A blackhole: connections stay up, no byte moves, until resume(). */
+  stall(host: string): void {
+    this.faults.push({ kind: "stall", hosts: [host], from: Date.now(), to: Number.POSITIVE_INFINITY });
+    this.agent(host).proxies.stall();
+  }
+
+  resume(host: string): void {
+    this.agent(host).proxies.resume();
+    this.endOpenFault("stall", host);
+  }
+
+  /** Drops the agent's current connections (it reconnects at once). */
+  cut(host: string): void {
+    const now = Date.now();
+    this.faults.push({ kind: "cut", hosts: [host], from: now, to: now });
+    this.agent(host).proxies.cut();
+  }
+
+  private endOpenFault(kind: string, host: string): void {
+    const open = this.faults.find((f) => f.kind === kind && f.hosts?.includes(host) && f.to === Number.POSITIVE_INFINITY);
+    if (open) open.to = Date.now();
+  }
+
+  // ---- observation --------------------------------------------------------------------------
+
+  lines(fromLine = 0): DeployLine[] {
+    return readDeployLines(this.log, fromLine);
+  }
+
+  lineCount(): number {
+    return lineCount(this.log);
+  }
+
+  /** The first start line (from `fromLine`) matching `match`. */
+  async waitForStart(match: (l: DeployLine) => boolean, timeoutMs: number, fromLine = 0): Promise<DeployLine> {
+    return poll(() => this.lines(fromLine).find((l) => l.kind === "start" && match(l)), timeoutMs, "a matching deploy to start", 10);
+  }
+
+  /** Hosts (of `hosts`, default the live ones) that report `version` as current in the app's
+   *  current rollout, with that version installed (VERSION file). */
+  async convergedHosts(version: string, hosts: readonly string[] = this.liveHosts()): Promise<string[]> {
+    const path = appPath(this.app);
+    const spec = decodeZnode(AppSpec, (await this.admin.get(path)).data, path);
+    if (spec.version !== version) return [];
+    const done = await Promise.all(
+      hosts.map(async (host) => {
+        const statusPath = hostStatusPath(this.app, host);
+        try {
+          const status = decodeZnode(HostStatus, (await this.admin.get(statusPath)).data, statusPath);
+          return status.state === "current" && status.version === version && status.rolloutId === spec.rolloutId && this.installed(host) === version;
+        } catch (error) {
+          if (isNoNode(error)) return false;
+          throw error;
+        }
+      }),
+    );
+    return hosts.filter((_, i) => done[i]);
+  }
+
+  /** Resolves with Date.now() once every host of `hosts` (default: live) has converged. */
+  async waitConverged(version: string, timeoutMs: number, hosts?: readonly string[]): Promise<number> {
+    let last: string[] = [];
+    try {
+      await poll(
+        async () => {
+          const want = hosts ?? this.liveHosts();
+          last = await this.convergedHosts(version, want);
+          return last.length === want.length;
+        },
+        timeoutMs,
+        `every live host to converge on ${version}`,
+        50,
+      );
+    } catch (error) {
+      const missing = (hosts ?? this.liveHosts()).filter((h) => !last.includes(h));
+      throw new Error(`${(error as Error).message}; not converged: ${missing.join(", ")}\n${await this.describe()}`);
+    }
+    return Date.now();
+  }
+
+  /** The version a host has installed (its VERSION file). */
+  installed(host: string): string {
+    const path = join(this.agent(host).dir, "VERSION");
+    return existsSync(path) ? readFileSync(path, "utf8").trim() : "";
+  }
+
+  async leftovers(): Promise<{ lock: string[]; leases: string[] }> {
+    const read = async (path: string): Promise<string[]> => {
+      try {
+        return await this.admin.children(path);
+      } catch (error) {
+        if (isNoNode(error)) return [];
+        throw error;
+      }
+    };
+    const [lock, leases] = await Promise.all([read(lockDir(this.app)), read(leasesDir(this.app))]);
+    return { lock, leases };
+  }
+
+  /** Deploy pids from the log (from `fromLine`) whose process group has a live member. */
+  orphans(fromLine = 0): number[] {
+    const pids = [...new Set(this.lines(fromLine).map((l) => l.pid))];
+    return pids.filter((pid) => liveGroupMembers(pid).length > 0);
+  }
+
+  /**
+   * Waits until the rollout has ended everywhere: every deploy in the log (from `fromLine`)
+   * ended and its process group is gone, and no queue or lease node is left. Resolves with the
+   * milliseconds it took.
+   */
+  async waitQuiet(timeoutMs: number, fromLine = 0): Promise<number> {
+    const t0 = Date.now();
+    await poll(
+      async () => {
+        if (pairDeploys(this.lines(fromLine)).some((d) => d.end === undefined && liveGroupMembers(d.pid).length > 0)) return false;
+        if (this.orphans(fromLine).length > 0) return false;
+        const { lock, leases } = await this.leftovers();
+        return lock.length === 0 && leases.length === 0;
+      },
+      timeoutMs,
+      "the rollout to end (deploys done, no lock or lease node)",
+      50,
+    ).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${await this.describe()}`);
+    });
+    return Date.now() - t0;
+  }
+
+  /** Hosts whose agent exited although nobody killed it. */
+  crashed(): string[] {
+    const out: string[] = [];
+    for (const a of this.agents.values()) {
+      a.runs.forEach((run, i) => {
+        const deliberate = i < a.runs.length - 1 || a.killed; // earlier runs ended by kill9()
+        if (run.exit && !(deliberate && run.exit.signal === "SIGKILL")) {
+          out.push(`${a.host} (pid ${run.pid}) exited ${run.exit.signal ?? `code ${run.exit.code}`}: ${lastLines(run.output, 5)}`);
+        }
+      });
+    }
+    return out;
+  }
+
+  /** ERROR lines in every agent's output, except deploy failures. */
+  errorLines(): string[] {
+    const out: string[] = [];
+    for (const a of this.agents.values()) {
+      for (const run of a.runs) {
+        for (const line of run.output.split("\n")) {
+          if (/ ERROR /.test(line) && !/ deploy failed /.test(line)) out.push(`${a.host}: ${line}`);
+        }
+      }
+    }
+    return out;
+  }
+
+  analyse(fromLine = 0): ConcurrencyReport {
+    return analyseConcurrency(this.lines(fromLine), this.slotChanges, this.monitor.observations, this.faults, this.kills);
+  }
+
+  /** Every invariant at once (call it once the rollout has ended). */
+  async check(fromLine = 0): Promise<CheckReport> {
+    return {
+      concurrency: this.analyse(fromLine),
+      leftovers: await this.leftovers(),
+      orphans: this.orphans(fromLine),
+      crashed: this.crashed(),
+      errorLines: this.errorLines(),
+    };
+  }
+
+  /** For failure messages: the log, the leases, each agent's last lines. */
+  async describe(): Promise<string> {
+    const left = await this.leftovers().catch((e: unknown) => ({ lock: [String(e)], leases: [] }));
+    const agents = [...this.agents.values()]
+      .map((a) => `--- ${a.host} (pid ${a.proc.pid}${a.proc.exit ? `, exited ${a.proc.exit.signal ?? a.proc.exit.code}` : ""}) ---\n${lastLines(a.proc.output, 12)}`)
+      .join("\n");
+    const log = existsSync(this.log) ? lastLines(readFileSync(this.log, "utf8"), 30) : "";
+    return `lock: [${left.lock.join(", ")}] leases: [${left.leases.join(", ")}]\n--- deploy log (tail) ---\n${log}\n${agents}`;
+  }
+
+  // ---- teardown ---------------------------------------------------------------------------
+
+  /**
+   * SIGKILLs every agent (after SIGCONT, so none stays frozen), then every deploy process group
+   * they ran — noted by the agent helper, or found from the log's pids and checked to run in
+   * one of our directories — closes the proxies and the admin session. Safe to call twice.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.monitor.stop();
+    const runs = [...this.agents.values()].flatMap((a) => a.runs);
+    for (const run of runs) {
+      if (run.exit) continue;
+      run.signal("SIGCONT");
+      run.signal("SIGKILL");
+    }
+    await Promise.all(runs.map((r) => Promise.race([r.exited, Bun.sleep(5_000)])));
+    for (const run of runs) for (const pgid of run.commandGroups) killGroup(pgid);
+    for (const pid of new Set(this.lines().map((l) => l.pid))) {
+      if (liveGroupMembers(pid).some((member) => cwdOf(member)?.startsWith(this.options.root))) killGroup(pid);
+    }
+    await Promise.all([...this.agents.values()].map((a) => a.proxies.close()));
+    await this.admin.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Members of a process group that still run (zombies, which only wait for a reaper, excluded). */
+export function liveGroupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  try {
+    process.kill(-pgid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return members;
+  }
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = procStat(Number(name));
+    if (stat && stat.pgrp === pgid && stat.state !== "Z") members.push(stat.pid);
+  }
+  return members;
+}
+
+function cwdOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}
+
+function lastLines(text: string, n: number): string {
+  return text.trimEnd().split("\n").slice(-n).join("\n");
+}
+
+/** Polls until `condition` is truthy; throws naming `what` after `timeoutMs`. */
+export async function poll<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+    }
+    await Bun.sleep(intervalMs);
+  }
+}

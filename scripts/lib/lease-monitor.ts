@@ -1,0 +1,68 @@
+// Watches an app's lease nodes from outside (polling, so that it never depends on a watch that a
+// fault may have cut): which hosts hold a slot at each moment, and since when each lease exists
+// (its ZooKeeper ctime). The fault checker uses it to tell a deploy that lost its session (its
+// host's lease vanished, or was re-created after the deploy began) from one that did not.
+
+import type { ZkClient } from "../../src/zk/client.ts";
+import { leasesDir } from "../../src/zk/paths.ts";
+import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
+import type { LeaseObservation } from "./fault-log.ts";
+
+export class LeaseMonitor {
+  private readonly ctimes = new Map<string, number>();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  /** Every successful read, oldest first. */
+  observations: LeaseObservation[] = [];
+  /** Most leases seen at once. */
+  maxLeases = 0;
+
+  constructor(
+    private readonly zk: ZkClient,
+    private readonly app: string,
+    private readonly intervalMs = 40,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /** Forget observations older than `before` (epoch ms): chaos rounds keep memory flat. */
+  trim(before: number): void {
+    this.observations = this.observations.filter((o) => o.recvAt >= before);
+    this.maxLeases = 0;
+  }
+
+  private async run(): Promise<void> {
+    const dir = leasesDir(this.app);
+    while (!this.stopped) {
+      const sendAt = Date.now();
+      try {
+        const names = await this.zk.children(dir);
+        const fresh = names.filter((n) => !this.ctimes.has(n));
+        const stats = await Promise.all(fresh.map((n) => this.zk.exists(`${dir}/${n}`).catch(() => null)));
+        fresh.forEach((n, i) => {
+          const stat = stats[i];
+          if (stat) this.ctimes.set(n, stat.ctimeMs);
+        });
+        const recvAt = Date.now();
+        this.observations.push({
+          sendAt,
+          recvAt,
+          leases: names.map((n) => ({ host: parseQueueNode(n)?.host ?? n, ctime: this.ctimes.get(n) })),
+        });
+        this.maxLeases = Math.max(this.maxLeases, names.length);
+      } catch {
+        // ZooKeeper unavailable or the app deleted: no observation this time.
+      }
+      await Bun.sleep(this.intervalMs);
+    }
+  }
+}
