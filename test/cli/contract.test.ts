@@ -198,9 +198,8 @@ describe("app create / show", () => {
     const before = Date.now();
     const spec = await showSpec(connect, "web");
     for (const field of SPEC_FIELDS) expect(spec).toHaveProperty(field);
-    expect(spec).toMatchObject({
-      name: "web",
-      version: "1.10", // not 1.1
+    // The attributes as typed; a publish that gives only the version keeps them all.
+    const attributes = {
       slots: "50%", // not 50 or 0.5
       getVersionCmd: GET_VERSION,
       deployCmd: DEPLOY,
@@ -209,6 +208,11 @@ describe("app create / show", () => {
       maxFailures: 2,
       deployTimeoutSec: 90,
       paused: false,
+    };
+    expect(spec).toMatchObject({
+      name: "web",
+      version: "1.10", // not 1.1
+      ...attributes,
       updatedBy: "ci-pipeline-42",
     });
     expect(spec.previousVersion).toBeUndefined();
@@ -225,14 +229,7 @@ describe("app create / show", () => {
     expect(next).toMatchObject({
       version: "1.11",
       previousVersion: "1.10",
-      slots: "50%",
-      getVersionCmd: GET_VERSION,
-      deployCmd: DEPLOY,
-      verifyCmd: "curl -fsS http://localhost/health",
-      groups: ["web", "db"],
-      maxFailures: 2,
-      deployTimeoutSec: 90,
-      paused: false,
+      ...attributes,
       updatedBy: "ci-pipeline-43",
     });
     expect(String(next.rolloutId)).toMatch(ROLLOUT_ID);

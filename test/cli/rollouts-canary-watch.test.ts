@@ -3,15 +3,11 @@
 //
 // One ZooKeeper for the file, one chroot per test.
 
-import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { readFleetStatus } from "../../src/apps/fleet-status.ts";
-import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
-import { type CliResult, ensureBinary, runCli, useCli } from "../helpers/cli.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { ensureBinary, useCli } from "../helpers/cli.ts";
 import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
-import { type FleetAgent, InProcessFleet } from "../helpers/in-process-fleet.ts";
-import { type LiveProcess, childrenOf, spawnInPty, spawnLive, stopAllLive } from "../helpers/pty.ts";
+import { type LiveProcess, childrenOf, spawnInPty, spawnLive } from "../helpers/pty.ts";
+import { type RolloutSetup, allOn, expectOk, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
@@ -19,83 +15,20 @@ setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();
 useCli();
 
-let fleet: InProcessFleet | undefined;
-afterEach(async () => {
-  await stopAllLive();
-  await fleet?.stopAll();
-  fleet = undefined;
-});
+const { setup: setupFleet, cli, warmUp, appStatus } = useRolloutFixture(zookeeper);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-interface Setup {
-  connect: string;
-  fleet: InProcessFleet;
-  agents: FleetAgent[];
-  log: string;
+interface Setup extends RolloutSetup {
+  /** --get-version-cmd / --deploy-cmd of testCommands(log, deploySeconds). */
   cmds: string[];
 }
 
 async function setup(prefix: string, hosts: number, deploySeconds: number): Promise<Setup> {
-  const connect = zookeeper.withChroot(prefix);
-  fleet = new InProcessFleet({ connectString: connect });
-  const agents = await fleet.startMany("h", hosts);
-  const log = join(fleet.root, "deploys.log");
-  const c = testCommands(log, deploySeconds);
-  return { connect, fleet, agents, log, cmds: ["--get-version-cmd", c.getVersionCmd, "--deploy-cmd", c.deployCmd] };
-}
-
-function cli(connect: string, args: string[]): Promise<CliResult> {
-  return runCli(["--zk", connect, ...args], { env: { CONVEYOR_ACTOR: "ops" }, timeoutMs: 45_000 });
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-function expectOk(r: CliResult): void {
-  expect(r.code, show(r)).toBe(0);
-}
-
-/**
- * Creates the app at `version` on hosts that already run it (VERSION written), without --wait,
- * and polls until every host reports current for that rollout, so that later --wait runs
- * follow hosts that have all reported. (A --wait on an app's very first rollout can end early:
- * see the FleetReader race exposed by test.failing in rollouts-wait.test.ts.)
- */
-async function warmUp(s: Setup, version: string, extra: string[]): Promise<void> {
-  for (const a of s.agents) writeFileSync(join(a.dir, "VERSION"), `${version}\n`);
-  expectOk(await cli(s.connect, ["app", "create", "web", version, ...extra]));
-  await waitFor(
-    async () => {
-      const view = (await readFleetStatus(await s.fleet.client(), "web")).apps[0];
-      return view?.hosts.length === s.agents.length && view.hosts.every((h) => h.state === "current" && h.version === version && h.rolloutId === view.rolloutId);
-    },
-    15_000,
-    `every host current on ${version}`,
-  );
-}
-
-function versionFiles(agents: FleetAgent[]): Record<string, string> {
-  return Object.fromEntries(
-    agents.map((a) => {
-      const path = join(a.dir, "VERSION");
-      return [a.host, existsSync(path) ? readFileSync(path, "utf8").trim() : ""];
-    }),
-  );
-}
-
-function allOn(agents: FleetAgent[], version: string): Record<string, string> {
-  return Object.fromEntries(agents.map((a) => [a.host, version]));
-}
-
-async function appStatus(connect: string, app: string): Promise<AppView> {
-  const r = await cli(connect, ["status", app, "--json"]);
-  expectOk(r);
-  const view = (JSON.parse(r.stdout) as FleetStatus).apps.find((a) => a.name === app);
-  if (!view) throw new Error(`status --json has no app ${app}: ${r.stdout}`);
-  return view;
+  const s = await setupFleet(prefix, hosts);
+  const c = testCommands(s.log, deploySeconds);
+  return { ...s, cmds: ["--get-version-cmd", c.getVersionCmd, "--deploy-cmd", c.deployCmd] };
 }
 
 function starts(log: string, version: string): string[] {

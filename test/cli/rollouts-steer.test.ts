@@ -5,18 +5,17 @@
 // One ZooKeeper for the file, one chroot per test. State is read back through `status --json`
 // (the binary) for assertions; bounded polling in between goes through the library for speed.
 
-import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { readFleetStatus } from "../../src/apps/fleet-status.ts";
-import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
 import { setSlots } from "../../src/apps/set-slots.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { historyDir } from "../../src/zk/paths.ts";
-import { type CliResult, runCli, useCli } from "../helpers/cli.ts";
+import { useCli } from "../helpers/cli.ts";
 import { readDeployLog } from "../helpers/deploy-log.ts";
-import { type FleetAgent, InProcessFleet, testActor } from "../helpers/in-process-fleet.ts";
+import { testActor } from "../helpers/in-process-fleet.ts";
+import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
@@ -24,28 +23,10 @@ setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();
 useCli();
 
-let fleet: InProcessFleet | undefined;
-afterEach(async () => {
-  await fleet?.stopAll();
-  fleet = undefined;
-});
+const { setup, cli, warmUp, appStatus } = useRolloutFixture(zookeeper);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-interface Setup {
-  connect: string;
-  fleet: InProcessFleet;
-  agents: FleetAgent[];
-  log: string;
-}
-
-async function setup(prefix: string, hosts: number): Promise<Setup> {
-  const connect = zookeeper.withChroot(prefix);
-  fleet = new InProcessFleet({ connectString: connect });
-  const agents = await fleet.startMany("h", hosts);
-  return { connect, fleet, agents, log: join(fleet.root, "deploys.log") };
-}
 
 /**
  * get-version/deploy commands. The deploy appends start/end lines to `log`, sleeps `seconds`
@@ -65,63 +46,6 @@ function commandArgs(log: string, seconds: number, gate?: string): string[] {
     `echo "end $CONVEYOR_HOST $CONVEYOR_VERSION" >> '${log}'`,
   ].join("; ");
   return ["--get-version-cmd", "cat VERSION 2>/dev/null || true", "--deploy-cmd", deploy];
-}
-
-function cli(connect: string, args: string[], env: Record<string, string> = { CONVEYOR_ACTOR: "ops" }): Promise<CliResult> {
-  return runCli(["--zk", connect, ...args], { env, timeoutMs: 45_000 });
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-function expectOk(r: CliResult): void {
-  expect(r.code, show(r)).toBe(0);
-}
-
-/**
- * Creates the app at `version` on hosts that already run it (VERSION written), without --wait,
- * and polls until every host reports current for that rollout, so that later --wait runs
- * follow hosts that have all reported. (A --wait on an app's very first rollout can end early:
- * see the FleetReader race exposed by test.failing in rollouts-wait.test.ts.)
- */
-async function warmUp(s: Setup, version: string, extra: string[]): Promise<void> {
-  for (const a of s.agents) writeFileSync(join(a.dir, "VERSION"), `${version}\n`);
-  expectOk(await cli(s.connect, ["app", "create", "web", version, ...extra]));
-  await waitFor(
-    async () => {
-      const view = (await readFleetStatus(await s.fleet.client(), "web")).apps[0];
-      return view?.hosts.length === s.agents.length && view.hosts.every((h) => h.state === "current" && h.version === version && h.rolloutId === view.rolloutId);
-    },
-    15_000,
-    `every host current on ${version}`,
-  );
-}
-
-function versionFiles(agents: FleetAgent[]): Record<string, string> {
-  return Object.fromEntries(
-    agents.map((a) => {
-      const path = join(a.dir, "VERSION");
-      return [a.host, existsSync(path) ? readFileSync(path, "utf8").trim() : ""];
-    }),
-  );
-}
-
-function allOn(agents: FleetAgent[], version: string): Record<string, string> {
-  return Object.fromEntries(agents.map((a) => [a.host, version]));
-}
-
-async function appStatus(connect: string, app: string): Promise<AppView> {
-  const r = await cli(connect, ["status", app, "--json"]);
-  expectOk(r);
-  const view = (JSON.parse(r.stdout) as FleetStatus).apps.find((a) => a.name === app);
-  if (!view) throw new Error(`status --json has no app ${app}: ${r.stdout}`);
-  return view;
-}
-
-/** Library read for bounded polling (fast); assertions use appStatus (the binary). */
-async function peek(s: Setup, app: string): Promise<AppView | undefined> {
-  return (await readFleetStatus(await s.fleet.client(), app)).apps[0];
 }
 
 interface ShownSpec {

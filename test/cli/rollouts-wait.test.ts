@@ -5,16 +5,16 @@
 //
 // One ZooKeeper for the file, one chroot per test.
 
-import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readFleetStatus } from "../../src/apps/fleet-status.ts";
-import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
+import type { AppView } from "../../src/apps/fleet-view.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import { type CliResult, ensureBinary, runCli, splitConnect, useCli } from "../helpers/cli.ts";
+import { ensureBinary, splitConnect, useCli } from "../helpers/cli.ts";
 import { maxConcurrency, readDeployLog } from "../helpers/deploy-log.ts";
-import { type FleetAgent, InProcessFleet } from "../helpers/in-process-fleet.ts";
-import { spawnLive, stopAllLive } from "../helpers/pty.ts";
+import type { FleetAgent } from "../helpers/in-process-fleet.ts";
+import { spawnLive } from "../helpers/pty.ts";
+import { allOn, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { ZOOKEEPER_HOST, fourLetterWord, useZooKeeper } from "../helpers/zookeeper.ts";
 
@@ -22,30 +22,10 @@ setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();
 useCli();
 
-let fleet: InProcessFleet | undefined;
-afterEach(async () => {
-  await stopAllLive();
-  await fleet?.stopAll();
-  fleet = undefined;
-});
+const { setup, cli, warmUp, appStatus } = useRolloutFixture(zookeeper, { actor: "ci-test" });
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-interface Setup {
-  connect: string;
-  fleet: InProcessFleet;
-  agents: FleetAgent[];
-  /** The deploy log every deploy appends start/end lines to. */
-  log: string;
-}
-
-async function setup(prefix: string, hosts: number): Promise<Setup> {
-  const connect = zookeeper.withChroot(prefix);
-  fleet = new InProcessFleet({ connectString: connect });
-  const agents = await fleet.startMany("h", hosts);
-  return { connect, fleet, agents, log: join(fleet.root, "deploys.log") };
-}
 
 /**
  * get-version/deploy commands. The deploy appends start/end lines to `log`, sleeps `seconds`
@@ -63,59 +43,8 @@ function commandArgs(log: string, seconds: number): string[] {
   return ["--get-version-cmd", "cat VERSION 2>/dev/null || true", "--deploy-cmd", deploy];
 }
 
-/**
- * Creates the app at `version` on hosts that already run it (VERSION written), without --wait,
- * and polls until every host reports current for that rollout, so that the rollout under test
- * runs over hosts that have all reported (first reports are covered by the first test and by
- * the regression tests at the end of this file).
- */
-async function warmUp(s: Setup, version: string, extra: string[]): Promise<void> {
-  for (const a of s.agents) writeFileSync(join(a.dir, "VERSION"), `${version}\n`);
-  const r = await cli(s.connect, ["app", "create", "web", version, ...extra]);
-  expect(r.code, show(r)).toBe(0);
-  await waitFor(
-    async () => {
-      const view = (await readFleetStatus(await s.fleet.client(), "web")).apps[0];
-      return view?.hosts.length === s.agents.length && view.hosts.every((h) => h.state === "current" && h.version === version && h.rolloutId === view.rolloutId);
-    },
-    15_000,
-    `every host current on ${version}`,
-  );
-}
-
 function failOn(agent: FleetAgent, version: string, afterSeconds = 0): void {
   writeFileSync(join(agent.dir, `FAIL-${version}`), `${afterSeconds}\n`);
-}
-
-function cli(connect: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return runCli(["--zk", connect, ...args], { env: { CONVEYOR_ACTOR: "ci-test", ...env }, timeoutMs: 45_000 });
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-/** The VERSION file of each agent, read right now ("" when missing). */
-function versionFiles(agents: FleetAgent[]): Record<string, string> {
-  return Object.fromEntries(
-    agents.map((a) => {
-      const path = join(a.dir, "VERSION");
-      return [a.host, existsSync(path) ? readFileSync(path, "utf8").trim() : ""];
-    }),
-  );
-}
-
-function allOn(agents: FleetAgent[], version: string): Record<string, string> {
-  return Object.fromEntries(agents.map((a) => [a.host, version]));
-}
-
-async function appStatus(connect: string, app: string): Promise<AppView> {
-  const r = await cli(connect, ["status", app, "--json"]);
-  expect(r.code, show(r)).toBe(0);
-  const fleetStatus = JSON.parse(r.stdout) as FleetStatus;
-  const view = fleetStatus.apps.find((a) => a.name === app);
-  if (!view) throw new Error(`status --json has no app ${app}: ${r.stdout}`);
-  return view;
 }
 
 /** Every host reports `current` on `version` for the app's current rollout. */

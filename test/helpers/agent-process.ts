@@ -17,6 +17,9 @@ import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync }
 import { join } from "node:path";
 import { ensureBinary, processTempDir } from "./cli.ts";
 
+// Whether any process of a group still exists (zombies included): the agent's own check.
+export { groupAlive } from "../../src/agent/deploy-journal.ts";
+
 export interface StartAgentOptions {
   /** ZooKeeper connect string with chroot, e.g. "127.0.0.1:PORT/t-x-123". */
   connect: string;
@@ -105,16 +108,6 @@ export function procStat(pid: number): ProcStat | undefined {
 export function pidAlive(pid: number): boolean {
   const stat = procStat(pid);
   return stat !== undefined && stat.state !== "Z";
-}
-
-/** True while any process of the group exists (zombies included). */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** SIGKILL a process group by id; a group already gone is fine. */

@@ -1,5 +1,17 @@
 /** Polls `condition` until it is truthy or `timeoutMs` passes (then throws with `what`). */
 export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs = 25): Promise<NonNullable<T>> {
+  return await poll(condition, timeoutMs, what, intervalMs, true);
+}
+
+/**
+ * Like waitFor, polling every 20 ms, but an error thrown by `condition` is not retried: it
+ * rejects at once (for conditions that must not fail, such as reads from a live session).
+ */
+export async function waitForStrict<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string): Promise<NonNullable<T>> {
+  return await poll(condition, timeoutMs, what, 20, false);
+}
+
+async function poll<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs: number, retryErrors: boolean): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -7,6 +19,7 @@ export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: num
       const value = await condition();
       if (value) return value as NonNullable<T>;
     } catch (error) {
+      if (!retryErrors) throw error;
       last = error;
     }
     if (Date.now() > deadline) {

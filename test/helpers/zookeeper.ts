@@ -8,7 +8,9 @@
 // Tests in one file share the server, so give each its own chroot.
 
 import { afterAll, beforeAll } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
 import { startZooKeeper, type StartOptions, type ZooKeeperServer } from "../../scripts/lib/zookeeper.ts";
+import { waitForStrict } from "./wait.ts";
 
 export {
   fourLetterWord,
@@ -66,4 +68,26 @@ export function uniqueChroot(prefix: string): string {
   const clean = prefix.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 40) || "x";
   const random = crypto.randomUUID().replaceAll("-", "").slice(0, 10);
   return `/t-${clean}-${random}`;
+}
+
+/**
+ * SIGSTOP the server and wait until every thread of it is stopped (the signal takes effect
+ * asynchronously: until the JVM gets CPU to act on it, its other threads may still answer
+ * requests). SIGCONT resumes it.
+ */
+export async function freezeServer(server: ZooKeeperServer): Promise<void> {
+  server.kill("SIGSTOP");
+  await waitForStrict(() => allThreadsStopped(server.pid), 5_000, "the server to stop");
+}
+
+/** True once every thread of the process is stopped (or traced, a zombie, dead). */
+function allThreadsStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      return "TtZX".includes(stat.charAt(stat.lastIndexOf(")") + 2));
+    });
+  } catch {
+    return false;
+  }
 }

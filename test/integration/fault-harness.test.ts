@@ -11,9 +11,10 @@ import { afterAll, afterEach, describe, expect, setDefaultTimeout, test } from "
 import { readFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
-import { type ConnectionState, ZkClient } from "../../src/zk/client.ts";
+import { ZkClient } from "../../src/zk/client.ts";
 import { startProxy, useEnsemble, useProxies, useProxy } from "../helpers/ensemble.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { firstState, recordStates, waitForState } from "../helpers/zk-states.ts";
 import { fourLetterWord, isZooKeeperPid, uniqueChroot } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);
@@ -38,27 +39,6 @@ async function connect(connectString: string, sessionTimeoutMs: number): Promise
   const client = await ZkClient.connect({ connectString, sessionTimeoutMs, connectTimeoutMs: 15_000 });
   opened.push(client);
   return client;
-}
-
-interface StateRecord {
-  state: ConnectionState;
-  at: number;
-  sessionId: string;
-}
-
-/** Every state the client reports, with when and the session id it had at that moment. */
-function recordStates(client: ZkClient): StateRecord[] {
-  const log: StateRecord[] = [];
-  client.onState((state) => log.push({ state, at: performance.now(), sessionId: client.sessionId }));
-  return log;
-}
-
-const first = (log: readonly StateRecord[], state: ConnectionState, after = -Infinity): StateRecord | undefined =>
-  log.find((r) => r.state === state && r.at > after);
-
-/** Waits for `state` to be reported after `after` (a performance.now() instant). */
-async function waitForState(log: readonly StateRecord[], state: ConnectionState, after: number, timeoutMs: number): Promise<StateRecord> {
-  return await waitFor(() => first(log, state, after), timeoutMs, `the client to report ${state}`, 10);
 }
 
 const text = (s: string): Buffer => Buffer.from(s, "utf8");
@@ -166,7 +146,7 @@ describe("ensemble", () => {
 
     // Curator semantics: suspended (maybe), then reconnected to the SAME session; never lost.
     expect(log.filter((r) => r.state === "lost")).toEqual([]);
-    const suspended = first(log, "suspended", t0);
+    const suspended = firstState(log, "suspended", t0);
     if (suspended) {
       const reconnected = await waitForState(log, "reconnected", suspended.at, sessionTimeoutMs);
       expect(reconnected.sessionId).toBe(session);
@@ -252,7 +232,7 @@ describe("tcp proxy", () => {
     measured.reconnectAfterCut = Math.round(reconnected.at - t0);
     expect(reconnected.sessionId).toBe(session);
     expect(reconnected.at - t0).toBeLessThan(sessionTimeoutMs);
-    expect(first(log, "lost")).toBeUndefined();
+    expect(firstState(log, "lost")).toBeUndefined();
     expect(proxy.stats().accepted).toBeGreaterThan(accepted); // it came back through the proxy
     expect(await client.exists("/")).not.toBeNull();
   });
@@ -280,7 +260,7 @@ describe("tcp proxy", () => {
     expect(suspended.at - t0).toBeLessThan(sessionTimeoutMs);
     const reconnected = await waitForState(log, "reconnected", suspended.at, sessionTimeoutMs);
     expect(reconnected.sessionId).toBe(session);
-    expect(first(log, "lost")).toBeUndefined();
+    expect(firstState(log, "lost")).toBeUndefined();
     expect(await client.exists("/")).not.toBeNull();
   });
 

@@ -7,14 +7,14 @@
 // mutex holder to re-evaluate (its onWaiting call) and finding it still waiting.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
 import { ZkClient } from "../../src/zk/client.ts";
 import { ZkError } from "../../src/zk/errors.ts";
 import { basename } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import { AcquireAbortedError, type Admission, type Lease, type ReadAdmission, Semaphore } from "../../src/zk/recipes/semaphore.ts";
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
-import { useZooKeeper, type ZooKeeperServer } from "../helpers/zookeeper.ts";
+import { waitForStrict } from "../helpers/wait.ts";
+import { freezeServer, useZooKeeper } from "../helpers/zookeeper.ts";
 
 const zk = useZooKeeper();
 
@@ -23,15 +23,6 @@ const LOCK = "/apps/t/lock";
 const LEASES = "/apps/t/leases";
 
 // ---- helpers ------------------------------------------------------------------------------
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
 
 type Settled<T> = { status: "resolved"; value: T } | { status: "rejected"; error: unknown } | { status: "pending" };
 
@@ -52,7 +43,7 @@ function track<T>(promise: Promise<T>): { promise: Promise<T>; state: () => Sett
 /** How `promise` settles within `ms` (never rejects). */
 async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<Settled<T>> {
   const tracked = track(promise);
-  await waitFor(() => tracked.state().status !== "pending", ms, "the promise to settle").catch(() => undefined);
+  await waitForStrict(() => tracked.state().status !== "pending", ms, "the promise to settle").catch(() => undefined);
   return tracked.state();
 }
 
@@ -66,23 +57,6 @@ const describeOutcome = (s: Settled<unknown>): string =>
         : `rejected: ${String(s.error)}`;
 
 const text = (s: string): Buffer => Buffer.from(s, "utf8");
-
-/** SIGSTOP the server and wait until every thread of it is stopped (the signal takes effect
- *  asynchronously: until the JVM gets CPU to act on it, other threads may still answer). */
-async function freeze(server: ZooKeeperServer): Promise<void> {
-  server.kill("SIGSTOP");
-  const stopped = (): boolean => {
-    try {
-      return readdirSync(`/proc/${server.pid}/task`).every((tid) => {
-        const stat = readFileSync(`/proc/${server.pid}/task/${tid}/stat`, "utf8");
-        return "TtZX".includes(stat.charAt(stat.lastIndexOf(")") + 2));
-      });
-    } catch {
-      return false;
-    }
-  };
-  await waitFor(stopped, 5_000, "the server to stop");
-}
 
 function parseAdmission(data: Buffer): Admission {
   const value: unknown = JSON.parse(data.toString("utf8"));
@@ -210,7 +184,7 @@ async function members(env: Env, count: number, options?: MemberOptions): Promis
 
 /** Resolves once `m` has (re-)evaluated as mutex holder since `mark` and is waiting for `reason`. */
 async function holderWaits(m: Member, mark: number, reason: string, what: string): Promise<void> {
-  await waitFor(
+  await waitForStrict(
     () => m.waits.slice(mark).some((w) => w.position === 1 && w.reason === reason),
     5_000,
     `${m.owner} ${what} (waits: ${JSON.stringify(m.waits.slice(mark))})`,
@@ -222,7 +196,7 @@ async function queueInOrder(env: Env, ms: Member[], already = 0): Promise<Return
   const acquires: ReturnType<typeof track<Lease>>[] = [];
   for (const [i, m] of ms.entries()) {
     acquires.push(track(m.sem.acquire(text(m.owner))));
-    await waitFor(async () => (await env.admin.children(LOCK)).length === already + i + 1, 5_000, `${m.owner} to queue`);
+    await waitForStrict(async () => (await env.admin.children(LOCK)).length === already + i + 1, 5_000, `${m.owner} to queue`);
   }
   return acquires;
 }
@@ -248,7 +222,7 @@ describe("Semaphore", () => {
         expect(lease.path.startsWith(`${LEASES}/${m.owner}-${m.client.sessionId}-`)).toBe(true);
         // Hold until S holders were seen together (so reaching S does not depend on timing),
         // then "work" for ~50 ms.
-        await waitFor(() => maxSeen >= S, 10_000, "S concurrent holders");
+        await waitForStrict(() => maxSeen >= S, 10_000, "S concurrent holders");
         await Bun.sleep(50);
         current--;
         await lease.release();
@@ -319,7 +293,7 @@ describe("Semaphore", () => {
     if (!a || !b) throw new Error("members");
     const [acqA, acqB] = await queueInOrder(env, [a, b]);
     await holderWaits(a, 0, "paused", "to wait while paused");
-    await waitFor(() => b.waits.length > 0, 5_000, "b to wait in the queue");
+    await waitForStrict(() => b.waits.length > 0, 5_000, "b to wait in the queue");
     expect(b.waits.map((w) => w.position)).toEqual([2]);
 
     const mark = a.waits.length;
@@ -342,9 +316,9 @@ describe("Semaphore", () => {
     const firstAbort = new AbortController();
     const secondAbort = new AbortController();
     const acqFirst = track(first.sem.acquire(text("first"), { signal: firstAbort.signal }));
-    await waitFor(async () => (await env.admin.children(LOCK)).length === 1, 5_000, "first to queue");
+    await waitForStrict(async () => (await env.admin.children(LOCK)).length === 1, 5_000, "first to queue");
     const acqSecond = track(second.sem.acquire(text("second"), { signal: secondAbort.signal }));
-    await waitFor(() => second.waits.length > 0, 5_000, "second to wait behind first");
+    await waitForStrict(() => second.waits.length > 0, 5_000, "second to wait behind first");
     await holderWaits(first, 0, "all 1 slot(s) busy", "to hold the mutex");
     const nodeOf = async (m: Member): Promise<string | undefined> =>
       (await env.admin.children(LOCK)).find((n) => parseQueueNode(n)?.sessionId === m.client.sessionId);
@@ -387,7 +361,7 @@ describe("Semaphore", () => {
     const [acqFirst] = await queueInOrder(env, [first]);
     await holderWaits(first, 0, "all 1 slot(s) busy", "to hold the mutex");
     const acqSecond = track(second.sem.acquire(text("second"), { signal: abort.signal }));
-    await waitFor(() => abort.signal.aborted, 5_000, "the abort");
+    await waitForStrict(() => abort.signal.aborted, 5_000, "the abort");
 
     const outcome = await settleWithin(acqSecond.promise, 3_000);
     expect(describeOutcome(outcome)).toBe("rejected: AcquireAbortedError: acquire cancelled");
@@ -405,7 +379,7 @@ describe("Semaphore", () => {
       },
     });
     const acquire = track(m.sem.acquire(text("x"), { signal: abort.signal }));
-    await waitFor(() => abort.signal.aborted, 5_000, "the abort");
+    await waitForStrict(() => abort.signal.aborted, 5_000, "the abort");
 
     const outcome = await settleWithin(acquire.promise, 3_000);
     expect(describeOutcome(outcome)).toBe("rejected: AcquireAbortedError: acquire cancelled");
@@ -512,7 +486,7 @@ describe("Semaphore", () => {
           txn.commit = async () => {
             if (!frozen) {
               frozen = true;
-              await freeze(server); // this commit stays unanswered for 1.5 s
+              await freezeServer(server); // this commit stays unanswered for 1.5 s
               thaw = setTimeout(() => server.kill("SIGCONT"), 1_500);
             }
             return commit();

@@ -3,13 +3,12 @@
 //
 // All tests share one server (tests in a file run one after another); every test uses its own
 // chroot, and afterEach resumes / restarts the server and closes every client the test opened.
-// Waits are bounded polls (waitFor); timing assertions measure against the client's own timeouts.
+// Waits are bounded polls (waitForStrict); timing assertions measure against the client's own timeouts.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
 import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
 import * as zookeeper from "node-zookeeper-client";
-import { type ConnectionState, type ZkClientOptions, ZkClient } from "../../src/zk/client.ts";
+import { type ZkClientOptions, ZkClient } from "../../src/zk/client.ts";
 import { digestId, OPEN_ACL, Perm, type ZkAcl } from "../../src/zk/acl.ts";
 import {
   isBadVersion,
@@ -23,21 +22,13 @@ import {
   ZkError,
 } from "../../src/zk/errors.ts";
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
-import { fourLetterWord, freePort, uniqueChroot, useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitForStrict } from "../helpers/wait.ts";
+import { firstState, recordStates } from "../helpers/zk-states.ts";
+import { fourLetterWord, freePort, freezeServer, uniqueChroot, useZooKeeper } from "../helpers/zookeeper.ts";
 
 const zk = useZooKeeper();
 
 // ---- helpers ------------------------------------------------------------------------------
-
-/** Polls `cond` every 20 ms; throws naming `what` if it is not true within `timeoutMs`. */
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
 
 /** Resolves with how long `promise` took to settle and what it settled with (never rejects). */
 async function timed<T>(promise: Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
@@ -57,21 +48,6 @@ async function connect(connectString: string, options: Partial<ZkClientOptions> 
   opened.push(client);
   return client;
 }
-
-interface StateRecord {
-  state: ConnectionState;
-  at: number;
-  sessionId: string;
-}
-
-function recordStates(client: ZkClient): StateRecord[] {
-  const log: StateRecord[] = [];
-  client.onState((state) => log.push({ state, at: performance.now(), sessionId: client.sessionId }));
-  return log;
-}
-
-const find = (log: StateRecord[], state: ConnectionState, after = -1): StateRecord | undefined =>
-  log.find((r) => r.state === state && r.at > after);
 
 function recordEvents(): { events: WatchEvent[]; watcher: Watcher } {
   const events: WatchEvent[] = [];
@@ -186,25 +162,6 @@ async function serving(): Promise<boolean> {
 async function serverSessionIds(): Promise<string[]> {
   const cons = await fourLetterWord("127.0.0.1", zk.port, "cons");
   return [...cons.matchAll(/sid=0x([0-9a-f]+)/g)].map((m) => (m[1] ?? "").padStart(16, "0"));
-}
-
-/** True once every thread of the process is stopped (SIGSTOP takes effect asynchronously: until
- *  the JVM gets CPU to act on it, its other threads may still answer requests). */
-function allThreadsStopped(pid: number): boolean {
-  try {
-    return readdirSync(`/proc/${pid}/task`).every((tid) => {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      return "TtZX".includes(stat.charAt(stat.lastIndexOf(")") + 2));
-    });
-  } catch {
-    return false;
-  }
-}
-
-/** SIGSTOP the server and wait until it really is stopped. */
-async function freezeServer(): Promise<void> {
-  zk.server.kill("SIGSTOP");
-  await waitFor(() => allThreadsStopped(zk.server.pid), 5_000, "the server to stop");
 }
 
 /** The library client inside ZkClient (TypeScript-private, so reachable at run time). */
@@ -493,7 +450,7 @@ describe("watches", () => {
     await other.set("/w", text("1"));
     await other.delete("/gone");
     await other.create("/w/kid");
-    await waitFor(() => data.events.length + deleted.events.length + kids.events.length === 3, 5_000, "three watch events");
+    await waitForStrict(() => data.events.length + deleted.events.length + kids.events.length === 3, 5_000, "three watch events");
     expect(data.events).toEqual([{ type: "dataChanged", path: "/w" }]);
     expect(deleted.events).toEqual([{ type: "deleted", path: "/gone" }]);
     expect(kids.events).toEqual([{ type: "childrenChanged", path: "/w" }]);
@@ -515,7 +472,7 @@ describe("watches", () => {
     await c.get("/d", data.watcher);
     await c.children("/d", kids.watcher);
     await c.delete("/d");
-    await waitFor(() => data.events.length === 1 && kids.events.length === 1, 5_000, "deleted events");
+    await waitForStrict(() => data.events.length === 1 && kids.events.length === 1, 5_000, "deleted events");
     expect(data.events).toEqual([{ type: "deleted", path: "/d" }]);
     expect(kids.events).toEqual([{ type: "deleted", path: "/d" }]);
   });
@@ -526,7 +483,7 @@ describe("watches", () => {
     const { events, watcher } = recordEvents();
     expect(await c.exists("/later", watcher)).toBeNull();
     await other.create("/later");
-    await waitFor(() => events.length > 0, 5_000, "created event");
+    await waitForStrict(() => events.length > 0, 5_000, "created event");
     await c.exists("/");
     expect(events).toEqual([{ type: "created", path: "/later" }]);
   });
@@ -545,7 +502,7 @@ describe("watches", () => {
     c.unwatch(removed.watcher);
 
     await c.set("/n", text("1"));
-    await waitFor(() => kept.events.length === 1, 5_000, "event for the kept watcher");
+    await waitForStrict(() => kept.events.length === 1, 5_000, "event for the kept watcher");
     await c.set("/n", text("2"));
     await c.exists("/");
     expect(twice.events).toEqual([{ type: "dataChanged", path: "/n" }]);
@@ -586,7 +543,7 @@ describe("connection states", () => {
 
     zk.server.kill("SIGKILL");
     await proxy.down();
-    await waitFor(() => find(states, "suspended") !== undefined, 3_000, "suspended");
+    await waitForStrict(() => firstState(states, "suspended") !== undefined, 3_000, "suspended");
     expect(c.isConnected).toBe(false);
     // A request while disconnected fails within the operation timeout instead of hanging.
     const during = await timed(c.get("/eph"));
@@ -595,9 +552,9 @@ describe("connection states", () => {
 
     await zk.server.restart();
     await proxy.up();
-    await waitFor(() => find(states, "reconnected") !== undefined, 10_000, "reconnected");
+    await waitForStrict(() => firstState(states, "reconnected") !== undefined, 10_000, "reconnected");
     expect(states.map((s) => s.state)).toEqual(["suspended", "reconnected"]);
-    expect(find(states, "reconnected")?.sessionId).toBe(sessionId);
+    expect(firstState(states, "reconnected")?.sessionId).toBe(sessionId);
     expect(c.sessionId).toBe(sessionId);
     expect(c.isConnected).toBe(true);
     const { stat } = await c.get("/eph");
@@ -606,7 +563,7 @@ describe("connection states", () => {
     // The watch set before the outage was restored with the session.
     const other = await connect(`${zk.connectString}${c.chroot}`);
     await other.set("/eph", text("changed"));
-    await waitFor(() => events.length > 0, 5_000, "watch event after reconnect");
+    await waitForStrict(() => events.length > 0, 5_000, "watch event after reconnect");
     expect(events).toEqual([{ type: "dataChanged", path: "/eph" }]);
   }, 30_000);
 
@@ -624,10 +581,10 @@ describe("connection states", () => {
 
     zk.server.kill("SIGKILL");
     await proxy.down();
-    await waitFor(() => find(states, "suspended") !== undefined, 3_000, "suspended");
-    await waitFor(() => find(states, "lost") !== undefined, 5_000, "lost");
-    const suspendedAt = find(states, "suspended")?.at ?? 0;
-    const lostAfter = (find(states, "lost")?.at ?? 0) - suspendedAt;
+    await waitForStrict(() => firstState(states, "suspended") !== undefined, 3_000, "suspended");
+    await waitForStrict(() => firstState(states, "lost") !== undefined, 5_000, "lost");
+    const suspendedAt = firstState(states, "suspended")?.at ?? 0;
+    const lostAfter = (firstState(states, "lost")?.at ?? 0) - suspendedAt;
     // The client counts from the last byte it received (at most one ping interval, a third of
     // the session timeout, before the disconnect), never declares loss earlier than that.
     expect(lostAfter).toBeGreaterThanOrEqual((2_000 * 2) / 3 - 100);
@@ -638,17 +595,17 @@ describe("connection states", () => {
 
     await zk.server.restart();
     await proxy.up();
-    await waitFor(() => find(states, "reconnected") !== undefined, 10_000, "reconnected after lost");
+    await waitForStrict(() => firstState(states, "reconnected") !== undefined, 10_000, "reconnected after lost");
     expect(states.map((s) => s.state)).toEqual(["suspended", "lost", "reconnected"]);
     const newSession = c.sessionId;
     expect(newSession).toMatch(/^[0-9a-f]{16}$/);
     expect(newSession).not.toBe(oldSession);
-    expect(find(states, "reconnected")?.sessionId).toBe(newSession);
+    expect(firstState(states, "reconnected")?.sessionId).toBe(newSession);
 
     expect(await c.create("/new", text("y"), "ephemeral")).toBe("/new");
     expect((await c.get("/new")).stat.ephemeralOwner).toBe(newSession);
     // The old session's ephemeral goes when the server expires it (it restored it on restart).
-    await waitFor(async () => (await c.exists("/old")) === null, 10_000, "old ephemeral to vanish");
+    await waitForStrict(async () => (await c.exists("/old")) === null, 10_000, "old ephemeral to vanish");
     expect(c.sessionId).toBe(newSession);
     expect(states.length).toBe(3);
   }, 40_000);
@@ -684,16 +641,16 @@ describe("connection states", () => {
     });
     raw.connect();
     const manager = (raw as unknown as LibraryManager).connectionManager;
-    await waitFor(() => manager.state === LIB_CLOSED, 5_000, "raw client to close the session");
+    await waitForStrict(() => manager.state === LIB_CLOSED, 5_000, "raw client to close the session");
     expect(rawConnected).toBe(true);
-    await waitFor(() => find(states, "suspended") !== undefined, 3_000, "c to be kicked off");
+    await waitForStrict(() => firstState(states, "suspended") !== undefined, 3_000, "c to be kicked off");
 
     proxy.mode = "forward";
     proxy.release();
-    await waitFor(() => find(states, "reconnected") !== undefined, 10_000, "a new session");
+    await waitForStrict(() => firstState(states, "reconnected") !== undefined, 10_000, "a new session");
     expect(states.map((s) => s.state)).toEqual(["suspended", "lost", "reconnected"]);
     // Reported from the server's answer, not from the client's own timer.
-    expect((find(states, "lost")?.at ?? 0) - (find(states, "suspended")?.at ?? 0)).toBeLessThan(sessionTimeoutMs - 1_000);
+    expect((firstState(states, "lost")?.at ?? 0) - (firstState(states, "suspended")?.at ?? 0)).toBeLessThan(sessionTimeoutMs - 1_000);
     const newSession = c.sessionId;
     expect(newSession).not.toBe(oldSession);
     expect(newSession).toMatch(/^[0-9a-f]{16}$/);
@@ -717,13 +674,13 @@ describe("connection states", () => {
     const states = recordStates(c);
     proxy.mode = "hold"; // accept, never answer
     proxy.cut();
-    await waitFor(() => find(states, "lost") !== undefined, 5_000, "lost");
+    await waitForStrict(() => firstState(states, "lost") !== undefined, 5_000, "lost");
     // Wait until the new session's first handshake sits in a silent connection.
-    await waitFor(() => proxy.holds(currentSocketPort(c)), 3_000, "the new session's attempt to be held");
+    await waitForStrict(() => proxy.holds(currentSocketPort(c)), 3_000, "the new session's attempt to be held");
     const healedAt = performance.now();
     proxy.mode = "forward"; // new connections work again; the held one stays silent
     const bound = 2 * 2_000 + 1_500;
-    await waitFor(() => find(states, "reconnected") !== undefined, bound, "reconnected once connections work again").catch(
+    await waitForStrict(() => firstState(states, "reconnected") !== undefined, bound, "reconnected once connections work again").catch(
       (error: unknown) => {
         throw new Error(
           `${error instanceof Error ? error.message : String(error)}; states ${JSON.stringify(states.map((s) => s.state))}, ` +
@@ -738,7 +695,7 @@ describe("connection states", () => {
     const proxy = await startProxy();
     proxy.mode = "hold";
     const connecting = timed(connect(`${proxy.connectString}${uniqueChroot("silent-first")}`, { sessionTimeoutMs: 2_000, connectTimeoutMs: 8_000 }));
-    await waitFor(() => proxy.heldCount > 0, 3_000, "the first attempt to be held");
+    await waitForStrict(() => proxy.heldCount > 0, 3_000, "the first attempt to be held");
     proxy.mode = "forward";
     const result = await connecting;
     expect(kindOf(result.error)).toBe("no error");
@@ -790,7 +747,7 @@ describe("connection states", () => {
   test("operation timeout: with the server SIGSTOPped, requests fail with connectionLoss instead of hanging", async () => {
     const c = await connect(zk.withChroot("optimeout"), { sessionTimeoutMs: 20_000, operationTimeoutMs: 800 });
     await c.create("/n", text("x"));
-    await freezeServer();
+    await freezeServer(zk.server);
     try {
       const [read, write] = await Promise.all([timed(c.get("/n")), timed(c.set("/n", text("y")))]);
       expect(kindOf(read.error)).toBe("connectionLoss");
@@ -802,7 +759,7 @@ describe("connection states", () => {
       zk.server.kill("SIGCONT");
     }
     // The session is still good once the server runs again.
-    await waitFor(async () => (await c.get("/n").catch(() => null)) !== null, 10_000, "reads to work again");
+    await waitForStrict(async () => (await c.get("/n").catch(() => null)) !== null, 10_000, "reads to work again");
     expect(c.isConnected).toBe(true);
   }, 20_000);
 
@@ -812,20 +769,20 @@ describe("connection states", () => {
     expect(c.sessionTimeoutMs).toBe(sessionTimeoutMs);
     const states = recordStates(c);
     const stoppedAt = performance.now();
-    await freezeServer();
+    await freezeServer(zk.server);
     try {
       // Last data may have arrived up to one ping interval (1/3) before the stop; the check runs
       // every 1/6 of the session timeout.
       const bound = (sessionTimeoutMs * 2) / 3 + sessionTimeoutMs / 6 + 1_000;
-      await waitFor(() => find(states, "suspended") !== undefined, bound + 2_000, "suspended");
-      const after = (find(states, "suspended")?.at ?? 0) - stoppedAt;
+      await waitForStrict(() => firstState(states, "suspended") !== undefined, bound + 2_000, "suspended");
+      const after = (firstState(states, "suspended")?.at ?? 0) - stoppedAt;
       expect(after).toBeLessThanOrEqual(bound);
       expect(c.isConnected).toBe(false);
     } finally {
       zk.server.kill("SIGCONT");
     }
     // Back to work once the server runs again (same session or, if the server expired it, a new one).
-    await waitFor(() => find(states, "reconnected") !== undefined, 15_000, "reconnected");
+    await waitForStrict(() => firstState(states, "reconnected") !== undefined, 15_000, "reconnected");
     expect(await c.create("/after")).toBe("/after");
   }, 30_000);
 });
@@ -842,7 +799,7 @@ describe("close", () => {
     await a.get("/gone", watcher);
 
     await a.close();
-    await waitFor(async () => (await b.exists("/gone")) === null, 500, "ephemeral to vanish");
+    await waitForStrict(async () => (await b.exists("/gone")) === null, 500, "ephemeral to vanish");
     expect(events).toEqual([{ type: "sessionLost", path: "/gone" }]);
     expect(a.isConnected).toBe(false);
 
@@ -860,7 +817,7 @@ describe("close", () => {
     const states = recordStates(c);
     const sessionId = c.sessionId;
     zk.server.kill("SIGKILL");
-    await waitFor(() => find(states, "suspended") !== undefined, 3_000, "suspended");
+    await waitForStrict(() => firstState(states, "suspended") !== undefined, 3_000, "suspended");
 
     const closing = await timed(c.close());
     expect(closing.error).toBeUndefined();
