@@ -102,9 +102,16 @@ export class AppWorker {
    * slot counts stay honest, then watch and reconcile again.
    */
   async onNewSession(): Promise<void> {
-    if (this.lease && this.leaseData) {
-      this.lease = await this.semaphore.restoreLease(this.leaseData);
-      this.log.warn("session was lost during a deploy; lease re-created", { lease: this.lease.path });
+    const held = this.lease;
+    if (held && this.leaseData) {
+      const restored = await this.semaphore.restoreLease(this.leaseData);
+      if (this.lease === held) {
+        this.lease = restored;
+        this.log.warn("session was lost during a deploy; lease re-created", { lease: restored.path });
+      } else {
+        // The deploy ended (and released) while we were re-creating its lease.
+        await restored.release();
+      }
     }
     // The agent restarts the worker (start) once presence is registered again.
   }

@@ -72,6 +72,7 @@ interface LibraryInternals {
     connect(): void;
     onSocketConnected(): void;
     findNextServer(callback: (server: unknown) => void): void;
+    packetQueue: { shift(): { callback?: (error: unknown) => void } | undefined };
     /** Ours: set when the library is retired; a scheduled reconnect then does nothing. */
     retired?: boolean;
   };
@@ -493,6 +494,13 @@ export class ZkClient {
     if (manager.state !== LIB_STATE_CLOSED) {
       manager.state = LIB_STATE_CLOSING;
       manager.socket?.destroy();
+    }
+    // Requests issued while disconnected were never sent, and the library fails only sent ones:
+    // fail the rest now, so their callers retry on the new session at once instead of waiting
+    // out the operation timeout.
+    const lost = { code: zookeeper.Exception.CONNECTION_LOSS, name: "CONNECTION_LOSS" };
+    for (let packet = manager.packetQueue.shift(); packet; packet = manager.packetQueue.shift()) {
+      packet.callback?.(lost);
     }
   }
 

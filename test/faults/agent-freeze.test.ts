@@ -75,7 +75,7 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
     });
   }
 
-  // BUG (src/zk/client.ts, ZkClient.declareLost → disposeLibrary): requests issued while the
+  // Regression (was a bug: src/zk/client.ts, ZkClient.declareLost → disposeLibrary): requests issued while the
   // connection was down sit unsent in the library's `connectionManager.packetQueue`; when the
   // session is declared lost the old library is retired (state CLOSING, socket destroyed), and
   // node-zookeeper-client's onSocketClosed → cleanupPendingQueue fails only *sent* requests
@@ -84,11 +84,11 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
   // frozen agent's deploy ended while it was stopped; on SIGCONT its status write is queued
   // on the dying connection, AppWorker.onNewSession re-creates the lease of the (already
   // finished) deploy, and the slot stays held ~5 s for nothing (measured 5.0 s; rollout
-  // convergence +5 s). Fix: in disposeLibrary(), drain `manager.packetQueue` and call each
+  // convergence +5 s). Fixed by: in disposeLibrary(), drain `manager.packetQueue` and call each
   // packet's callback with CONNECTION_LOSS (or have bounded() track in-flight requests per
   // library and reject them with `sessionExpired` in declareLost()), so callers retry on the
   // new session at once.
-  test.failing("deploy ended while frozen: after SIGCONT its slot is given back within 1.5 s (not held for the 5 s operation timeout)", async () => {
+  test("deploy ended while frozen: after SIGCONT its slot is given back within 1.5 s (not held for the 5 s operation timeout)", async () => {
     const RELEASE_BOUND_MS = 1_500;
     const fleet = await suite.fleet({ prefix: "stop-release", hosts: 2, sessionTimeoutMs: SESSION_MS });
     fleet.setDeploySeconds(1);

@@ -101,10 +101,20 @@ export class Semaphore<T = undefined> {
    * running, so the slot stays counted. May exceed the limit until that work ends.
    */
   async restoreLease(leaseData: Buffer): Promise<Lease<T>> {
-    const { zk } = this.options;
-    const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, zk.sessionId)}`;
-    const path = await zk.create(prefix, leaseData, "ephemeralSequential");
-    return this.leaseAt(path, undefined);
+    const { zk, leasesDir } = this.options;
+    const sessionId = zk.sessionId;
+    const name = queueNodePrefix(this.options.owner, sessionId);
+    for (;;) {
+      try {
+        return this.leaseAt(await zk.create(`${leasesDir}/${name}`, leaseData, "ephemeralSequential"), undefined);
+      } catch (error) {
+        if (!isConnectionLoss(error)) throw error;
+        // Unknown outcome (ZOOKEEPER-1262): our session id in the name tells if it was created.
+        const names = await this.retrying(() => zk.children(leasesDir), sessionId);
+        const mine = names.find((n) => n.startsWith(name));
+        if (mine) return this.leaseAt(`${leasesDir}/${mine}`, undefined);
+      }
+    }
   }
 
   /** Holding the mutex: wait for admission and a free slot, then swap queue node for a lease. */
