@@ -28,6 +28,8 @@ const USAGE = `usage: bun run chaos [--rounds N] [--seed S] [--agents A] [--sess
   --agents A       agent processes (default 5)
   --session-ms MS  the agents' session timeout (default 2000)
   --json           print the summary as JSON
+  --aim            aim agent and network faults at a host that is deploying at that moment (the
+                   schedule stays seeded; which host is deploying depends on timing)
   --verbose        print each round's faults and numbers (stderr)`;
 
 const FAULT_KINDS = ["leader-kill", "follower-restart", "agent-kill9", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block", "set-slots"] as const;
@@ -44,6 +46,7 @@ interface Options {
   sessionMs: number;
   json: boolean;
   verbose: boolean;
+  aim: boolean;
 }
 
 interface PlannedFault {
@@ -51,6 +54,8 @@ interface PlannedFault {
   delayMs: number;
   durationMs: number;
   host?: string;
+  /** With --aim: which of the hosts deploying at injection time to hit (modulo their number). */
+  aimIndex: number;
   slots?: number;
 }
 
@@ -82,6 +87,7 @@ function parseOptions(argv: string[]): Options {
       "session-ms": { type: "string", default: "2000" },
       json: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
+      aim: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -105,6 +111,7 @@ function parseOptions(argv: string[]): Options {
     sessionMs: int("session-ms", values["session-ms"], 1_000, 10_000),
     json: values.json,
     verbose: values.verbose,
+    aim: values.aim,
   };
 }
 
@@ -120,7 +127,7 @@ function planFaults(rng: Rng, hosts: readonly string[], sessionMs: number): Plan
     // Agent and network faults last up to 1.75 × the session timeout (so sessions are lost
     // sometimes); a killed ZooKeeper member stays down up to 1 s.
     const durationMs = ENSEMBLE_FAULTS.has(kind) ? rng.range(0, 1_000) : rng.range(300, Math.round(sessionMs * 1.75));
-    const fault: PlannedFault = { kind, delayMs: rng.range(0, 1_500), durationMs };
+    const fault: PlannedFault = { kind, delayMs: rng.range(0, 1_500), durationMs, aimIndex: rng.int(1_000) };
     if (AGENT_FAULTS.has(kind)) {
       const free = hosts.filter((h) => !used.has(h));
       if (free.length === 0) continue;
@@ -140,9 +147,27 @@ function describeFault(f: PlannedFault): string {
   return `${f.kind}${target}${lasting} @+${f.delayMs}ms`;
 }
 
-async function inject(fleet: FaultFleet, ens: Ensemble, f: PlannedFault): Promise<void> {
+/** With --aim, an agent fault hits a host deploying right now that no other fault of this round
+ *  hit, else the planned host (or another one not hit yet). Records the host hit in `f.host`. */
+function aimAt(fleet: FaultFleet, f: PlannedFault, fromLine: number, taken: Set<string>): string {
+  const planned = f.host ?? "";
+  const running = new Map<number, string>();
+  for (const l of fleet.lines(fromLine)) {
+    if (l.kind === "start") running.set(l.pid, l.host);
+    else running.delete(l.pid);
+  }
+  const live = fleet.liveHosts();
+  const deploying = [...new Set(running.values())].filter((h) => !taken.has(h) && live.includes(h)).sort();
+  const spare = taken.has(planned) ? (fleet.hosts.find((h) => !taken.has(h)) ?? planned) : planned;
+  const host = deploying.length ? (deploying[f.aimIndex % deploying.length] ?? spare) : spare;
+  taken.add(host);
+  f.host = host;
+  return host;
+}
+
+async function inject(fleet: FaultFleet, ens: Ensemble, f: PlannedFault, aim: { fromLine: number; taken: Set<string> } | undefined): Promise<void> {
   await Bun.sleep(f.delayMs);
-  const host = f.host ?? "";
+  const host = aim && AGENT_FAULTS.has(f.kind) ? aimAt(fleet, f, aim.fromLine, aim.taken) : (f.host ?? "");
   switch (f.kind) {
     case "leader-kill": {
       const heal = fleet.beginFault(f.kind);
@@ -218,7 +243,8 @@ async function runRound(fleet: FaultFleet, ens: Ensemble, rng: Rng, round: numbe
   const violations: string[] = [];
 
   const pub = await fleet.publish(version, round === 1 ? { slots: 2 } : {});
-  const injected = await Promise.allSettled(faults.map((f) => inject(fleet, ens, f)));
+  const aim = opts.aim ? { fromLine, taken: new Set<string>() } : undefined;
+  const injected = await Promise.allSettled(faults.map((f) => inject(fleet, ens, f, aim)));
   injected.forEach((r, i) => {
     if (r.status === "rejected") violations.push(`fault ${describeFault(faults[i] as PlannedFault)} could not be injected/healed: ${String(r.reason)}`);
   });
@@ -340,8 +366,10 @@ async function main(): Promise<number> {
     await ens?.stopAll();
     rmSync(root, { recursive: true, force: true });
   };
+  // Stays registered (not `once`): the ensemble's own signal hook kills the JVMs and re-raises
+  // the signal only when nobody else listens, which would skip the agents' cleanup.
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
       if (stopping) return;
       stopping = true;
       console.error(`chaos: ${sig}, stopping everything`);
