@@ -6,17 +6,13 @@ import { FleetReader } from "../../src/apps/fleet-reader.ts";
 import type { MutationContext } from "../../src/apps/mutate-app.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import type { ZooKeeperServer } from "../lib/zookeeper.ts";
+import type { PeerResult } from "./ansible.ts";
 import { SLEEP_COMMANDS, startSleepFleet } from "./sleep-fleet.ts";
 import { type Quantiles, quantiles, round } from "./stats.ts";
 import { packetsReceived } from "./zk-metrics.ts";
 
-export interface RolloutResult {
-  hosts: number;
-  slots: number;
-  deployMs: number;
-  wallMs: number;
-  idealMs: number;
-  ratio: number;
+/** The same shape as the Ansible peer's result, plus what only Conveyor reports. */
+export interface RolloutResult extends PeerResult {
   zkRequestsPerHost: number;
   handoffGapMs: Quantiles;
   mode: "processes" | "in-process";
