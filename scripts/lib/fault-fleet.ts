@@ -42,6 +42,7 @@ import {
 } from "./fault-log.ts";
 import { LeaseMonitor } from "./lease-monitor.ts";
 import { type ProxySet, startProxies } from "./tcp-proxy.ts";
+import { poll } from "./wait.ts";
 
 export interface FleetOptions {
   ensemble: Ensemble;
@@ -503,20 +504,4 @@ function lastLines(text: string, n: number): string {
   return text.trimEnd().split("\n").slice(-n).join("\n");
 }
 
-/** Polls until `condition` is truthy; throws naming `what` after `timeoutMs`. */
-export async function poll<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
-    }
-    await Bun.sleep(intervalMs);
-  }
-}
+export { poll };

@@ -1,3 +1,5 @@
+import { poll } from "../../scripts/lib/wait.ts";
+
 /** Polls `condition` until it is truthy or `timeoutMs` passes (then throws with `what`). */
 export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs = 25): Promise<NonNullable<T>> {
   return await poll(condition, timeoutMs, what, intervalMs, true);
@@ -9,22 +11,4 @@ export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: num
  */
 export async function waitForStrict<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string): Promise<NonNullable<T>> {
   return await poll(condition, timeoutMs, what, 20, false);
-}
-
-async function poll<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs: number, retryErrors: boolean): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      if (!retryErrors) throw error;
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
-    }
-    await Bun.sleep(intervalMs);
-  }
 }
