@@ -34,14 +34,8 @@ export interface ProxyStats {
   bytesToClient: number;
 }
 
-export interface Proxy {
-  /** Listening port on 127.0.0.1. */
-  readonly port: number;
-  /** "127.0.0.1:port" — use it in place of the upstream in a connect string. */
-  readonly address: string;
-  readonly upstream: Upstream;
-  readonly blocked: boolean;
-  readonly stalled: boolean;
+/** The faults a proxy (or every proxy of a set at once) can inject, and closing it. */
+export interface NetworkControls {
   /** Destroy every current connection (both sides); keep accepting new ones. */
   cut(): void;
   /** Refuse new connections (accepted, then destroyed at once) and cut the current ones. */
@@ -53,9 +47,19 @@ export interface Proxy {
   resume(): void;
   /** unblock() and resume(): back to a healthy network. */
   reset(): void;
-  stats(): ProxyStats;
   /** Stop listening and destroy every connection; resolves once every socket has closed. */
   close(): Promise<void>;
+}
+
+export interface Proxy extends NetworkControls {
+  /** Listening port on 127.0.0.1. */
+  readonly port: number;
+  /** "127.0.0.1:port" — use it in place of the upstream in a connect string. */
+  readonly address: string;
+  readonly upstream: Upstream;
+  readonly blocked: boolean;
+  readonly stalled: boolean;
+  stats(): ProxyStats;
 }
 
 const LOOPBACK = "127.0.0.1";
@@ -278,20 +282,14 @@ export async function startProxy(upstreamInput: Upstream | string | number): Pro
 // ---------------------------------------------------------------------------------------------
 // One proxy per ensemble member
 
-export interface ProxySet {
+/** One proxy per member; its controls act on every proxy at once. */
+export interface ProxySet extends NetworkControls {
   /** In member order. */
   readonly proxies: readonly Proxy[];
   /** "127.0.0.1:q1,127.0.0.1:q2,..." — every member, each through its proxy. */
   readonly connectString: string;
   /** The proxy in front of the member with this id. */
   proxy(memberId: number): Proxy;
-  cut(): void;
-  block(): void;
-  unblock(): void;
-  stall(): void;
-  resume(): void;
-  reset(): void;
-  close(): Promise<void>;
 }
 
 /** One proxy per member of an ensemble (anything with members' ids and client ports). */
