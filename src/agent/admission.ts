@@ -3,7 +3,7 @@ import { decodeZnode } from "../config/decode.ts";
 import { InvalidDataError } from "../config/errors.ts";
 import { HostStatus } from "../config/payloads.ts";
 import { resolveSlots } from "../config/slots.ts";
-import { failuresOf } from "../apps/fleet-view.ts";
+import { failuresOf, rolloutHosts } from "../apps/fleet-view.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode } from "../zk/errors.ts";
 import { appPath, canaryDir, canaryMarkerPath, failuresDir, hostStatusPath, hostsDir, leasesDir } from "../zk/paths.ts";
@@ -41,21 +41,20 @@ export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmis
 }
 
 async function canaryAdmission(zk: ZkClient, app: string, host: string, spec: AppSpec, limit: number, wake: Watcher): Promise<Admission<AppSpec>> {
-  const prefix = `${spec.rolloutId}-`;
-  let markers: string[];
+  let canaryHosts: string[];
   try {
-    markers = (await zk.children(canaryDir(app))).filter((n) => n.startsWith(prefix));
+    canaryHosts = rolloutHosts(await zk.children(canaryDir(app)), spec.rolloutId);
   } catch (error) {
     if (!isNoNode(error)) throw error;
-    markers = [];
+    canaryHosts = [];
   }
   const canary = spec.canary ?? 0;
-  if (markers.includes(`${prefix}${host}`)) return { limit, context: spec };
-  if (markers.length < canary) return { limit, alsoCreate: canaryMarkerPath(app, spec.rolloutId, host), context: spec };
+  if (canaryHosts.includes(host)) return { limit, context: spec };
+  if (canaryHosts.length < canary) return { limit, alsoCreate: canaryMarkerPath(app, spec.rolloutId, host), context: spec };
   if (spec.canaryAuto) {
     // Wake when a canary host finishes (it releases its lease after reporting).
     await zk.children(leasesDir(app), wake);
-    const done = await Promise.all(markers.map((m) => isCurrent(zk, app, m.slice(prefix.length), spec)));
+    const done = await Promise.all(canaryHosts.map((h) => isCurrent(zk, app, h, spec)));
     if (done.every(Boolean)) return { limit, context: spec };
     return { blocked: `canary: waiting for ${done.filter((d) => !d).length} of ${canary} canary host(s) to finish` };
   }

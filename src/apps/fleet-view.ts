@@ -70,14 +70,18 @@ export interface RawFleet {
   agents: { host: string; info: Decoded<AgentInfo> }[];
 }
 
+/** Hosts named by per-rollout marker nodes (`<rolloutId>-<host>`: failures, canary) of one rollout. */
+export function rolloutHosts(names: readonly string[], rolloutId: string): string[] {
+  const prefix = `${rolloutId}-`;
+  return names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+}
+
 /**
- * Failures that count toward the current rollout's budget: its failure nodes (named
- * `<rolloutId>-<host>`) minus those `app resume` forgave.
+ * Failures that count toward the current rollout's budget: its failure nodes minus those
+ * `app resume` forgave.
  */
 export function failuresOf(names: string[], spec: Pick<AppSpec, "rolloutId" | "ignoredFailures">): number {
-  const prefix = `${spec.rolloutId}-`;
-  const all = names.filter((n) => n.startsWith(prefix)).length;
-  return Math.max(0, all - (spec.ignoredFailures ?? 0));
+  return Math.max(0, rolloutHosts(names, spec.rolloutId).length - (spec.ignoredFailures ?? 0));
 }
 
 /** Whether an agent in `groups` serves an app with `appGroups` (empty = every agent). */
@@ -131,7 +135,7 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
     counts: countStates(hosts, failuresThisRollout),
     hosts,
     pendingAgents,
-    failedHosts: app.failures.filter((n) => n.startsWith(`${spec.rolloutId}-`)).map((n) => n.slice(spec.rolloutId.length + 1)),
+    failedHosts: rolloutHosts(app.failures, spec.rolloutId),
   };
 }
 

@@ -4,6 +4,7 @@ import type { ZkClient } from "../zk/client.ts";
 import { failuresDir } from "../zk/paths.ts";
 import { OperationError } from "./errors.ts";
 import { type MutationContext, updateApp } from "./mutate-app.ts";
+import { rolloutHosts } from "./fleet-view.ts";
 import { startRollout } from "./publish.ts";
 
 /** Paused admits no new deploy; running ones finish. */
@@ -20,8 +21,7 @@ export function pauseApp(zk: ZkClient, app: string, ctx: MutationContext): Promi
  */
 export function resumeApp(zk: ZkClient, app: string, ctx: MutationContext): Promise<AppSpec> {
   return updateApp(zk, app, ctx, async (current) => {
-    const prefix = `${current.rolloutId}-`;
-    const failures = (await zk.children(failuresDir(app))).filter((n) => n.startsWith(prefix)).length;
+    const failures = rolloutHosts(await zk.children(failuresDir(app)), current.rolloutId).length;
     const forgiven = failures - (current.ignoredFailures ?? 0);
     return {
       spec: { ...current, paused: false, ...(failures > 0 ? { ignoredFailures: failures } : {}) },
