@@ -248,9 +248,14 @@ export class AppWorker {
     try {
       // Admitted: deploy the newest spec — the one admission just read — not the one we
       // queued for.
+      // this.spec stays the watch's: the watch may already hold a newer spec than this read
+      // (its event raced the admission), and overwriting it with this one would leave the
+      // host on the older version once the deploy ends, with no event left to wake it. After
+      // this deploy the loop runs again (dirty) and deploys whatever the watch saw since.
       const fresh = lease.context ?? decodeZnode(AppSpec, (await this.deps.zk.get(appPath(this.app))).data, appPath(this.app));
-      if (fresh.rolloutId !== this.spec?.rolloutId) this.newRollouts.add(fresh.rolloutId);
-      this.spec = fresh;
+      // Reads are ordered within the session, so fresh was published after the spec we queued
+      // for — while we watched: no failure node of ours can exist for it.
+      if (fresh.rolloutId !== spec.rolloutId) this.newRollouts.add(fresh.rolloutId);
       if (!this.targets(fresh) || this.failedRollouts.has(fresh.rolloutId) || this.stopped) return;
       const before = fresh.version === spec.version ? observed : await this.currentVersion(fresh);
       if (before === fresh.version) {
@@ -302,7 +307,7 @@ export class AppWorker {
     this.post({ ...base, state: "deploying", version: before });
     this.log.info("deploy started", { version: spec.version, previous: values.previous });
 
-    const deployed = await this.runTemplate("deploy-cmd", spec.deployCmd, values, spec.deployTimeoutSec * 1_000);
+    const deployed = await this.runTemplate("deploy-cmd", spec.deployCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
     if (deployed.error) return this.fail(spec, before, started, deployed.result, deployed.error);
 
     this.post({ ...base, state: "verifying", version: before });
@@ -311,7 +316,7 @@ export class AppWorker {
       return this.fail(spec, after, started, deployed.result, `after deploy-cmd the host reports version "${after}", expected "${spec.version}"`);
     }
     if (spec.verifyCmd !== undefined) {
-      const verified = await this.runTemplate("verify-cmd", spec.verifyCmd, values, spec.deployTimeoutSec * 1_000);
+      const verified = await this.runTemplate("verify-cmd", spec.verifyCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
       if (verified.error) return this.fail(spec, after, started, verified.result, verified.error);
     }
     const durationMs = Date.now() - started;
@@ -357,17 +362,22 @@ export class AppWorker {
     return commands.find(([, template]) => template !== undefined && !this.deps.allowCommand(renderCommand(template, values)))?.[0];
   }
 
-  /** Runs a template; `error` is set when it did not succeed (refused, non-zero, timeout). */
+  /**
+   * Runs a template; `error` is set when it did not succeed (refused, non-zero, timeout).
+   * With `journalRollout` (deploy and verify commands) the running process group is recorded
+   * in the deploy journal, so a restarted agent finds it if this one crashes.
+   */
   private async runTemplate(
     label: string,
     template: string,
     values: PlaceholderValues,
     timeoutMs: number,
+    journalRollout?: string,
   ): Promise<{ result?: CommandResult; error?: string }> {
     const command = renderCommand(template, values);
     if (!this.deps.allowCommand(command)) return { error: `${label} refused by local policy` };
-    const journaled = label !== "get-version-cmd" && this.spec !== undefined;
-    const rolloutId = this.spec?.rolloutId ?? "";
+    const journaled = journalRollout !== undefined;
+    const rolloutId = journalRollout ?? "";
     const result = await this.deps.runner.run({
       command,
       env: commandEnv(values),

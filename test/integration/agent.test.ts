@@ -5,7 +5,8 @@ import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { updateApp } from "../../src/apps/mutate-app.ts";
 import { setSlots } from "../../src/apps/set-slots.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
-import { leasesDir, lockDir } from "../../src/zk/paths.ts";
+import type { Logger } from "../../src/agent/logger.ts";
+import { appPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
 import { InProcessFleet, testActor } from "../helpers/in-process-fleet.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -236,5 +237,40 @@ describe("agent: staggered, bounded deploys", () => {
     expect(starts.filter((e) => e.version === "1.0")).toHaveLength(1);
     expect(starts.filter((e) => e.version === "2.0")).toHaveLength(4);
     expect(maxConcurrency(readDeployLog(log))).toBe(1);
+  });
+  // Regression (seen in CI): the watch delivered 2.0 while the host's admission read still
+  // returned 1.0; the worker deployed 1.0 and then replaced the watched 2.0 with the 1.0 it had
+  // read, so it never deployed 2.0 — no event was left to wake it.
+  test("a version published between a host's admission read and its deploy is deployed next", async () => {
+    const seen: string[] = [];
+    const logger: Logger = {
+      debug: () => undefined,
+      info: (message, fields) => {
+        if (message === "rollout seen") seen.push(String(fields?.version));
+      },
+      warn: () => undefined,
+      error: () => undefined,
+    };
+    fleet = new InProcessFleet({ connectString: zookeeper.withChroot("admit-race"), logger });
+    const [member] = await fleet.startMany("h", 1);
+    if (!member) throw new Error("no agent");
+    const log = join(fleet.root, "deploys.log");
+    // The first read of the app node after the worker has seen 1.0 is the admission read: hold
+    // its (1.0) answer back until 2.0 is published and the worker's watch has seen it.
+    let armed = true;
+    const get = member.zk.get.bind(member.zk);
+    member.zk.get = async (path, watcher) => {
+      const result = await get(path, watcher);
+      if (armed && path === appPath("app") && seen.includes("1.0")) {
+        armed = false;
+        await fleet.publish("app", "2.0");
+        await waitFor(() => seen.includes("2.0"), 10_000, "the watch to see 2.0");
+      }
+      return result;
+    };
+    await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.2) });
+    await waitFor(() => converged("app", "2.0", 1), 15_000, "the host to converge on 2.0");
+    expect(armed).toBe(false);
+    expect(readDeployLog(log).filter((e) => e.kind === "start").map((e) => e.version)).toEqual(["1.0", "2.0"]);
   });
 });
