@@ -33,12 +33,18 @@ export interface CommandRunner {
 export const OUTPUT_TAIL_BYTES = 2_048;
 const KILL_GRACE_MS = 5_000;
 const GROUP_POLL_MS = 50;
+/** After the group is gone, how long to wait for the last output still in the pipes. */
+const STDIO_DRAIN_MS = 200;
 
 /**
  * `/bin/sh -c` in its own process group (detached = setsid). On timeout: SIGTERM to the group,
  * SIGKILL after a grace period. Resolves only once every process of the group is gone — a
  * background child (`sleep 1000 &`) keeps the command "running" until it exits or the timeout
- * kills it — so a slot is never released while deploy processes still run.
+ * kills it — so a slot is never released while deploy processes still run. The end is the
+ * group's end, not the closing of stdout: a daemon started with `setsid svc &` leaves its
+ * session holding our pipe, and waiting for that would hold the slot for the daemon's life.
+ * Its output goes on being read (and dropped), so it neither blocks on a full pipe nor dies of
+ * SIGPIPE.
  */
 export class ShellCommandRunner implements CommandRunner {
   /** `cwd`: where commands run (default: the agent's working directory). */
@@ -95,7 +101,10 @@ export class ShellCommandRunner implements CommandRunner {
       request.signal?.addEventListener("abort", onAbort, { once: true });
 
       let exit: { code: number | null; signal: string | null } | undefined;
+      let finished = false;
       const finish = (): void => {
+        if (finished) return;
+        finished = true;
         clearTimeout(timeoutTimer);
         if (graceTimer) clearTimeout(graceTimer);
         request.signal?.removeEventListener("abort", onAbort);
@@ -115,7 +124,13 @@ export class ShellCommandRunner implements CommandRunner {
         append(Buffer.from(`failed to start /bin/sh: ${error.message}\n`));
         finish();
       });
-      child.on("close", (code, sig) => {
+      let stdioClosed = false;
+      let groupGone = false;
+      child.on("close", () => {
+        stdioClosed = true;
+        if (groupGone) finish();
+      });
+      child.on("exit", (code, sig) => {
         exit = { code, signal: sig };
         // The shell is gone; wait for the rest of its group (background children). Poll fast at
         // first — the shell itself may not be reaped yet, and a deploy's end is on the rollout's
@@ -124,7 +139,14 @@ export class ShellCommandRunner implements CommandRunner {
         const waitGroup = (): void => {
           // After SIGKILL only unreaped zombies can remain (if PID 1 does not reap): stop waiting.
           const zombiesOnly = sigkillAt !== undefined && Date.now() - sigkillAt > 2_000;
-          if (pgid === undefined || !groupAlive(pgid) || zombiesOnly) return finish();
+          if (pgid === undefined || !groupAlive(pgid) || zombiesOnly) {
+            // Normally the pipes close right after the group ends (the version's first line
+            // must not be cut short); if they do not, a process outside the group holds them.
+            groupGone = true;
+            if (stdioClosed) return finish();
+            setTimeout(finish, STDIO_DRAIN_MS);
+            return;
+          }
           setTimeout(waitGroup, delay);
           delay = Math.min(delay * 2, GROUP_POLL_MS);
         };
