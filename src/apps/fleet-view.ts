@@ -34,6 +34,9 @@ export interface AppView {
   hosts: HostView[];
   /** Live agents that serve the app but have not reported on it yet. */
   pendingAgents: string[];
+  /** Hosts with a status node whose live agent no longer serves the app (the app's groups or
+   *  the agent's `apps` allowlist changed): not waited for, not counted. */
+  untargetedHosts: string[];
   /** Hosts with a failure recorded for the current rollout (forgiven ones included). */
   failedHosts: string[];
 }
@@ -113,15 +116,18 @@ export function buildFleetStatus(raw: RawFleet): FleetStatus {
 
 function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: AgentView[], invalid: FleetStatus["invalidNodes"]): AppView {
   const positions = queuePositions(app.queue);
+  const serves = (a: AgentView): boolean => groupsMatch(spec.groups, a.groups) && (a.apps === undefined || a.apps.includes(app.name));
+  // A live agent that does not serve the app never reports on it again: its old status must
+  // not hold the rollout (and `--wait`) back. An offline host's groups are unknown: it stays.
+  const untargetedHosts = new Set(agents.filter((a) => !serves(a)).map((a) => a.host));
   const hosts: HostView[] = [];
   for (const { host, status } of app.hosts) {
+    if (untargetedHosts.has(host)) continue;
     if (status.value) hosts.push(hostView(host, status.value, online.has(host), positions.get(host)));
     else invalid.push({ path: `/apps/${app.name}/hosts/${host}`, error: status.error });
   }
   const reported = new Set(app.hosts.map((h) => h.host));
-  const pendingAgents = agents
-    .filter((a) => !reported.has(a.host) && groupsMatch(spec.groups, a.groups) && (a.apps === undefined || a.apps.includes(app.name)))
-    .map((a) => a.host);
+  const pendingAgents = agents.filter((a) => !reported.has(a.host) && serves(a)).map((a) => a.host);
   const failuresThisRollout = failuresOf(app.failures, spec);
   return {
     name: app.name,
@@ -135,6 +141,7 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
     counts: countStates(hosts, failuresThisRollout),
     hosts,
     pendingAgents,
+    untargetedHosts: app.hosts.map((h) => h.host).filter((h) => untargetedHosts.has(h)),
     failedHosts: rolloutHosts(app.failures, spec.rolloutId),
   };
 }

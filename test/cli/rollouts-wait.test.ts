@@ -14,7 +14,7 @@ import { ensureBinary, splitConnect, useCli } from "../helpers/cli.ts";
 import { maxConcurrency, readDeployLog } from "../helpers/deploy-log.ts";
 import type { FleetAgent } from "../helpers/in-process-fleet.ts";
 import { spawnLive } from "../helpers/pty.ts";
-import { allOn, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
+import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { ZOOKEEPER_HOST, fourLetterWord, useZooKeeper } from "../helpers/zookeeper.ts";
 
@@ -244,6 +244,23 @@ describe("app create --wait", () => {
     });
     expect(Array.isArray(doc.rollouts) ? doc.rollouts.length : -1).toBe(2);
     expect(versionFiles(s.agents)).toEqual(allOn(s.agents, "1.0"));
+  });
+
+  test("groups narrowed by a publish: a host whose agent no longer serves the app is not waited for (exit 0) and status lists it apart", async () => {
+    const s = await setup("wait-groups", 0);
+    const web = await s.fleet.start("w1", { groups: ["web"] });
+    const db = await s.fleet.start("d1", { groups: ["db"] });
+    expectOk(await cli(s.connect, ["app", "create", "web", "1.0", ...commandArgs(s.log, 0.1)]));
+    await waitFor(async () => (await peek(s, "web"))?.state === "converged", 15_000, "both hosts on 1.0");
+    const r = await cli(s.connect, ["app", "create", "web", "2.0", "--groups", "web", "--wait", "--wait-timeout", "10s"]);
+    expect(r.code, show(r)).toBe(0);
+    expect(versionFiles([web, db])).toEqual({ w1: "2.0", d1: "1.0" });
+    const view = await appStatus(s.connect, "web");
+    expect(view.state).toBe("converged");
+    expect(view.hosts.map((h) => h.host)).toEqual(["w1"]);
+    expect(view.untargetedHosts).toEqual(["d1"]);
+    const text = await cli(s.connect, ["status", "web"]);
+    expect(text.stdout).toContain("no longer served by these hosts (app groups or agent apps list): d1");
   });
 });
 

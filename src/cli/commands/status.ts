@@ -50,7 +50,8 @@ function renderApp(app: AppView, now: Date): string {
     `offline ${c.offline}`,
   ].join(" · ");
   const head = `${app.name}  ${app.version}${was}  slots ${app.slots}  ${app.state.toUpperCase()}  ${summary}`;
-  if (app.hosts.length === 0) return `${head}\n  (no hosts have reported yet)`;
+  const untargeted = app.untargetedHosts.length === 0 ? "" : `\n  no longer served by these hosts (app groups or agent apps list): ${app.untargetedHosts.join(", ")}`;
+  if (app.hosts.length === 0) return `${head}\n  (no hosts have reported yet)${untargeted}`;
   const rows = app.hosts.map((h) => [
     h.host,
     h.state === "queued" && h.queuePosition !== undefined ? `queued #${h.queuePosition}` : h.state,
@@ -59,7 +60,7 @@ function renderApp(app: AppView, now: Date): string {
     ago(h.since, now),
     h.state === "failed" ? `exit ${h.exitCode ?? "-"}: ${firstLine(h.error ?? "")}` : "",
   ]);
-  return `${head}\n${renderTable(["HOST", "STATE", "VERSION", "TARGET", "SINCE", "DETAIL"], rows, "  ")}`;
+  return `${head}\n${renderTable(["HOST", "STATE", "VERSION", "TARGET", "SINCE", "DETAIL"], rows, "  ")}${untargeted}`;
 }
 
 function ago(iso: string, now: Date): string {
