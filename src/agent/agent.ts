@@ -110,7 +110,14 @@ export class Agent {
     if (this.currentSession) this.previousSessions.add(this.currentSession);
     try {
       // Leases of running deploys first: until they exist, other hosts may take those slots.
-      for (const worker of this.workers.values()) await worker.onNewSession();
+      for (const worker of this.workers.values()) {
+        // One app's failure (e.g. deleted while we were cut off) must not keep the agent from
+        // re-registering and watching every other app.
+        await worker.onNewSession().catch((error: unknown) => {
+          if (isConnectivity(error)) throw error;
+          logger.warn("could not re-create the lease of a running deploy", { app: worker.app, error: String(error) });
+        });
+      }
       await this.register(Number.POSITIVE_INFINITY);
       await this.watchApps(true);
     } catch (error) {

@@ -48,6 +48,10 @@ export class AppWorker {
   private lease: Lease<AppSpec> | undefined;
   private leaseData: Buffer | undefined;
   private readonly failedRollouts = new Set<string>();
+  /** A failure whose failure node or status write did not get through (ZooKeeper was down):
+   *  written again on the next reconcile, so the host never stays "deploying" and the halt
+   *  budget counts it. */
+  private unreportedFailure: { rolloutId: string; exitCode: number | null; error: string; report: Report } | undefined;
   private readonly reporter: HostReporter;
   private readonly semaphore: Semaphore<AppSpec>;
   /** Rollouts published while we watched: no failure node of ours can exist for them. */
@@ -222,7 +226,10 @@ export class AppWorker {
   private async reconcile(): Promise<void> {
     const spec = this.spec;
     if (!spec || this.stopped || !this.targets(spec)) return;
-    if (this.failedRollouts.has(spec.rolloutId)) return;
+    if (this.failedRollouts.has(spec.rolloutId)) {
+      if (this.unreportedFailure?.rolloutId === spec.rolloutId) await this.writeFailure();
+      return;
+    }
     // A rollout older than this worker may have failed here before a restart: ask once.
     if (!this.newRollouts.has(spec.rolloutId)) {
       if (await this.reporter.hasFailed(spec.rolloutId)) {
@@ -271,6 +278,9 @@ export class AppWorker {
   private async acquire(version: string): Promise<Lease<AppSpec> | undefined> {
     const abort = new AbortController();
     this.acquireAbort = abort;
+    // stop() may have run while we were reading the version (nothing to abort then): never
+    // queue after it — a paused or halted app would keep the agent from exiting.
+    if (this.stopped) abort.abort();
     const data = encodeZnode(LeasePayload, { host: this.deps.host, version, since: this.deps.now().toISOString() });
     try {
       const lease = await this.semaphore.acquire(data, { signal: abort.signal });
@@ -328,10 +338,8 @@ export class AppWorker {
     const exitCode = result ? result.exitCode : null;
     const durationMs = Date.now() - started;
     this.failedRollouts.add(spec.rolloutId);
-    // The failure node is written before the status and before the slot is released: the next
-    // admission already counts it, and whoever sees this host failed also sees the halt.
-    await this.reporter.recordFailure(spec.rolloutId, exitCode, error);
-    await this.reporter.report({
+    this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
+    const report: Report = {
       state: "failed",
       version,
       target: spec.version,
@@ -340,8 +348,23 @@ export class AppWorker {
       error,
       ...(result ? { outputTail: result.outputTail } : {}),
       durationMs,
-    });
-    this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
+    };
+    this.unreportedFailure = { rolloutId: spec.rolloutId, exitCode, error, report };
+    await this.writeFailure();
+  }
+
+  /**
+   * The failure node is written before the status and before the slot is released: the next
+   * admission already counts it, and whoever sees this host failed also sees the halt. Both
+   * writes are idempotent; if either throws (connection lost), the failure stays pending and
+   * the next reconcile (the agent pokes every worker once reconnected) writes it again.
+   */
+  private async writeFailure(): Promise<void> {
+    const pending = this.unreportedFailure;
+    if (!pending) return;
+    await this.reporter.recordFailure(pending.rolloutId, pending.exitCode, pending.error);
+    await this.reporter.report(pending.report);
+    if (this.unreportedFailure === pending) this.unreportedFailure = undefined;
   }
 
   /** A status write we do not wait for; a failure is logged (the next write repeats state). */

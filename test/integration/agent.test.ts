@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { updateApp } from "../../src/apps/mutate-app.ts";
+import { pauseApp } from "../../src/apps/operator-actions.ts";
 import { setSlots } from "../../src/apps/set-slots.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import type { Logger } from "../../src/agent/logger.ts";
@@ -272,5 +273,22 @@ describe("agent: staggered, bounded deploys", () => {
     await waitFor(() => converged("app", "2.0", 1), 15_000, "the host to converge on 2.0");
     expect(armed).toBe(false);
     expect(readDeployLog(log).filter((e) => e.kind === "start").map((e) => e.version)).toEqual(["1.0", "2.0"]);
+  });
+  test("stopped while reading the host's version (app paused meanwhile): never queues, stops at once", async () => {
+    newFleet("stop-reading");
+    const [member] = await fleet.startMany("h", 1);
+    if (!member) throw new Error("no agent");
+    await fleet.publish("app", "1.0", {
+      slots: 1,
+      getVersionCmd: "touch READING; sleep 1; cat VERSION 2>/dev/null || true",
+      deployCmd: "echo %(version)s > VERSION",
+    });
+    await waitFor(() => existsSync(join(member.dir, "READING")), 10_000, "get-version-cmd to run");
+    await pauseApp(await fleet.client(), "app", testActor);
+    const t0 = Date.now();
+    const stopped = await Promise.race([member.agent.stop().then(() => true), Bun.sleep(8_000).then(() => false)]);
+    expect(stopped).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(await (await fleet.client()).children(lockDir("app"))).toEqual([]);
   });
 });

@@ -214,9 +214,13 @@ export class Semaphore<T = undefined> {
         return await zk.create(`${lockDir}/${prefix}`, Buffer.alloc(0), "ephemeralSequential");
       } catch (error) {
         if (!isConnectionLoss(error)) throw error;
-        await this.untilConnected(sessionId, signal);
         // The create may have happened: our session id in the name tells us (ZOOKEEPER-1262).
-        const mine = (await zk.children(lockDir)).filter((n) => parseQueueNode(n)?.sessionId === sessionId && n.startsWith(prefix));
+        // Not abortable and retried until answered: giving up here could leave a queue node
+        // nobody owns, ahead of the whole fleet until our session ends. Bounded by the session:
+        // once it is lost (rejects with sessionExpired), the node is gone with it.
+        await this.untilConnected(sessionId);
+        const names = await this.retrying(() => zk.children(lockDir), sessionId);
+        const mine = names.filter((n) => parseQueueNode(n)?.sessionId === sessionId && n.startsWith(prefix));
         const newest = mine.sort((a, b) => sequenceOf(b) - sequenceOf(a))[0];
         if (newest) return `${lockDir}/${newest}`;
       }
