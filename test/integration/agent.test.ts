@@ -7,8 +7,14 @@ import { pauseApp } from "../../src/apps/operator-actions.ts";
 import { setSlots } from "../../src/apps/set-slots.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import type { Logger } from "../../src/agent/logger.ts";
-import { appPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { appPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
+import { startProxy } from "../../scripts/lib/tcp-proxy.ts";
+import { publishApp } from "../../src/apps/publish.ts";
+import { ZkClient } from "../../src/zk/client.ts";
+import { ZkError } from "../../src/zk/errors.ts";
+import { HostStatus } from "../../src/config/payloads.ts";
+import { decodeZnode } from "../../src/config/decode.ts";
 import { InProcessFleet, testActor } from "../helpers/in-process-fleet.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
@@ -290,5 +296,40 @@ describe("agent: staggered, bounded deploys", () => {
     expect(stopped).toBe(true);
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(await (await fleet.client()).children(lockDir("app"))).toEqual([]);
+  });
+  test("a failure whose write was lost with the connection is written again once reconnected (same session): failed, never stuck 'deploying'", async () => {
+    const proxy = await startProxy(zookeeper.port);
+    const direct = zookeeper.withChroot("fail-offline");
+    const admin = await ZkClient.connect({ connectString: direct, connectTimeoutMs: 10_000 });
+    try {
+      fleet = new InProcessFleet({ connectString: proxy.address + direct.replace(/^[^/]+/, ""), sessionTimeoutMs: 8_000 });
+      const [member] = await fleet.startMany("h", 1);
+      if (!member) throw new Error("no agent");
+      const session = member.zk.sessionId;
+      const commands = { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "touch DEPLOYING; sleep 1; exit 3" };
+      await publishApp(admin, "app", "1.0", { slots: 1, ...commands }, testActor);
+      // The failure node's create is lost with the connection (as when the link drops with the
+      // request in flight); the connection then comes back on the same session.
+      let dropped = false;
+      const create = member.zk.create.bind(member.zk);
+      member.zk.create = async (path, ...rest) => {
+        if (!dropped && path.startsWith(`${failuresDir("app")}/`)) {
+          dropped = true;
+          setTimeout(() => proxy.cut(), 200);
+          throw new ZkError("connectionLoss", "connection lost (injected)", path);
+        }
+        return create(path, ...rest);
+      };
+      await waitFor(() => existsSync(join(member.dir, "DEPLOYING")), 10_000, "the deploy to start");
+      const path = hostStatusPath("app", "h1");
+      await waitFor(async () => decodeZnode(HostStatus, (await admin.get(path)).data, path).state === "failed", 10_000, "the host to report failed");
+      expect(dropped).toBe(true);
+      expect(member.zk.sessionId).toBe(session);
+      expect((await admin.children(failuresDir("app"))).length).toBe(1);
+    } finally {
+      await fleet.stopAll();
+      await admin.close();
+      await proxy.close();
+    }
   });
 });
