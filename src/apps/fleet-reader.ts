@@ -16,7 +16,10 @@ type Decoded<T> = { value: T; error?: undefined } | { value?: undefined; error: 
  * Reads every node `status` needs — /agents, the apps, their hosts, queues and failures — and
  * validates each payload. In watch mode it leaves a one-shot watch on everything it reads and,
  * when one fires, re-reads only that node (or that directory's new children), so a live view
- * costs one read per change, not a full re-scan. After a session loss it reloads everything.
+ * costs one read per change, not a full re-scan. After a reconnect it re-reads everything,
+ * members it already knew included: a lost session took every watch with it, and a re-read
+ * that failed while disconnected left none on that node — skipping known members would leave
+ * `--wait` blind to them until its timeout.
  */
 export class FleetReader {
   private agentNames: string[] = [];
@@ -28,6 +31,8 @@ export class FleetReader {
   private readonly queues = new Map<string, string[]>();
   private readonly failures = new Map<string, string[]>();
   private offState: (() => void) | undefined;
+  /** >0 while a reload runs: known members are read (and watched) again too. */
+  private reloading = 0;
 
   constructor(
     private readonly zk: ZkClient,
@@ -55,12 +60,21 @@ export class FleetReader {
   }
 
   private async reload(): Promise<void> {
+    this.reloading += 1;
     try {
       await this.load();
       this.options.onChange?.();
     } catch (error) {
+      // Disconnected again: the next `reconnected` reloads.
       if (!isConnectivity(error)) throw error;
+    } finally {
+      this.reloading -= 1;
     }
+  }
+
+  /** Whether a listed member must be read: new to us, or everything is being re-read. */
+  private mustRead(known: boolean): boolean {
+    return !known || this.reloading > 0;
   }
 
   private raw(): RawFleet {
@@ -114,7 +128,7 @@ export class FleetReader {
   // member whose payload has not arrived yet.
   private async readAgentList(): Promise<void> {
     const names = (await this.childrenOrEmpty(AGENTS)).sort();
-    await Promise.all(names.filter((n) => !this.agents.has(n)).map((n) => this.readAgent(n)));
+    await Promise.all(names.filter((n) => this.mustRead(this.agents.has(n))).map((n) => this.readAgent(n)));
     for (const known of this.agents.keys()) if (!names.includes(known)) this.agents.delete(known);
     this.agentNames = names.filter((n) => this.agents.has(n));
   }
@@ -131,7 +145,7 @@ export class FleetReader {
     const only = this.options.app;
     const names = only === undefined ? (await this.childrenOrEmpty(APPS)).sort() : [only];
     const known = new Set(this.appNames);
-    await Promise.all(names.filter((n) => !known.has(n) || only !== undefined).map((n) => this.readApp(n)));
+    await Promise.all(names.filter((n) => this.mustRead(known.has(n) && only === undefined)).map((n) => this.readApp(n)));
     for (const name of known) if (!names.includes(name)) this.forgetApp(name);
     this.appNames = names.filter((n) => this.specs.has(n));
   }
@@ -165,7 +179,7 @@ export class FleetReader {
   private async readHostList(app: string): Promise<void> {
     const names = (await this.childrenOrEmpty(hostsDir(app))).sort();
     const known = new Set(this.hostNames.get(app) ?? []);
-    await Promise.all(names.filter((h) => !known.has(h)).map((h) => this.readHost(app, h, false)));
+    await Promise.all(names.filter((h) => this.mustRead(known.has(h))).map((h) => this.readHost(app, h, false)));
     for (const host of known) if (!names.includes(host)) this.hosts.delete(hostStatusPath(app, host));
     this.hostNames.set(app, names.filter((h) => this.hosts.has(hostStatusPath(app, h))));
   }
