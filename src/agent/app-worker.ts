@@ -9,7 +9,7 @@ import { appPath, leasesDir, lockDir } from "../zk/paths.ts";
 import { AcquireAbortedError, type Lease, Semaphore } from "../zk/recipes/semaphore.ts";
 import { appAdmission } from "./admission.ts";
 import type { CommandResult, CommandRunner } from "./command-runner.ts";
-import { type DeployJournal, type JournalEntry, groupAlive, processStartTicks } from "./deploy-journal.ts";
+import { type DeployJournal, type JournalEntry, journaledGroupAlive, processStartTicks } from "./deploy-journal.ts";
 import { HostReporter, type Report } from "./host-reporter.ts";
 import type { Logger } from "./logger.ts";
 import { type PlaceholderValues, commandEnv, renderCommand } from "./placeholders.ts";
@@ -137,7 +137,7 @@ export class AppWorker {
       this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", { pgid: entry.pgid, version: entry.version });
       const deadline = Date.parse(entry.startedAt) + entry.timeoutMs;
       let killedAt: number | undefined;
-      while (groupAlive(entry.pgid) && processStartTicks(entry.pgid) === entry.startTicks) {
+      while (journaledGroupAlive(entry)) {
         if (Date.now() > deadline && killedAt === undefined) {
           killedAt = Date.now();
           signalGroup(entry.pgid, "SIGTERM");

@@ -45,7 +45,7 @@ export class DeployJournal {
       const path = join(this.dir, name);
       try {
         const entry = JSON.parse(readFileSync(path, "utf8")) as JournalEntry;
-        if (typeof entry.pgid === "number" && entry.pgid > 1 && processStartTicks(entry.pgid) === entry.startTicks) {
+        if (typeof entry.pgid === "number" && entry.pgid > 1 && journaledGroupAlive(entry)) {
           found.push(entry);
           continue;
         }
@@ -82,4 +82,16 @@ export function groupAlive(pgid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * Whether a journaled deploy's process group still runs. While its leader (the shell) lives,
+ * the leader's start time guards against pid reuse. Once the leader is gone, members may go on
+ * (`svc-migrate &`): they are still ours, because Linux does not hand out a pid that is still
+ * some live group's id.
+ */
+export function journaledGroupAlive(entry: Pick<JournalEntry, "pgid" | "startTicks">): boolean {
+  if (!groupAlive(entry.pgid)) return false;
+  const leaderStart = processStartTicks(entry.pgid);
+  return leaderStart === undefined || leaderStart === entry.startTicks;
 }

@@ -1,0 +1,71 @@
+// The deploy journal finds a deploy a crashed agent left running — also when the deploy's shell
+// has exited and only its background children go on.
+import { afterEach, describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DeployJournal, groupAlive, processStartTicks } from "../../src/agent/deploy-journal.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const groups: number[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const pgid of groups.splice(0)) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Starts `command` under /bin/sh in its own process group; resolves with its pgid and the
+ *  shell's start ticks, and a promise of the shell's exit. */
+function startGroup(command: string): { pgid: number; startTicks: string; exited: Promise<void> } {
+  const child = spawn("/bin/sh", ["-c", command], { detached: true, stdio: "ignore" });
+  const pgid = child.pid ?? 0;
+  groups.push(pgid);
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  return { pgid, startTicks: processStartTicks(pgid) ?? "", exited };
+}
+
+function journal(): DeployJournal {
+  const dir = mkdtempSync(join(tmpdir(), "conveyor-journal-"));
+  dirs.push(dir);
+  return new DeployJournal(dir);
+}
+
+const entry = (pgid: number, startTicks: string) => ({ app: "web", rolloutId: "r1", version: "2.0", pgid, startTicks, startedAt: new Date().toISOString(), timeoutMs: 60_000 });
+
+describe("DeployJournal.orphans", () => {
+  test("a running deploy is found; once its group is gone the stale entry is dropped", async () => {
+    const j = journal();
+    const g = startGroup("sleep 30");
+    j.record(entry(g.pgid, g.startTicks));
+    expect(j.orphans().map((e) => e.pgid)).toEqual([g.pgid]);
+    process.kill(-g.pgid, "SIGKILL");
+    await g.exited;
+    await waitFor(() => !groupAlive(g.pgid), 5_000, "the group to end");
+    expect(j.orphans()).toEqual([]);
+    expect(j.orphans()).toEqual([]);
+  });
+
+  test("the shell has exited but a background child of its group still runs: still an orphan", async () => {
+    const j = journal();
+    const g = startGroup("sleep 30 & exit 0");
+    j.record(entry(g.pgid, g.startTicks));
+    await g.exited;
+    await waitFor(() => processStartTicks(g.pgid) === undefined, 5_000, "the shell to be reaped");
+    expect(groupAlive(g.pgid)).toBe(true);
+    expect(j.orphans().map((e) => e.pgid)).toEqual([g.pgid]);
+  });
+
+  test("a live process at the recorded pid with another start time is not ours (pid reuse)", () => {
+    const j = journal();
+    const g = startGroup("sleep 30");
+    j.record(entry(g.pgid, `${g.startTicks}1`));
+    expect(j.orphans()).toEqual([]);
+  });
+});
