@@ -45,6 +45,9 @@ export class DuplicateHostError extends Error {
  */
 export class Agent {
   private readonly workers = new Map<string, AppWorker>();
+  /** Workers of deleted apps that are still finishing a deploy (a new worker for an app of the
+   *  same name waits for its predecessor). */
+  private readonly retiring = new Map<string, AppWorker>();
   private readonly killController = new AbortController();
   private readonly previousSessions = new Set<string>();
   private stopping = false;
@@ -86,9 +89,10 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const busy = [...this.workers.values()].filter((w) => w.busy).map((w) => w.app);
+    const all = [...this.workers.values(), ...this.retiring.values()];
+    const busy = all.filter((w) => w.busy).map((w) => w.app);
     this.deps.logger.info("stopping", { waitingFor: busy.join(",") || "nothing" });
-    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    await Promise.all(all.map((w) => w.stop()));
     this.offState?.();
   }
 
@@ -205,7 +209,10 @@ export class Agent {
     for (const [name, worker] of this.workers) {
       if (!wanted.has(name)) {
         this.workers.delete(name);
-        void worker.stop();
+        this.retiring.set(name, worker);
+        void worker.stop().then(() => {
+          if (this.retiring.get(name) === worker) this.retiring.delete(name);
+        });
         logger.info("app removed", { app: name });
       }
     }
@@ -233,6 +240,11 @@ export class Agent {
         journal: this.journal,
       });
       this.workers.set(app, worker);
+      const previous = this.retiring.get(app);
+      if (previous) {
+        this.retiring.delete(app);
+        worker.followRetired(previous);
+      }
     }
     return worker;
   }

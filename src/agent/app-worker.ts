@@ -156,6 +156,33 @@ export class AppWorker {
     });
   }
 
+  /**
+   * The app was deleted and created again while `previous` (the old app's worker) may still be
+   * running a deploy, whose lease went with the old app. Hold a slot for that deploy in the new
+   * app until it ends, and only then serve the new app: the new rollout's slots must count it,
+   * and two deploys of one app must never overlap on one server. If the slot cannot be taken
+   * (the app deleted again, ZooKeeper down) the wait for the old deploy still holds.
+   */
+  followRetired(previous: AppWorker): void {
+    const data = previous.busy ? previous.leaseData : undefined;
+    this.loop = (async () => {
+      if (data) {
+        try {
+          this.lease = await this.semaphore.restoreLease(data);
+          this.leaseData = data;
+          this.log.warn("app re-created while its previous deploy still runs here; holding a slot for it");
+        } catch (error) {
+          this.log.warn("could not hold a slot for the previous deploy", { error: String(error) });
+        }
+      }
+      await previous.stop();
+      await this.releaseLease();
+    })().finally(() => {
+      this.loop = undefined;
+      this.poke();
+    });
+  }
+
   /** A change we should act on (spec changed, connection back): run the loop (again). */
   poke(): void {
     if (this.stopped) return;

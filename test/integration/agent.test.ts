@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { updateApp } from "../../src/apps/mutate-app.ts";
+import { deleteApp } from "../../src/apps/delete-app.ts";
 import { pauseApp } from "../../src/apps/operator-actions.ts";
 import { setSlots } from "../../src/apps/set-slots.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
@@ -331,5 +332,23 @@ describe("agent: staggered, bounded deploys", () => {
       await admin.close();
       await proxy.close();
     }
+  });
+  test("app deleted mid-deploy and created again at once: the running deploy keeps a slot in the new app and nothing overlaps it", async () => {
+    newFleet("recreate");
+    const agents = await fleet.startMany("h", 2);
+    const log = join(fleet.root, "deploys.log");
+    const commands = testCommands(log, 1.5);
+    await fleet.publish("app", "1.0", { slots: 1, ...commands });
+    await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "the first deploy");
+    const admin = await fleet.client();
+    await deleteApp(admin, "app");
+    await fleet.publish("app", "2.0", { slots: 1, ...commands });
+    // The deploy of the deleted app still runs: its host holds the new app's only slot for it.
+    await waitFor(async () => (await admin.children(leasesDir("app"))).length === 1, 5_000, "a lease for the running deploy");
+    await waitFor(() => converged("app", "2.0", agents.length), 20_000, "convergence on 2.0");
+    const events = readDeployLog(log);
+    // One slot: never two deploys at once — not on one host, not across hosts.
+    expect(maxConcurrency(events)).toBe(1);
+    expect(events.filter((e) => e.kind === "start" && e.version === "2.0").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
   });
 });
