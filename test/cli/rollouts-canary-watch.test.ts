@@ -4,6 +4,7 @@
 // One ZooKeeper for the file, one chroot per test.
 
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { pidAlive } from "../helpers/agent-process.ts";
 import { ensureBinary, useCli } from "../helpers/cli.ts";
 import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
 import { type LiveProcess, childrenOf, spawnInPty, spawnLive } from "../helpers/pty.ts";
@@ -35,15 +36,6 @@ function starts(log: string, version: string): string[] {
   return readDeployLog(log)
     .filter((e) => e.kind === "start" && e.version === version)
     .map((e) => e.host);
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,10 +161,10 @@ describe("status --watch", () => {
     const lines = w.output.slice(from).split("\n").filter(Boolean).map((l) => l.replace(/^\S+ /, ""));
     for (let i = 1; i < lines.length; i++) expect(lines[i]).not.toBe(lines[i - 1]);
 
-    expect(isRunning(w.pid)).toBe(true); // still watching until told to stop
+    expect(pidAlive(w.pid)).toBe(true); // still watching until told to stop
     const exit = await w.stop();
     expect(exit.code !== null || exit.signal !== null).toBe(true);
-    expect(isRunning(w.pid)).toBe(false);
+    expect(pidAlive(w.pid)).toBe(false);
     expect(w.stderr).toBe("");
   });
 
@@ -211,7 +203,7 @@ describe("status --watch", () => {
     const watcher = childrenOf(w.pid);
     expect(watcher).toHaveLength(1);
     await w.stop();
-    expect(isRunning(w.pid)).toBe(false);
-    await waitFor(() => watcher.every((pid) => !isRunning(pid)), 5_000, "the watcher under script to exit");
+    expect(pidAlive(w.pid)).toBe(false);
+    await waitFor(() => watcher.every((pid) => !pidAlive(pid)), 5_000, "the watcher under script to exit");
   });
 });

@@ -2,6 +2,7 @@
 // not the closing of stdout, which a daemon started in its own session may hold for its life.
 import { afterEach, describe, expect, test } from "bun:test";
 import { ShellCommandRunner } from "../../src/agent/command-runner.ts";
+import { killGroup, pidAlive } from "../helpers/agent-process.ts";
 
 const runner = new ShellCommandRunner();
 const run = (command: string, timeoutMs = 10_000) => runner.run({ command, env: {}, timeoutMs });
@@ -9,23 +10,8 @@ const run = (command: string, timeoutMs = 10_000) => runner.run({ command, env: 
 // Daemons a test starts in their own session: killed by process group id after each test.
 const daemons: number[] = [];
 afterEach(() => {
-  for (const pgid of daemons.splice(0)) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const pgid of daemons.splice(0)) killGroup(pgid);
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("ShellCommandRunner", () => {
   test("a daemon started with setsid that keeps our stdout open does not hold the command (or its slot) open; it keeps running", async () => {
@@ -38,7 +24,7 @@ describe("ShellCommandRunner", () => {
     expect(result.durationMs).toBeLessThan(2_000);
     // Its output is still drained: it neither blocks on a full pipe nor dies of SIGPIPE.
     await Bun.sleep(500);
-    expect(alive(pid)).toBe(true);
+    expect(pidAlive(pid)).toBe(true);
   });
 
   test("a background child in the command's own group still holds it open, and its output is kept", async () => {

@@ -6,18 +6,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeployJournal, groupAlive, processStartTicks } from "../../src/agent/deploy-journal.ts";
+import { killGroup } from "../helpers/agent-process.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const groups: number[] = [];
 const dirs: string[] = [];
 afterEach(() => {
-  for (const pgid of groups.splice(0)) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const pgid of groups.splice(0)) killGroup(pgid);
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
