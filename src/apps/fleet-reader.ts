@@ -33,6 +33,10 @@ export class FleetReader {
   private offState: (() => void) | undefined;
   /** >0 while a reload runs: known members are read (and watched) again too. */
   private reloading = 0;
+  /** A background re-read failed for a reason other than connectivity (e.g. not authorised
+   *  after `acl init`): the next snapshot() throws it, so the command ends with its one-line
+   *  error instead of an unhandled rejection. */
+  private failure: unknown;
 
   constructor(
     private readonly zk: ZkClient,
@@ -50,6 +54,7 @@ export class FleetReader {
   }
 
   snapshot(): FleetStatus {
+    if (this.failure !== undefined) throw this.failure;
     return buildFleetStatus(this.raw());
   }
 
@@ -66,7 +71,7 @@ export class FleetReader {
       this.options.onChange?.();
     } catch (error) {
       // Disconnected again: the next `reconnected` reloads.
-      if (!isConnectivity(error)) throw error;
+      if (!isConnectivity(error)) this.fail(error);
     } finally {
       this.reloading -= 1;
     }
@@ -101,10 +106,15 @@ export class FleetReader {
     void this.refresh(event.path).then(
       () => this.options.onChange?.(),
       (error: unknown) => {
-        if (!isConnectivity(error)) throw error;
+        if (!isConnectivity(error)) this.fail(error);
       },
     );
   };
+
+  private fail(error: unknown): void {
+    this.failure ??= error;
+    this.options.onChange?.();
+  }
 
   private get watch(): ((event: WatchEvent) => void) | undefined {
     return this.options.watch ? this.watcher : undefined;

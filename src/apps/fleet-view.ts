@@ -29,6 +29,9 @@ export interface AppView {
   slots: Slots;
   paused: boolean;
   state: AppState;
+  /** Failures of the current rollout exceed the budget — also while the app is paused (its
+   *  state then says "paused"). */
+  halted: boolean;
   groups: string[];
   counts: Record<HostState, number> & { total: number; failuresThisRollout: number };
   hosts: HostView[];
@@ -137,6 +140,7 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
     slots: spec.slots,
     paused: spec.paused,
     state: appState(spec, hosts, failuresThisRollout, pendingAgents.length),
+    halted: failuresThisRollout > spec.maxFailures,
     groups: spec.groups,
     counts: countStates(hosts, failuresThisRollout),
     hosts,

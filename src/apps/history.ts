@@ -5,6 +5,7 @@ import type { ZkClient } from "../zk/client.ts";
 import { isNoNode } from "../zk/errors.ts";
 import { canaryDir, failuresDir, historyDir, sequenceOf } from "../zk/paths.ts";
 import { AppNotFoundError } from "./errors.ts";
+import { readApp } from "./read-app.ts";
 
 export const HISTORY_KEEP = 200;
 
@@ -49,11 +50,21 @@ export async function pruneHistory(zk: ZkClient, app: string): Promise<void> {
  * A new rollout makes the failure and canary markers of older rollouts meaningless (only the
  * current rollout's count toward its budget or its canary); remove them so those directories,
  * which admission lists, do not grow forever. Best effort.
+ *
+ * The current rollout is read only after listing: a listed marker belongs to a rollout
+ * published before the listing, and if that rollout is not current now it never will be again
+ * (ids are never reused). So another publish landing meanwhile never loses its own markers —
+ * deleting them would hide its halt or open its canary wider.
  */
-export async function pruneRolloutMarkers(zk: ZkClient, app: string, currentRollout: string): Promise<void> {
-  for (const dir of [failuresDir(app), canaryDir(app)]) {
-    const names = await zk.children(dir).catch(() => [] as string[]);
-    const stale = names.filter((n) => !n.startsWith(`${currentRollout}-`));
-    await Promise.all(stale.map((n) => zk.delete(`${dir}/${n}`).catch(() => undefined)));
-  }
+export async function pruneRolloutMarkers(zk: ZkClient, app: string): Promise<void> {
+  const dirs = [failuresDir(app), canaryDir(app)];
+  const listed = await Promise.all(dirs.map((dir) => zk.children(dir).catch(() => [] as string[])));
+  const current = await readApp(zk, app).then(
+    ({ spec }) => spec.rolloutId,
+    () => undefined,
+  );
+  if (current === undefined) return;
+  await Promise.all(
+    dirs.flatMap((dir, i) => (listed[i] ?? []).filter((n) => !n.startsWith(`${current}-`)).map((n) => zk.delete(`${dir}/${n}`).catch(() => undefined))),
+  );
 }

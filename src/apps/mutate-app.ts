@@ -55,7 +55,7 @@ export async function updateApp(
         .create(historyPrefix(app), historyEntry(next.history, ctx), "persistentSequential")
         .commit();
       await pruneHistory(zk, app);
-      if (updated.rolloutId !== spec.rolloutId) await pruneRolloutMarkers(zk, app, updated.rolloutId);
+      if (updated.rolloutId !== spec.rolloutId) await pruneRolloutMarkers(zk, app);
       return updated;
     } catch (error) {
       if (!isBadVersion(error)) throw error;

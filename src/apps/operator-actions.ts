@@ -44,11 +44,18 @@ export function retryApp(zk: ZkClient, app: string, ctx: MutationContext): Promi
   });
 }
 
-/** Publishes the previous version (or `to`) as a new rollout. */
-export function rollbackApp(zk: ZkClient, app: string, to: string | undefined, ctx: MutationContext): Promise<AppSpec> {
+/**
+ * Publishes the previous version (or `to`) as a new rollout. With `onlyFromRollout`, only if
+ * that rollout is still the current one (`--rollback-on-failure`: a publish that landed after
+ * the halt is not rolled back over).
+ */
+export function rollbackApp(zk: ZkClient, app: string, to: string | undefined, ctx: MutationContext, onlyFromRollout?: string): Promise<AppSpec> {
   return updateApp(zk, app, ctx, (current) => {
+    if (onlyFromRollout !== undefined && current.rolloutId !== onlyFromRollout) {
+      throw new OperationError(`app "${app}" was published again by ${current.updatedBy} (now ${current.version}); not rolling it back`);
+    }
     const target = to ?? current.previousVersion;
-    if (target === undefined) {
+    if (target === undefined || (to === undefined && target === current.version)) {
       throw new OperationError(`app "${app}" has no previous version to roll back to; use --to VERSION`);
     }
     if (target === current.version) throw new UsageError(`app "${app}" is already at version ${target}`);

@@ -14,7 +14,8 @@ export interface AppAttributes {
   slots?: Slots;
   getVersionCmd?: string;
   deployCmd?: string;
-  verifyCmd?: string;
+  /** null removes the app's verify command (`--verify-cmd ""`). */
+  verifyCmd?: string | null;
   groups?: string[];
   maxFailures?: number;
   deployTimeoutSec?: number;
@@ -98,7 +99,13 @@ async function publishExisting(zk: ZkClient, { app, version, attributes, rollout
         `app "${app}" was published concurrently by ${current.updatedBy} (now ${current.version}); not overwriting — re-run to publish ${version} on top`,
       );
     }
-    const spec = startRollout(current, { ...defined(attributes), version, previousVersion: current.version }, rollout, ctx.now());
+    // Publishing the version already live (a re-run CI job) must not make it its own previous
+    // version: rollback would have nowhere to go.
+    const previous = version === current.version ? {} : { previousVersion: current.version };
+    const { verifyCmd, ...rest } = attributes;
+    const verify = typeof verifyCmd === "string" ? { verifyCmd } : {};
+    const { verifyCmd: dropped, ...withoutVerify } = startRollout(current, { ...defined(rest), ...verify, version, ...previous }, rollout, ctx.now());
+    const spec: AppSpec = verifyCmd === null || dropped === undefined ? withoutVerify : { ...withoutVerify, verifyCmd: dropped };
     return { spec, history: { action: "publish", from: current.version, to: version, ...canaryDetail(rollout) } };
   });
 }
@@ -114,7 +121,7 @@ async function createApp(zk: ZkClient, { app, version, attributes, rollout }: Pu
     slots: attributes.slots ?? DEFAULT_SLOTS,
     getVersionCmd,
     deployCmd,
-    ...(attributes.verifyCmd === undefined ? {} : { verifyCmd: attributes.verifyCmd }),
+    ...(typeof attributes.verifyCmd === "string" ? { verifyCmd: attributes.verifyCmd } : {}),
     groups: attributes.groups ?? [],
     maxFailures: attributes.maxFailures ?? DEFAULT_MAX_FAILURES,
     deployTimeoutSec: attributes.deployTimeoutSec ?? DEFAULT_DEPLOY_TIMEOUT_SEC,
@@ -136,7 +143,7 @@ function canaryDetail(rollout: RolloutOptions): { detail?: string } {
   return { detail: `canary ${rollout.canary}${rollout.canaryAuto ? " (auto-promote)" : ""}` };
 }
 
-function defined(attributes: AppAttributes): Partial<AppSpec> {
+function defined(attributes: Omit<AppAttributes, "verifyCmd">): Partial<AppSpec> {
   return Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) as Partial<AppSpec>;
 }
 

@@ -44,7 +44,8 @@ export function evaluateRollout(view: AppView | undefined, rolloutId: string): R
   if (!view) return { kind: "deleted" };
   if (view.rolloutId !== rolloutId) return { kind: "superseded", view };
   const failed = failedThisRollout(view);
-  if (view.state === "halted") {
+  // Halted counts even while paused: pausing a bad rollout must not hide the halt from --wait.
+  if (view.halted) {
     // The failure node is written just before the host's status: wait for the status too, so
     // the report can say why (an offline host will not write it).
     const reported = view.failedHosts.every((name) => {

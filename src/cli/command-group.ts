@@ -44,7 +44,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
   }
   if (!cli.matchedCommand) {
     const word = cli.args[0];
-    input.io.err(word === undefined ? `${input.program}: missing command` : `${input.program}: unknown command "${word}"`);
+    input.io.err(word === undefined ? `${input.program}: missing command` : `${input.program}: unknown command ${quote(word)}`);
     input.io.err(helpText(cli));
     return ExitCode.usage;
   }
@@ -93,7 +93,9 @@ function buildCli(program: string, commands: CommandSpec[]): CAC {
     const description = cli.matchedCommand?.description;
     const head = sections.slice(0, 1);
     const rest = sections.slice(1);
-    return [...head, ...(description ? [{ body: description }] : []), ...rest, { title: "Exit codes", body: EXIT_CODES_HELP }];
+    // `--version` is answered before any parsing (src/cli/run.ts); listed on the top level only.
+    const version = program === "conveyor" && !cli.matchedCommand ? [{ title: "Version", body: "  conveyor --version (or -v, version)  prints the version and git commit" }] : [];
+    return [...head, ...(description ? [{ body: description }] : []), ...rest, ...version, { title: "Exit codes", body: EXIT_CODES_HELP }];
   });
   // We print help ourselves (to stdout or stderr, with the right exit code).
   cli.showHelpOnExit = false;

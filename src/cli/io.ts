@@ -1,3 +1,4 @@
+import { printable } from "../config/printable.ts";
 /** Where the CLI writes; tests and the agent's in-process harness pass their own. */
 export interface Io {
   /** A line to stdout (newline added). */
@@ -16,7 +17,10 @@ export const processIo: Io = {
 };
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. */
-export function renderTable(header: string[], rows: string[][], indent = ""): string {
+/** A table for humans. Every cell is made printable (one line, no escape sequences): cells
+ *  carry text read from ZooKeeper. */
+export function renderTable(header: string[], rawRows: string[][], indent = ""): string {
+  const rows = rawRows.map((r) => r.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]): string =>
     indent +

@@ -4,6 +4,7 @@ import { printable } from "../config/printable.ts";
 import { parseDurationInput } from "../config/parse-input.ts";
 import { UsageError } from "../config/errors.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
+import { OperationError } from "../apps/errors.ts";
 import { rollbackApp } from "../apps/operator-actions.ts";
 import { type RolloutOutcome, waitForRollout } from "../apps/rollout-wait.ts";
 import type { ZkClient } from "../zk/client.ts";
@@ -52,11 +53,19 @@ export async function waitAndReport(
   let code = report(ctx, app, spec, outcome, started, json);
   if (outcome.kind === "halted" && options.rollbackOnFailure) {
     const target = spec.previousVersion;
-    if (target === undefined) {
-      if (!json) ctx.io.err(`error: cannot roll back ${app}: it has no previous version`);
+    const rolledBack =
+      target === undefined || target === spec.version
+        ? new OperationError(`app "${app}" has no previous version to roll back to`)
+        : await rollbackApp(zk, app, target, options.mutation, spec.rolloutId).catch((error: unknown) => {
+            // Not rolled back (no previous version, published again meanwhile): say why, still
+            // exit 1 and still print the JSON. ZooKeeper failures end the command (exit 3).
+            if (error instanceof OperationError || error instanceof UsageError) return error;
+            throw error;
+          });
+    if (rolledBack instanceof Error) {
+      if (!json) ctx.io.err(`error: not rolled back: ${printable(rolledBack.message)}`);
     } else {
-      if (!json) ctx.io.out(`rolling back ${app} to ${target}`);
-      const rolledBack = await rollbackApp(zk, app, target, options.mutation);
+      if (!json) ctx.io.out(`rolling back ${app} to ${rolledBack.version}`);
       const remaining = Math.max(1_000, options.timeoutMs - (Date.now() - started));
       const back = await follow(ctx, zk, app, rolledBack, remaining, json);
       reports.push({ rollout: rolledBack.rolloutId, version: rolledBack.version, outcome: back });

@@ -6,7 +6,7 @@ import { type AclIdentities, lockedAcl, parseAclInfo } from "./acl-policy.ts";
 import { ACL_INFO } from "./paths.ts";
 import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
-import { WatcherRegistry, type Watcher } from "./watchers.ts";
+import { WatcherRegistry, type Watcher, deliverAll } from "./watchers.ts";
 
 /**
  * Connection states with Apache Curator's meanings:
@@ -73,6 +73,8 @@ interface LibraryInternals {
     onSocketConnected(): void;
     findNextServer(callback: (server: unknown) => void): void;
     packetQueue: { shift(): { callback?: (error: unknown) => void } | undefined };
+    /** The library's timer for the TCP connect of the current socket. */
+    connectTimeoutHandler: ReturnType<typeof setTimeout> | null;
     /** Ours: set when the library is retired; a scheduled reconnect then does nothing. */
     retired?: boolean;
   };
@@ -363,7 +365,13 @@ export class ZkClient {
       if (state !== LIB_STATE_CONNECTING) return;
       const limit = Math.max(1_000, Math.floor(this.negotiatedTimeoutMs / servers));
       timer = setTimeout(() => {
-        if (manager.state === LIB_STATE_CONNECTING) manager.socket?.destroy();
+        if (manager.state !== LIB_STATE_CONNECTING) return;
+        // The library's own TCP-connect timer is cleared only by a connect or a socket error,
+        // and destroy() gives neither: left running, it would later destroy whatever socket is
+        // current then — a healthy connection to the next server.
+        if (manager.connectTimeoutHandler) clearTimeout(manager.connectTimeoutHandler);
+        manager.connectTimeoutHandler = null;
+        manager.socket?.destroy();
       }, limit);
       timer.unref?.();
     });
@@ -384,7 +392,7 @@ export class ZkClient {
   }
 
   private emit(state: ConnectionState): void {
-    this.events.emit("state", state);
+    deliverAll(this.events.listeners("state") as ((s: ConnectionState) => void)[], state);
   }
 
   private waitUntilConnected(timeoutMs: number): Promise<void> {
@@ -498,9 +506,15 @@ export class ZkClient {
     // Requests issued while disconnected were never sent, and the library fails only sent ones:
     // fail the rest now, so their callers retry on the new session at once instead of waiting
     // out the operation timeout.
-    const lost = { code: zookeeper.Exception.CONNECTION_LOSS, name: "CONNECTION_LOSS" };
+    // A real library Exception: some of the library's own callbacks (exists) call getCode() on
+    // it. One callback that throws must neither stop the drain nor escape as an unhandled
+    // rejection (which would end the agent in the middle of an outage).
     for (let packet = manager.packetQueue.shift(); packet; packet = manager.packetQueue.shift()) {
-      packet.callback?.(lost);
+      try {
+        packet.callback?.(connectionLossException());
+      } catch {
+        // The request's own promise is settled by our operation timeout instead.
+      }
     }
   }
 
@@ -588,4 +602,9 @@ function toStat(stat: zookeeper.Stat): NodeStat {
     ctimeMs: Number(Buffer.from(stat.ctime).readBigInt64BE()),
     mtimeMs: Number(Buffer.from(stat.mtime).readBigInt64BE()),
   };
+}
+
+/** The library's own CONNECTION_LOSS exception (with getCode(), which its callbacks call). */
+function connectionLossException(): zookeeper.Exception {
+  return new zookeeper.Exception(zookeeper.Exception.CONNECTION_LOSS, "CONNECTION_LOSS", connectionLossException);
 }

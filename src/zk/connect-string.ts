@@ -6,7 +6,7 @@ export interface ConnectTarget {
 }
 
 export const DEFAULT_CHROOT = "/conveyor";
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/;
+const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const CHROOT_SEGMENT = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
@@ -25,6 +25,11 @@ export function parseConnectString(input: string): ConnectTarget | string {
     const match = /^(.*?)(?::(\d{1,5}))?$/.exec(entry.trim());
     const host = match?.[1] ?? "";
     const port = match?.[2] === undefined ? 2181 : Number(match[2]);
+    // The ZooKeeper client library splits each server at ":", so it cannot dial a literal
+    // IPv6 address: refuse it here rather than fail as "unreachable" after the timeout.
+    if (host.startsWith("[") || host.includes(":")) {
+      return `IPv6 address ${show(entry)} in ${show(input)} is not supported: use a host name that resolves to it`;
+    }
     if (!HOST.test(host)) return `invalid ZooKeeper host ${show(entry)} in ${show(input)}`;
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       return `invalid ZooKeeper port in ${show(entry)}`;

@@ -45,7 +45,7 @@ export class WatcherRegistry {
         const type = EVENT_TYPES[event.getType()];
         if (!waiting || !type) return;
         const payload: WatchEvent = { type, path: relative(event.getPath()) };
-        for (const w of waiting) w(payload);
+        deliverAll(waiting, payload);
       };
       this.dispatchers.set(key, dispatcher);
     }
@@ -66,7 +66,30 @@ export class WatcherRegistry {
     this.dispatchers.clear();
     for (const [key, set] of all) {
       const path = key.slice(key.indexOf(":") + 1);
-      for (const w of set) w({ type: "sessionLost", path });
+      deliverAll(set, { type: "sessionLost", path });
     }
+  }
+}
+
+/**
+ * Calls every listener even if one throws: listeners run inside the library's socket handler
+ * or inside our session-loss handling, where an exception would stop the others from hearing
+ * (and could stop the client from opening its next session). A throw is a bug in the listener:
+ * it is raised again afterwards, on its own, so it is not silently lost.
+ */
+export function deliverAll<T>(listeners: Iterable<(value: T) => void>, value: T): void {
+  let first: { error: unknown } | undefined;
+  for (const listener of [...listeners]) {
+    try {
+      listener(value);
+    } catch (error) {
+      first ??= { error };
+    }
+  }
+  if (first) {
+    const { error } = first;
+    queueMicrotask(() => {
+      throw error;
+    });
   }
 }

@@ -256,6 +256,14 @@ describe("app create / show", () => {
     expect(text.stdout).toContain("2:1.0-1~deb12u1+b1");
     expect(text.stdout).toContain("1.11");
     expect(text.stdout).toContain(DEPLOY);
+
+    // Re-publishing the live version keeps the real previous version; --verify-cmd "" removes
+    // the verify command (the rest stays).
+    const again = await cli(connect, ["app", "create", "web", "2:1.0-1~deb12u1+b1", "--verify-cmd", ""]);
+    expectOk(again);
+    const cleared = await showSpec(connect, "web");
+    expect(cleared).toMatchObject({ version: "2:1.0-1~deb12u1+b1", previousVersion: "1.11", deployCmd: DEPLOY });
+    expect(cleared.verifyCmd).toBeUndefined();
   });
 
   test("creating without --get-version-cmd or --deploy-cmd exits 2 naming the flag and writes nothing", async () => {
@@ -364,6 +372,10 @@ describe("usage and help", () => {
     expect(appFrob.stderr).toContain('"frob"');
     for (const sub of ["create", "set-slots", "show", "list", "delete"]) expect(appFrob.stderr).toContain(sub);
     expect(app.stderr).toMatch(/missing/i);
+    // A command word with a line break is named on one line, escaped.
+    const broken = await runCli(["ap\np"]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr.split("\n")[0]).toBe('conveyor: unknown command "ap\\np"');
   });
 
   test("unknown option exits 2 naming it, without touching ZooKeeper", async () => {

@@ -593,6 +593,17 @@ describe("flags, config files and environment", () => {
     }
   });
 
+  // Regression (was a bug): "[::1]:2181" passed validation, but the ZooKeeper library splits
+  // each server at ":" and dialled host "[" — exit 3 "unreachable" after the whole connect
+  // timeout instead of a usage error. Fixed by: refuse literal IPv6 addresses by name.
+  test("a literal IPv6 server address is a usage error (exit 2) naming it, at once", async () => {
+    for (const server of ["[::1]:2181", "[::1]", "::1"]) {
+      const r = await runCli(["--zk", `${server}/x`, "--connect-timeout", "5s", "app", "list"], { timeoutMs: 4_000 });
+      expectUsage(r, [server]);
+      expect(r.stderr).toContain("IPv6");
+    }
+  });
+
   // Regression (was a bug): a NUL byte in a configured path reaches Bun.file(), which throws synchronously outside the
   // try: src/config/settings.ts readCredentialFile (`const file = Bun.file(path)`), likewise
   // src/config/config-file.ts loadConfigFile and src/cli/commands/acl.ts (--agent-auth-file). TOML

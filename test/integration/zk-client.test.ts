@@ -610,6 +610,35 @@ describe("connection states", () => {
     expect(states.length).toBe(3);
   }, 40_000);
 
+  test("requests issued while disconnected and still unsent when the session is lost reject with connectionLoss at once; nothing escapes", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const proxy = await startProxy();
+      // Operation timeout far beyond the session timeout: only the drain at `lost` can fail them.
+      const c = await connect(`${proxy.connectString}${uniqueChroot("unsent")}`, { sessionTimeoutMs: 2_000, operationTimeoutMs: 20_000 });
+      const states = recordStates(c);
+      await proxy.down();
+      await waitForStrict(() => firstState(states, "suspended") !== undefined, 3_000, "suspended");
+      // exists() is the library call whose own callback calls getCode() on the error.
+      const results = await Promise.allSettled([c.exists("/a"), c.get("/b"), c.children("/")]);
+      expect(firstState(states, "lost")).toBeDefined();
+      for (const r of results) {
+        expect(r.status).toBe("rejected");
+        const reason = r.status === "rejected" ? (r.reason as unknown) : undefined;
+        expect(reason).toBeInstanceOf(ZkError);
+        expect((reason as ZkError).kind).toBe("connectionLoss");
+        expect(String(reason)).not.toMatch(/did not answer/);
+      }
+      await c.close();
+      await Bun.sleep(50);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  }, 40_000);
+
   test("session ended on the live server: the client learns it on reconnect (lost), then gets a new session", async () => {
     const proxy = await startProxy();
     const sessionTimeoutMs = 8_000;
@@ -879,5 +908,19 @@ describe("digest auth", () => {
     expect(isNoAuth(await c.set("/public", text("x")).catch((e: unknown) => e))).toBe(true); // setAcl applied
     expect(await c.getAcl("/public")).toEqual(readOnly);
     expect(await c.getAcl("/secret")).toEqual(secretAcl);
+  });
+
+  test("an ACL entry with no permissions (stored by another tool, e.g. zkCli) is read back, not a crash", async () => {
+    const c = await connect(zk.withChroot("acl-zero"));
+    await c.create("/none");
+    // The library's ACL constructor refuses permissions 0: build that entry as another client
+    // would send it. (Reading an ACL needs READ, so the world entry keeps it.)
+    const zero = Object.assign(Object.create(zookeeper.ACL.prototype) as zookeeper.ACL, { permission: 0, id: new zookeeper.Id("ip", "10.0.0.1") });
+    const read = new zookeeper.ACL(Perm.read, new zookeeper.Id("world", "anyone"));
+    await new Promise<void>((resolve, reject) => libraryOf(c).setACL(`${c.chroot}/none`, [read, zero], -1, (e) => (e ? reject(e) : resolve())));
+    expect(await c.getAcl("/none")).toEqual([
+      { scheme: "world", id: "anyone", perms: Perm.read },
+      { scheme: "ip", id: "10.0.0.1", perms: 0 },
+    ]);
   });
 });

@@ -24,7 +24,7 @@ export const appCreate: CommandSpec = {
     { flag: "--slots <n>", description: "How many hosts may deploy at once: a number or N% of the app's hosts (default 1)" },
     { flag: "--get-version-cmd <cmd>", description: "Prints the version a host runs (required on create)" },
     { flag: "--deploy-cmd <cmd>", description: "Deploys %(version)s on a host (required on create)" },
-    { flag: "--verify-cmd <cmd>", description: "Extra check after a deploy; non-zero exit fails the host" },
+    { flag: "--verify-cmd <cmd>", description: "Extra check after a deploy; non-zero exit fails the host (\"\" = none)" },
     { flag: "--groups <a,b>", description: "Only agents in one of these groups serve the app (\"\" = all)" },
     { flag: "--max-failures <n>", description: "Failed hosts a rollout tolerates before it halts (default 0)" },
     { flag: "--deploy-timeout <duration>", description: "Kill a deploy after this long, e.g. 10m (default 10m)" },
@@ -90,7 +90,7 @@ function readAttributes(ctx: CommandContext): AppAttributes {
   const deploy = o.string("deploy-cmd");
   if (deploy !== undefined) attributes.deployCmd = parseCommand(deploy, "--deploy-cmd");
   const verify = o.string("verify-cmd");
-  if (verify !== undefined) attributes.verifyCmd = parseCommand(verify, "--verify-cmd");
+  if (verify !== undefined) attributes.verifyCmd = verify === "" ? null : parseCommand(verify, "--verify-cmd");
   const groups = o.string("groups");
   if (groups !== undefined) attributes.groups = parseGroups(groups);
   const maxFailures = o.string("max-failures");

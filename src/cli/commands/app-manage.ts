@@ -1,3 +1,4 @@
+import { printable } from "../../config/printable.ts";
 import { parseAppName, parseSlotsInput } from "../../config/parse-input.ts";
 import { deleteApp } from "../../apps/delete-app.ts";
 import { listApps, readApp } from "../../apps/read-app.ts";
@@ -47,7 +48,7 @@ export const appShow: CommandSpec = {
       ["verify-cmd", spec.verifyCmd ?? "-"],
       ["updated", `${spec.updatedAt} by ${spec.updatedBy}`],
     ];
-    ctx.io.out(rows.map(([k, v]) => `${`${k}:`.padEnd(17)} ${v}`).join("\n"));
+    ctx.io.out(rows.map(([k, v]) => `${`${k}:`.padEnd(17)} ${printable(v)}`).join("\n"));
     return ExitCode.ok;
   },
 };
