@@ -1,18 +1,17 @@
 import { AppSpec } from "../config/app-spec.ts";
 import { decodeZnode, encodeZnode } from "../config/decode.ts";
 import { InvalidDataError } from "../config/errors.ts";
-import { VERSION_PATTERN } from "../config/names.ts";
 import { Lease as LeasePayload } from "../config/payloads.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoNode } from "../zk/errors.ts";
 import { appPath, leasesDir, lockDir } from "../zk/paths.ts";
 import { AcquireAbortedError, type Lease, Semaphore } from "../zk/recipes/semaphore.ts";
 import { appAdmission } from "./admission.ts";
+import { AppCommands } from "./app-commands.ts";
 import type { CommandResult, CommandRunner } from "./command-runner.ts";
-import { type DeployJournal, type JournalEntry, journaledGroupAlive, processStartTicks } from "./deploy-journal.ts";
+import { type DeployJournal, type JournalEntry, journaledGroupAlive } from "./deploy-journal.ts";
 import { HostReporter, type Report } from "./host-reporter.ts";
 import type { Logger } from "./logger.ts";
-import { type PlaceholderValues, commandEnv, renderCommand } from "./placeholders.ts";
 
 export interface WorkerDeps {
   zk: ZkClient;
@@ -28,8 +27,6 @@ export interface WorkerDeps {
   /** Where running deploys are recorded, so a restarted agent finds what a crash left running. */
   journal: DeployJournal;
 }
-
-const GET_VERSION_TIMEOUT_MS = 120_000;
 
 /**
  * Serves one app on this host. Each app has its own worker and its own loop, so a hung deploy
@@ -57,6 +54,7 @@ export class AppWorker {
   /** Rollouts published while we watched: no failure node of ours can exist for them. */
   private readonly newRollouts = new Set<string>();
   private readonly log: Logger;
+  private readonly commands: AppCommands;
 
   constructor(
     readonly app: string,
@@ -79,6 +77,7 @@ export class AppWorker {
       warn: (m, f) => base.warn(m, { ...fields, ...f }),
       error: (m, f) => base.error(m, { ...fields, ...f }),
     };
+    this.commands = new AppCommands(app, { ...deps, log: this.log });
   }
 
   /** Start (or, after a new session, restart) watching the app node. */
@@ -265,12 +264,12 @@ export class AppWorker {
       }
       this.newRollouts.add(spec.rolloutId);
     }
-    const refused = this.refusedCommand(spec);
+    const refused = this.commands.refused(spec);
     if (refused) {
       // Local policy: never run it, and take no slot. Reported like any failure of this rollout.
       return this.fail(spec, "", Date.now(), undefined, `${refused} refused by local policy (allowCommands)`);
     }
-    const observed = await this.currentVersion(spec);
+    const observed = await this.commands.currentVersion(spec);
     if (observed === spec.version) {
       await this.reporter.report({ state: "current", version: observed, target: spec.version, rolloutId: spec.rolloutId });
       return;
@@ -291,7 +290,7 @@ export class AppWorker {
       // for — while we watched: no failure node of ours can exist for it.
       if (fresh.rolloutId !== spec.rolloutId) this.newRollouts.add(fresh.rolloutId);
       if (!this.targets(fresh) || this.failedRollouts.has(fresh.rolloutId) || this.stopped) return;
-      const before = fresh.version === spec.version ? observed : await this.currentVersion(fresh);
+      const before = fresh.version === spec.version ? observed : await this.commands.currentVersion(fresh);
       if (before === fresh.version) {
         await this.reporter.report({ state: "current", version: before, target: fresh.version, rolloutId: fresh.rolloutId });
         return;
@@ -333,27 +332,22 @@ export class AppWorker {
   }
 
   private async deploy(spec: AppSpec, before: string): Promise<void> {
-    const values: PlaceholderValues = {
-      app: this.app,
-      version: spec.version,
-      host: this.deps.host,
-      previous: VERSION_PATTERN.test(before) ? before : (spec.previousVersion ?? ""),
-    };
+    const values = this.commands.values(spec, before);
     const base = { target: spec.version, rolloutId: spec.rolloutId };
     const started = Date.now();
     this.post({ ...base, state: "deploying", version: before });
     this.log.info("deploy started", { version: spec.version, previous: values.previous });
 
-    const deployed = await this.runTemplate("deploy-cmd", spec.deployCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
+    const deployed = await this.commands.run("deploy-cmd", spec.deployCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
     if (deployed.error) return this.fail(spec, before, started, deployed.result, deployed.error);
 
     this.post({ ...base, state: "verifying", version: before });
-    const after = await this.currentVersion(spec);
+    const after = await this.commands.currentVersion(spec);
     if (after !== spec.version) {
       return this.fail(spec, after, started, deployed.result, `after deploy-cmd the host reports version "${after}", expected "${spec.version}"`);
     }
     if (spec.verifyCmd !== undefined) {
-      const verified = await this.runTemplate("verify-cmd", spec.verifyCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
+      const verified = await this.commands.run("verify-cmd", spec.verifyCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
       if (verified.error) return this.fail(spec, after, started, verified.result, verified.error);
     }
     const durationMs = Date.now() - started;
@@ -399,80 +393,6 @@ export class AppWorker {
     this.reporter.report(report).catch((error: unknown) => {
       if (!isConnectivity(error) && !isNoNode(error)) this.log.warn("status write failed", { error: String(error) });
     });
-  }
-
-  /** The first of the app's commands that local policy forbids, if any. */
-  private refusedCommand(spec: AppSpec): string | undefined {
-    const values: PlaceholderValues = { app: this.app, version: spec.version, host: this.deps.host, previous: spec.previousVersion ?? "" };
-    const commands: [string, string | undefined][] = [
-      ["get-version-cmd", spec.getVersionCmd],
-      ["deploy-cmd", spec.deployCmd],
-      ["verify-cmd", spec.verifyCmd],
-    ];
-    return commands.find(([, template]) => template !== undefined && !this.deps.allowCommand(renderCommand(template, values)))?.[0];
-  }
-
-  /**
-   * Runs a template; `error` is set when it did not succeed (refused, non-zero, timeout).
-   * With `journalRollout` (deploy and verify commands) the running process group is recorded
-   * in the deploy journal, so a restarted agent finds it if this one crashes.
-   */
-  private async runTemplate(
-    label: string,
-    template: string,
-    values: PlaceholderValues,
-    timeoutMs: number,
-    journalRollout?: string,
-  ): Promise<{ result?: CommandResult; error?: string }> {
-    const command = renderCommand(template, values);
-    if (!this.deps.allowCommand(command)) return { error: `${label} refused by local policy` };
-    const journaled = journalRollout !== undefined;
-    const rolloutId = journalRollout ?? "";
-    const result = await this.deps.runner.run({
-      command,
-      env: commandEnv(values),
-      timeoutMs,
-      signal: this.deps.killSignal,
-      ...(journaled
-        ? {
-            onStart: (pgid: number) =>
-              this.deps.journal.record({
-                app: this.app,
-                rolloutId,
-                version: values.version,
-                pgid,
-                startTicks: processStartTicks(pgid) ?? "",
-                startedAt: new Date().toISOString(),
-                timeoutMs,
-              }),
-          }
-        : {}),
-    });
-    if (journaled) this.deps.journal.clear(this.app);
-    if (result.timedOut) return { result, error: `${label} timed out after ${Math.round(timeoutMs / 1000)}s` };
-    if (result.killed) return { result, error: `${label} killed by agent shutdown` };
-    if (result.exitCode !== 0) {
-      const why = result.exitCode === null ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
-      return { result, error: `${label} ${why}` };
-    }
-    return { result };
-  }
-
-  /** The version this host runs, per get-version-cmd: first line of stdout, or "" on failure. */
-  private async currentVersion(spec: AppSpec): Promise<string> {
-    const values: PlaceholderValues = {
-      app: this.app,
-      version: spec.version,
-      host: this.deps.host,
-      previous: spec.previousVersion ?? "",
-    };
-    const timeout = Math.min(spec.deployTimeoutSec * 1_000, GET_VERSION_TIMEOUT_MS);
-    const { result, error } = await this.runTemplate("get-version-cmd", spec.getVersionCmd, values, timeout);
-    if (error || !result) {
-      this.log.debug("get-version-cmd gave no version", { error: error ?? "" });
-      return "";
-    }
-    return result.firstLine.slice(0, 256);
   }
 }
 
