@@ -7,6 +7,7 @@ import { ACL_INFO } from "./paths.ts";
 import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
 import { WatcherRegistry, type Watcher, deliverAll } from "./watchers.ts";
+import { boundHandshakes, disposeLibrary, libraryInternals } from "./library-internals.ts";
 
 /**
  * Connection states with Apache Curator's meanings:
@@ -65,24 +66,6 @@ const CREATE_MODES: Record<CreateMode, number> = {
 
 // Library internals we need and the typings do not describe: the connection manager's state
 // (to know when a close has been acknowledged) and its socket (to detect a stalled link).
-interface LibraryInternals {
-  connectionManager: EventEmitter & {
-    state: number;
-    socket?: { destroy(): void; once(event: "data", fn: () => void): void };
-    connect(): void;
-    onSocketConnected(): void;
-    findNextServer(callback: (server: unknown) => void): void;
-    packetQueue: { shift(): { callback?: (error: unknown) => void } | undefined };
-    /** The library's timer for the TCP connect of the current socket. */
-    connectTimeoutHandler: ReturnType<typeof setTimeout> | null;
-    /** Ours: set when the library is retired; a scheduled reconnect then does nothing. */
-    retired?: boolean;
-  };
-}
-const LIB_STATE_CLOSING = -1;
-const LIB_STATE_CLOSED = -2;
-const LIB_STATE_CONNECTING = 1;
-const LIB_STATE_CONNECTED = 2;
 
 type Phase = "connecting" | "open" | "suspended" | "lost" | "closed";
 
@@ -294,7 +277,7 @@ export class ZkClient {
     this.phase = "closed";
     this.clearTimers();
     this.watchers.fireSessionLost();
-    await this.disposeLibrary(this.lib, 1_000);
+    await disposeLibrary(this.lib, 1_000);
   }
 
   // ---- session management -------------------------------------------------------------
@@ -312,7 +295,7 @@ export class ZkClient {
     lib.on("state", (state: zookeeper.State) => {
       if (this.lib === lib && this.phase !== "closed") this.onLibraryState(state);
     });
-    this.boundHandshakes(lib);
+    boundHandshakes(lib, () => Math.max(1_000, Math.floor(this.negotiatedTimeoutMs / Math.max(1, this.target.servers.length))));
     lib.connect();
   }
 
@@ -343,40 +326,6 @@ export class ZkClient {
     }
   }
 
-  /**
-   * The library bounds only the TCP connect; a server that accepts the connection but never
-   * answers the handshake (frozen, partitioned behind a proxy) would hold it forever. Each
-   * attempt gets its share of the session timeout; then the socket is dropped and the library
-   * tries the next server.
-   */
-  private boundHandshakes(lib: zookeeper.Client): void {
-    const manager = (lib as unknown as LibraryInternals).connectionManager;
-    // A reconnect the library scheduled (spin delay) must not dial once we retired it.
-    const findNextServer = manager.findNextServer.bind(manager);
-    manager.findNextServer = (callback) =>
-      findNextServer((server) => {
-        if (!manager.retired) callback(server);
-      });
-    const servers = Math.max(1, this.target.servers.length);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    manager.on("state", (state: number) => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      if (state !== LIB_STATE_CONNECTING) return;
-      const limit = Math.max(1_000, Math.floor(this.negotiatedTimeoutMs / servers));
-      timer = setTimeout(() => {
-        if (manager.state !== LIB_STATE_CONNECTING) return;
-        // The library's own TCP-connect timer is cleared only by a connect or a socket error,
-        // and destroy() gives neither: left running, it would later destroy whatever socket is
-        // current then — a healthy connection to the next server.
-        if (manager.connectTimeoutHandler) clearTimeout(manager.connectTimeoutHandler);
-        manager.connectTimeoutHandler = null;
-        manager.socket?.destroy();
-      }, limit);
-      timer.unref?.();
-    });
-  }
-
   private declareLost(): void {
     if (this.phase === "lost" || this.phase === "closed") return;
     this.phase = "lost";
@@ -387,7 +336,7 @@ export class ZkClient {
     this.watchers.fireSessionLost();
     const old = this.lib;
     this.emit("lost");
-    void this.disposeLibrary(old, 0);
+    void disposeLibrary(old, 0);
     if (this.phase === "lost") this.openSession();
   }
 
@@ -447,7 +396,7 @@ export class ZkClient {
    * `suspended` while the session may still be saved.
    */
   private watchStalls(): void {
-    const internals = this.lib as unknown as LibraryInternals;
+    const internals = libraryInternals(this.lib);
     const socket = internals.connectionManager.socket;
     if (!socket) return;
     this.lastReceivedAt = Date.now();
@@ -466,58 +415,6 @@ export class ZkClient {
     );
     this.stallTimer.unref?.();
   }
-
-  /**
-   * Retires a library client for good. It must never connect again: a reconnect attempt it had
-   * already scheduled would present the old session id and keep a session we declared lost
-   * alive on the server (its ephemeral lease and presence nodes with it). A CLOSE_SESSION is
-   * sent only on an established connection — queued during a handshake, the library would
-   * misread the handshake reply as the close's answer and throw.
-   */
-  private async disposeLibrary(lib: zookeeper.Client, graceMs: number): Promise<void> {
-    const manager = (lib as unknown as LibraryInternals).connectionManager;
-    if (manager.state === LIB_STATE_CLOSED) return;
-    const wasConnected = manager.state === LIB_STATE_CONNECTED;
-    manager.retired = true;
-    manager.connect = () => undefined;
-    manager.onSocketConnected = function (this: LibraryInternals["connectionManager"]) {
-      this.socket?.destroy();
-    };
-    if (wasConnected && graceMs > 0) {
-      const closed = new Promise<void>((resolve) => {
-        const onState = (state: number): void => {
-          if (state === LIB_STATE_CLOSED) {
-            manager.off("state", onState);
-            resolve();
-          }
-        };
-        manager.on("state", onState);
-      });
-      lib.close();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-      clearTimeout(timer);
-    }
-    // In CLOSING the library does not reconnect when the socket closes.
-    if (manager.state !== LIB_STATE_CLOSED) {
-      manager.state = LIB_STATE_CLOSING;
-      manager.socket?.destroy();
-    }
-    // Requests issued while disconnected were never sent, and the library fails only sent ones:
-    // fail the rest now, so their callers retry on the new session at once instead of waiting
-    // out the operation timeout.
-    // A real library Exception: some of the library's own callbacks (exists) call getCode() on
-    // it. One callback that throws must neither stop the drain nor escape as an unhandled
-    // rejection (which would end the agent in the middle of an outage).
-    for (let packet = manager.packetQueue.shift(); packet; packet = manager.packetQueue.shift()) {
-      try {
-        packet.callback?.(connectionLossException());
-      } catch {
-        // The request's own promise is settled by our operation timeout instead.
-      }
-    }
-  }
-
 
   private clearLostTimer(): void {
     if (this.lostTimer) clearTimeout(this.lostTimer);
@@ -602,9 +499,4 @@ function toStat(stat: zookeeper.Stat): NodeStat {
     ctimeMs: Number(Buffer.from(stat.ctime).readBigInt64BE()),
     mtimeMs: Number(Buffer.from(stat.mtime).readBigInt64BE()),
   };
-}
-
-/** The library's own CONNECTION_LOSS exception (with getCode(), which its callbacks call). */
-function connectionLossException(): zookeeper.Exception {
-  return new zookeeper.Exception(zookeeper.Exception.CONNECTION_LOSS, "CONNECTION_LOSS", connectionLossException);
 }
