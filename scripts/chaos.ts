@@ -7,7 +7,9 @@
 // 1–3 faults drawn from a seeded PRNG (mulberry32, test/helpers/fuzz.ts): the same seed replays
 // the same schedule. Faults: leader kill + restart, follower kill + restart, agent kill -9 +
 // restart (same host id and --state-dir: the journal must adopt the orphan), agent SIGSTOP +
-// SIGCONT, proxy cut / stall / block, set-slots. After each round: every live host converged,
+// SIGCONT, proxy cut / stall / block, set-slots, the app deleted and created again at once with
+// the same version and slots (running deploys must keep their slots in the new app, and no host
+// may start the new app's deploy on top of the old one). After each round: every live host converged,
 // the rollout ended (no lock/lease node left, no deploy process left), no agent crashed, and
 // never more deploys than slots — except DESIGN's allowed case (a deploy still running after its
 // session was lost), which is counted apart. Prints a summary table (or --json) and exits 1 on
@@ -32,7 +34,7 @@ const USAGE = `usage: bun run chaos [--rounds N] [--seed S] [--agents A] [--sess
                    schedule stays seeded; which host is deploying depends on timing)
   --verbose        print each round's faults and numbers (stderr)`;
 
-const FAULT_KINDS = ["leader-kill", "follower-restart", "agent-kill9", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block", "set-slots"] as const;
+const FAULT_KINDS = ["leader-kill", "follower-restart", "agent-kill9", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block", "set-slots", "app-recreate"] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 const ENSEMBLE_FAULTS: ReadonlySet<FaultKind> = new Set(["leader-kill", "follower-restart"]);
 const AGENT_FAULTS: ReadonlySet<FaultKind> = new Set(["agent-kill9", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block"]);
@@ -165,7 +167,13 @@ function aimAt(fleet: FaultFleet, f: PlannedFault, fromLine: number, taken: Set<
   return host;
 }
 
-async function inject(fleet: FaultFleet, ens: Ensemble, f: PlannedFault, aim: { fromLine: number; taken: Set<string> } | undefined): Promise<void> {
+async function inject(
+  fleet: FaultFleet,
+  ens: Ensemble,
+  f: PlannedFault,
+  version: string,
+  aim: { fromLine: number; taken: Set<string> } | undefined,
+): Promise<void> {
   await Bun.sleep(f.delayMs);
   const host = aim && AGENT_FAULTS.has(f.kind) ? aimAt(fleet, f, aim.fromLine, aim.taken) : (f.host ?? "");
   switch (f.kind) {
@@ -213,6 +221,12 @@ async function inject(fleet: FaultFleet, ens: Ensemble, f: PlannedFault, aim: { 
     case "set-slots":
       await fleet.setSlots(f.slots ?? 1);
       return;
+    case "app-recreate": {
+      const slots = fleet.slotChanges.at(-1)?.slots ?? 2;
+      await fleet.deleteApp();
+      await fleet.publish(version, { slots });
+      return;
+    }
   }
 }
 
@@ -244,7 +258,7 @@ async function runRound(fleet: FaultFleet, ens: Ensemble, rng: Rng, round: numbe
 
   const pub = await fleet.publish(version, round === 1 ? { slots: 2 } : {});
   const aim = opts.aim ? { fromLine, taken: new Set<string>() } : undefined;
-  const injected = await Promise.allSettled(faults.map((f) => inject(fleet, ens, f, aim)));
+  const injected = await Promise.allSettled(faults.map((f) => inject(fleet, ens, f, version, aim)));
   injected.forEach((r, i) => {
     if (r.status === "rejected") violations.push(`fault ${describeFault(faults[i] as PlannedFault)} could not be injected/healed: ${String(r.reason)}`);
   });
