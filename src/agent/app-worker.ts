@@ -53,6 +53,9 @@ export class AppWorker {
   private readonly semaphore: Semaphore<AppSpec>;
   /** Rollouts published while we watched: no failure node of ours can exist for them. */
   private readonly newRollouts = new Set<string>();
+  /** Which incarnation of the app node we last read (its czxid): a new one means the app was
+   *  deleted and created again, and the leases of the old one are gone. */
+  private specCzxid: string | undefined;
   private readonly log: Logger;
   private readonly commands: AppCommands;
 
@@ -105,18 +108,29 @@ export class AppWorker {
    * slot counts stay honest, then watch and reconcile again.
    */
   async onNewSession(): Promise<void> {
-    const held = this.lease;
-    if (held && this.leaseData) {
-      const restored = await this.semaphore.restoreLease(this.leaseData);
-      if (this.lease === held) {
-        this.lease = restored;
-        this.log.warn("session was lost during a deploy; lease re-created", { lease: restored.path });
-      } else {
-        // The deploy ended (and released) while we were re-creating its lease.
-        await restored.release();
-      }
-    }
+    await this.restoreHeldLease("session was lost during a deploy; lease re-created");
     // The agent restarts the worker (start) once presence is registered again.
+  }
+
+  /**
+   * Re-creates the lease of a deploy that still runs, after its node vanished (session lost,
+   * app deleted and created again). With `onlyIfGone`, nothing happens while the lease node
+   * exists (a lease names our host and session, so only we can have made it): re-creating it
+   * twice would leak one until the session ends. After a session loss the old node may still
+   * be on the server for a moment, so that case re-creates unconditionally.
+   */
+  private async restoreHeldLease(why: string, onlyIfGone = false): Promise<void> {
+    const held = this.lease;
+    if (!held || !this.leaseData) return;
+    if (onlyIfGone && (await this.deps.zk.exists(held.path)) !== null) return;
+    const restored = await this.semaphore.restoreLease(this.leaseData);
+    if (this.lease === held) {
+      this.lease = restored;
+      this.log.warn(why, { lease: restored.path });
+    } else {
+      // The deploy ended (and released) while we were re-creating its lease.
+      await restored.release();
+    }
   }
 
   /**
@@ -210,7 +224,17 @@ export class AppWorker {
     if (this.stopped) return;
     const path = appPath(this.app);
     try {
-      const { data } = await this.deps.zk.get(path, this.specWatcher);
+      const { data, stat } = await this.deps.zk.get(path, this.specWatcher);
+      // Deleted and created again before the agent noticed the deletion: a deploy still running
+      // here lost its lease with the old node; count it in the new app before anything else.
+      // (The incarnation is noted only once that is done: a failure retries on the next read.)
+      if (this.specCzxid !== undefined && stat.czxid !== this.specCzxid) {
+        await this.restoreHeldLease("app re-created while its deploy still runs here; lease re-created in the new app", true).catch((e: unknown) => {
+          if (isConnectivity(e)) throw e;
+          this.log.warn("could not re-create the running deploy's lease in the re-created app", { error: String(e) });
+        });
+      }
+      this.specCzxid = stat.czxid;
       const spec = decodeZnode(AppSpec, data, path);
       const changed = spec.rolloutId !== this.spec?.rolloutId;
       if (changed && this.spec !== undefined) this.newRollouts.add(spec.rolloutId);
@@ -221,6 +245,13 @@ export class AppWorker {
       if (isNoNode(error)) {
         this.spec = undefined;
         this.acquireAbort?.abort();
+        // A read of a missing node leaves no watch: watch for it to be created again (the agent
+        // may never see it gone from /apps if it comes back quickly). Connectivity: as below.
+        const back = await this.deps.zk.exists(path, this.specWatcher).catch((e: unknown) => {
+          if (!isConnectivity(e)) this.log.error("cannot watch for the app to come back", { error: String(e) });
+          return null;
+        });
+        if (back !== null) return this.watchSpec();
       } else if (error instanceof InvalidDataError) {
         this.spec = undefined;
         this.log.error("app spec is invalid; not deploying it", { reason: error.reason });

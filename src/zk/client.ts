@@ -34,6 +34,8 @@ export interface NodeStat {
   ephemeralOwner: string;
   ctimeMs: number;
   mtimeMs: number;
+  /** The transaction that created the node (hex): differs once a node was deleted and created again. */
+  czxid: string;
 }
 
 export interface DigestCredential {
@@ -498,5 +500,6 @@ function toStat(stat: zookeeper.Stat): NodeStat {
     ephemeralOwner: Buffer.from(stat.ephemeralOwner).toString("hex"),
     ctimeMs: Number(Buffer.from(stat.ctime).readBigInt64BE()),
     mtimeMs: Number(Buffer.from(stat.mtime).readBigInt64BE()),
+    czxid: Buffer.from(stat.czxid).toString("hex"),
   };
 }

@@ -351,4 +351,34 @@ describe("agent: staggered, bounded deploys", () => {
     expect(maxConcurrency(events)).toBe(1);
     expect(events.filter((e) => e.kind === "start" && e.version === "2.0").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
   });
+  test("app deleted and created again before the agents see it gone from /apps: the running deploy's lease moves to the new app; every host serves the new app", async () => {
+    newFleet("recreate-fast");
+    const agents = await fleet.startMany("h", 2);
+    const log = join(fleet.root, "deploys.log");
+    const commands = testCommands(log, 1.5);
+    await fleet.publish("app", "1.0", { slots: 1, ...commands });
+    await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "the first deploy");
+    // Hold every agent's listing of /apps until the app exists again, so no agent ever sees it
+    // missing there (as when delete and create land within a few milliseconds).
+    let recreated: () => void = () => undefined;
+    const back = new Promise<void>((resolve) => (recreated = resolve));
+    for (const a of agents) {
+      const children = a.zk.children.bind(a.zk);
+      a.zk.children = async (path, watcher) => {
+        if (path === "/apps") await back;
+        return children(path, watcher);
+      };
+    }
+    const admin = await fleet.client();
+    await deleteApp(admin, "app");
+    await Bun.sleep(50); // the agents' spec reads find the node gone
+    await fleet.publish("app", "2.0", { slots: 1, ...commands });
+    recreated();
+    await waitFor(async () => (await admin.children(leasesDir("app"))).length === 1, 5_000, "the running deploy's lease in the new app");
+    await waitFor(() => converged("app", "2.0", agents.length), 20_000, "convergence on 2.0");
+    const events = readDeployLog(log);
+    expect(maxConcurrency(events)).toBe(1);
+    expect(events.filter((e) => e.kind === "start" && e.version === "2.0").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
+    expect(await admin.children(leasesDir("app"))).toEqual([]);
+  });
 });
