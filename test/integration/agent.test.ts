@@ -45,6 +45,44 @@ async function converged(app: string, version: string, hosts: number): Promise<b
   return view.counts.current === hosts && view.hosts.every((h) => h.version === version);
 }
 
+/**
+ * Two hosts, one slot, 1.5 s deploys: while 1.0 deploys on one host the app is deleted and 2.0
+ * created. With `unseen`, every agent's listing of /apps is held until the app exists again, so
+ * no agent ever sees it missing there (as when delete and create land within milliseconds).
+ * The deploy of the deleted app must hold the new app's only slot, both hosts must converge on
+ * 2.0, and no two deploys may ever overlap — not on one host, not across hosts.
+ */
+async function recreateMidDeploy(prefix: string, unseen: boolean): Promise<void> {
+  newFleet(prefix);
+  const agents = await fleet.startMany("h", 2);
+  const log = join(fleet.root, "deploys.log");
+  const commands = testCommands(log, 1.5);
+  await fleet.publish("app", "1.0", { slots: 1, ...commands });
+  await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "the first deploy");
+  let recreated: () => void = () => undefined;
+  const back = new Promise<void>((resolve) => (recreated = resolve));
+  if (unseen) {
+    for (const a of agents) {
+      const children = a.zk.children.bind(a.zk);
+      a.zk.children = async (path, watcher) => {
+        if (path === "/apps") await back;
+        return children(path, watcher);
+      };
+    }
+  }
+  const admin = await fleet.client();
+  await deleteApp(admin, "app");
+  if (unseen) await Bun.sleep(50); // the agents' spec reads find the node gone
+  await fleet.publish("app", "2.0", { slots: 1, ...commands });
+  recreated();
+  await waitFor(async () => (await admin.children(leasesDir("app"))).length === 1, 5_000, "the running deploy's lease in the new app");
+  await waitFor(() => converged("app", "2.0", agents.length), 20_000, "convergence on 2.0");
+  const events = readDeployLog(log);
+  expect(maxConcurrency(events)).toBe(1);
+  expect(events.filter((e) => e.kind === "start" && e.version === "2.0").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
+  expect(await admin.children(leasesDir("app"))).toEqual([]);
+}
+
 describe("agent: staggered, bounded deploys", () => {
   test("never more than `slots` deploys at once, and exactly `slots` when enough hosts wait", async () => {
     newFleet("bound");
@@ -334,51 +372,10 @@ describe("agent: staggered, bounded deploys", () => {
     }
   });
   test("app deleted mid-deploy and created again at once: the running deploy keeps a slot in the new app and nothing overlaps it", async () => {
-    newFleet("recreate");
-    const agents = await fleet.startMany("h", 2);
-    const log = join(fleet.root, "deploys.log");
-    const commands = testCommands(log, 1.5);
-    await fleet.publish("app", "1.0", { slots: 1, ...commands });
-    await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "the first deploy");
-    const admin = await fleet.client();
-    await deleteApp(admin, "app");
-    await fleet.publish("app", "2.0", { slots: 1, ...commands });
-    // The deploy of the deleted app still runs: its host holds the new app's only slot for it.
-    await waitFor(async () => (await admin.children(leasesDir("app"))).length === 1, 5_000, "a lease for the running deploy");
-    await waitFor(() => converged("app", "2.0", agents.length), 20_000, "convergence on 2.0");
-    const events = readDeployLog(log);
-    // One slot: never two deploys at once — not on one host, not across hosts.
-    expect(maxConcurrency(events)).toBe(1);
-    expect(events.filter((e) => e.kind === "start" && e.version === "2.0").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
+    await recreateMidDeploy("recreate", false);
   });
+
   test("app deleted and created again before the agents see it gone from /apps: the running deploy's lease moves to the new app; every host serves the new app", async () => {
-    newFleet("recreate-fast");
-    const agents = await fleet.startMany("h", 2);
-    const log = join(fleet.root, "deploys.log");
-    const commands = testCommands(log, 1.5);
-    await fleet.publish("app", "1.0", { slots: 1, ...commands });
-    await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "the first deploy");
-    // Hold every agent's listing of /apps until the app exists again, so no agent ever sees it
-    // missing there (as when delete and create land within a few milliseconds).
-    let recreated: () => void = () => undefined;
-    const back = new Promise<void>((resolve) => (recreated = resolve));
-    for (const a of agents) {
-      const children = a.zk.children.bind(a.zk);
-      a.zk.children = async (path, watcher) => {
-        if (path === "/apps") await back;
-        return children(path, watcher);
-      };
-    }
-    const admin = await fleet.client();
-    await deleteApp(admin, "app");
-    await Bun.sleep(50); // the agents' spec reads find the node gone
-    await fleet.publish("app", "2.0", { slots: 1, ...commands });
-    recreated();
-    await waitFor(async () => (await admin.children(leasesDir("app"))).length === 1, 5_000, "the running deploy's lease in the new app");
-    await waitFor(() => converged("app", "2.0", agents.length), 20_000, "convergence on 2.0");
-    const events = readDeployLog(log);
-    expect(maxConcurrency(events)).toBe(1);
-    expect(events.filter((e) => e.kind === "start" && e.version === "2.0").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
-    expect(await admin.children(leasesDir("app"))).toEqual([]);
+    await recreateMidDeploy("recreate-fast", true);
   });
 });
