@@ -48,7 +48,7 @@ export class AppWorker {
   /** A failure whose failure node or status write did not get through (ZooKeeper was down):
    *  written again on the next reconcile, so the host never stays "deploying" and the halt
    *  budget counts it. */
-  private unreportedFailure: { rolloutId: string; exitCode: number | null; error: string; report: Report } | undefined;
+  private unreportedFailure: Report | undefined;
   private readonly reporter: HostReporter;
   private readonly semaphore: Semaphore<AppSpec>;
   /** Rollouts published while we watched: no failure node of ours can exist for them. */
@@ -401,7 +401,7 @@ export class AppWorker {
       ...(result ? { outputTail: result.outputTail } : {}),
       durationMs,
     };
-    this.unreportedFailure = { rolloutId: spec.rolloutId, exitCode, error, report };
+    this.unreportedFailure = report;
     await this.writeFailure();
   }
 
@@ -414,8 +414,8 @@ export class AppWorker {
   private async writeFailure(): Promise<void> {
     const pending = this.unreportedFailure;
     if (!pending) return;
-    await this.reporter.recordFailure(pending.rolloutId, pending.exitCode, pending.error);
-    await this.reporter.report(pending.report);
+    await this.reporter.recordFailure(pending.rolloutId, pending.exitCode ?? null, pending.error ?? "");
+    await this.reporter.report(pending);
     if (this.unreportedFailure === pending) this.unreportedFailure = undefined;
   }
 
