@@ -104,8 +104,9 @@ async function publishExisting(zk: ZkClient, { app, version, attributes, rollout
     const previous = version === current.version ? {} : { previousVersion: current.version };
     const { verifyCmd, ...rest } = attributes;
     const verify = typeof verifyCmd === "string" ? { verifyCmd } : {};
-    const { verifyCmd: dropped, ...withoutVerify } = startRollout(current, { ...defined(rest), ...verify, version, ...previous }, rollout, ctx.now());
-    const spec: AppSpec = verifyCmd === null || dropped === undefined ? withoutVerify : { ...withoutVerify, verifyCmd: dropped };
+    const started = startRollout(current, { ...defined(rest), ...verify, version, ...previous }, rollout, ctx.now());
+    const { verifyCmd: _removed, ...withoutVerify } = started;
+    const spec: AppSpec = verifyCmd === null ? withoutVerify : started;
     return { spec, history: { action: "publish", from: current.version, to: version, ...canaryDetail(rollout) } };
   });
 }
