@@ -6,8 +6,8 @@
 //   await fleet.publish("1.0", { slots: 2 });
 //   const d = await fleet.waitForStart((l) => l.host === "h1", 15_000);
 //   fleet.freeze("h1"); await Bun.sleep(4_000); fleet.thaw("h1");
-//   await fleet.waitConverged("1.0", 30_000);
-//   const report = await fleet.check();                  // concurrency, leaks, orphans, crashes
+//   const { check } = await fleet.settle("1.0", 30_000, 10_000); // converged, quiet, then
+//                                                        // concurrency, leaks, orphans, crashes
 //   await fleet.stop();                                  // everything it started, by PID
 //
 // Deploys append start/end lines to one shared log (see ./fault-log.ts); each takes the number
@@ -424,6 +424,23 @@ export class FaultFleet {
 
   analyse(fromLine = 0): ConcurrencyReport {
     return analyseConcurrency(this.lines(fromLine), this.slotChanges, this.monitor.observations, this.faults, this.kills);
+  }
+
+  /**
+   * The end of a scenario: every host of `hosts` (default: the live ones) converged on
+   * `version` within `convergeMs`, then the rollout ended (deploys done, no lock or lease node)
+   * within `quietWithinMs`, then the whole log checked. Resolves with when it converged, how
+   * long it took to go quiet, and the check. Rejects on either timeout, describing the fleet.
+   */
+  async settle(
+    version: string,
+    convergeMs: number,
+    quietWithinMs: number,
+    hosts?: readonly string[],
+  ): Promise<{ convergedAt: number; quietMs: number; check: CheckReport }> {
+    const convergedAt = await this.waitConverged(version, convergeMs, hosts);
+    const quietMs = await this.waitQuiet(quietWithinMs);
+    return { convergedAt, quietMs, check: await this.check() };
   }
 
   /** Every invariant at once (call it once the rollout has ended). */

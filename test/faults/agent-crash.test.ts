@@ -33,9 +33,7 @@ describe("agent killed mid-deploy", () => {
       return last !== undefined && last.sendAt > killedAt && !last.leases.some((l) => l.host === victim) ? last.sendAt : undefined;
     }, SESSION_MS + 8_000, "the killed agent's lease to vanish", 20);
     const others = fleet.hosts.filter((h) => h !== victim);
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS, others);
-    const quietMs = await fleet.waitQuiet(15_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000, others);
     const orphan = fleet.lines().find((l) => l.kind === "end" && l.pid === start.pid);
     report("agent kill -9 mid-deploy (no restart)", {
       sessionTimeoutMs: SESSION_MS,
@@ -73,9 +71,7 @@ describe("agent killed mid-deploy", () => {
     const registeredAt = Date.now();
     await restarted.waitForLog(/found a deploy left running/, 5_000);
 
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(15_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
     const orphanEnd = fleet.lines().find((l) => l.kind === "end" && l.pid === start.pid);
     if (!orphanEnd) throw new Error("the orphaned deploy never wrote its end line");
 

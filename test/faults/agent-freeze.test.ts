@@ -38,9 +38,7 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
       await agent.waitForLog(/zookeeper reconnected/, 10_000);
       const reconnectedAt = Date.now();
 
-      const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-      const quietMs = await fleet.waitQuiet(15_000);
-      const check = await fleet.check();
+      const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
       const end = fleet.lines().find((l) => l.kind === "end" && l.pid === start.pid);
       const restored = /lease re-created/.test(agent.output);
       report(`agent SIGSTOP ${FROZEN_MS} ms, deploy ${deploySeconds} s (session ${SESSION_MS} ms)`, {

@@ -48,9 +48,7 @@ describe("agent network faults mid-rollout", () => {
     fleet.unblock(deploying);
     fleet.unblock(queued);
     const unblockedAt = Date.now();
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(10_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 10_000);
     report("proxy block 1 s < session 3 s", {
       convergeFromUnblockMs: convergedAt - unblockedAt,
       convergeFromPublishMs: convergedAt - publishedAt,
@@ -78,9 +76,7 @@ describe("agent network faults mid-rollout", () => {
       await agent.waitForLog(/lease re-created/, 10_000);
       const restoredAt = Date.now();
 
-      const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-      const quietMs = await fleet.waitQuiet(15_000);
-      const check = await fleet.check();
+      const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
       const lostLine = /(\S+) INFO zookeeper lost/.exec(agent.output)?.[1];
       report(`proxy ${mode} 4 s > session 2 s`, {
         agentDeclaredLostAfterCutMs: lostLine ? Date.parse(lostLine) - cutAt : null,

@@ -30,9 +30,7 @@ describe("operator actions mid-rollout", () => {
     const raised = await fleet.setSlots(3);
     const afterRaise = await fleet.waitForStart((l) => l.at > raised.at, 15_000);
 
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(10_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 10_000);
     const lines = fleet.lines();
     const endsBeforeLowerStart = lines.filter((l) => l.kind === "end" && l.line < afterLower.line).length;
     const startsBeforeLowerStart = lines.filter((l) => l.kind === "start" && l.line < afterLower.line).length;
@@ -78,9 +76,7 @@ describe("operator actions mid-rollout", () => {
     const linesBefore = fleet.lineCount();
 
     const pub = await fleet.publish("2.0", { slots: 2 });
-    const convergedAt = await fleet.waitConverged("2.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(10_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("2.0", CONVERGE_BOUND_MS, 10_000);
     report("app deleted mid-rollout, then published again", {
       deleteCliMs: deleted.ms,
       agentsNoticedDeleteMs: Math.max(...removedLogged) - deleted.at,
@@ -105,9 +101,7 @@ describe("operator actions mid-rollout", () => {
     await fleet.publish("1.0", { slots: 2 });
     await poll(() => fleet.lines().filter((l) => l.kind === "start").length >= 2, 15_000, "2 deploys to start");
     const pub2 = await fleet.publish("2.0");
-    const convergedAt = await fleet.waitConverged("2.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(10_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("2.0", CONVERGE_BOUND_MS, 10_000);
     const deploys = pairDeploys(fleet.lines());
     const staleStarts = deploys.filter((d) => d.version === "1.0" && d.start > pub2.at + 500);
     report("new version published mid-rollout", {
@@ -192,9 +186,7 @@ describe("operator actions mid-rollout", () => {
     }
 
     const lastPublishAt = Date.now();
-    const convergedAt = await fleet.waitConverged("4.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(10_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("4.0", CONVERGE_BOUND_MS, 10_000);
     report("two publishers racing", {
       cliPairs: ROUNDS,
       cliWon: won.length,

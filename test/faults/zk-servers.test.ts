@@ -26,9 +26,7 @@ describe("ZooKeeper servers fail mid-rollout", () => {
     const restartMs = Date.now() - t0;
     heal();
 
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(10_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 10_000);
     report("leader killed + restarted", {
       killed,
       newLeader: leader,
@@ -58,9 +56,7 @@ describe("ZooKeeper servers fail mid-rollout", () => {
     const restartMs = Date.now() - t0;
     heal();
 
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(10_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 10_000);
     report("follower restarted", {
       follower,
       restartMs,
@@ -90,9 +86,7 @@ describe("ZooKeeper servers fail mid-rollout", () => {
     const upAt = Date.now();
     heal();
 
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(15_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
     const lostLogged = fleet.hosts.filter((h) => /zookeeper lost/.test(fleet.agent(h).proc.output));
     report("all servers down < session timeout", {
       outageMs: upAt - downAt,
@@ -131,9 +125,7 @@ describe("ZooKeeper servers fail mid-rollout", () => {
     const upAt = Date.now();
     heal();
 
-    const convergedAt = await fleet.waitConverged("1.0", CONVERGE_BOUND_MS);
-    const quietMs = await fleet.waitQuiet(15_000);
-    const check = await fleet.check();
+    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
     const lostLogged = fleet.hosts.filter((h) => /zookeeper lost/.test(fleet.agent(h).proc.output));
     const restored = fleet.hosts.filter((h) => /lease re-created/.test(fleet.agent(h).proc.output));
     report("all servers down > session timeout", {
