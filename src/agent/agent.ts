@@ -67,6 +67,16 @@ export class Agent {
    * session would have expired by then).
    */
   async start(): Promise<void> {
+    // A deploy that a crashed run of this agent left running gets its slot on our session
+    // first, before we wait for that run's session to expire: its old lease vanishes with the
+    // old session, and a waiting host would be admitted in the gap. Until then the deploy holds
+    // two leases (never too few). A restart later than the session timeout cannot close that
+    // gap: the slot was free meanwhile (the allowed excess of docs/RELIABILITY.md).
+    const orphans = this.journal.orphans().filter((orphan) => this.serves(orphan.app));
+    for (const orphan of orphans) {
+      this.deps.logger.warn("found a deploy left running by a previous run", { app: orphan.app, pgid: orphan.pgid });
+    }
+    await Promise.all(orphans.map((orphan) => this.workerFor(orphan.app).adoptOrphan(orphan)));
     await this.register(this.deps.zk.sessionTimeoutMs * 1.5 + 1_000);
     this.offState = this.deps.zk.onState((state) => void this.onConnectionState(state));
     this.deps.logger.info("agent started", {
@@ -74,11 +84,6 @@ export class Agent {
       groups: this.config.groups.join(","),
       session: this.deps.zk.sessionId,
     });
-    for (const orphan of this.journal.orphans()) {
-      if (!this.serves(orphan.app)) continue;
-      this.deps.logger.warn("found a deploy left running by a previous run", { app: orphan.app, pgid: orphan.pgid });
-      this.workerFor(orphan.app).adoptOrphan(orphan);
-    }
     await this.watchApps();
   }
 

@@ -137,8 +137,11 @@ export class AppWorker {
    * A deploy that a previous run of this agent left running (it crashed): hold a slot for it
    * until its process group ends — killing it at its own timeout — and only then serve the app
    * again. Deploying on top of it would run two deploys on one server and exceed the slots.
+   * Resolves once the slot is held (or could not be taken); the wait goes on in the worker.
    */
-  adoptOrphan(entry: JournalEntry): void {
+  adoptOrphan(entry: JournalEntry): Promise<void> {
+    let slotTaken: () => void = () => undefined;
+    const taken = new Promise<void>((resolve) => (slotTaken = resolve));
     this.loop = (async () => {
       const data = encodeZnode(LeasePayload, { host: this.deps.host, version: entry.version, since: entry.startedAt });
       try {
@@ -146,6 +149,8 @@ export class AppWorker {
         this.leaseData = data;
       } catch (error) {
         this.log.warn("could not hold a slot for the orphaned deploy", { error: String(error) });
+      } finally {
+        slotTaken();
       }
       this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", { pgid: entry.pgid, version: entry.version });
       const deadline = Date.parse(entry.startedAt) + entry.timeoutMs;
@@ -167,6 +172,7 @@ export class AppWorker {
       this.loop = undefined;
       this.poke();
     });
+    return taken;
   }
 
   /**

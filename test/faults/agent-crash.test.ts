@@ -108,4 +108,50 @@ describe("agent killed mid-deploy", () => {
     expect(convergedAt - pub.at).toBeLessThan(CONVERGE_BOUND_MS);
     expectInvariants(check, { strict: false });
   });
+
+  // Issue 10, defect 1: the restarted agent used to wait for its old session to expire before
+  // re-creating the orphan's lease — the old lease vanished at that very moment, and a waiting
+  // host was admitted while the orphan still ran (slots 1, "deploying 2").
+  test("kill -9 mid-deploy, restarted 0.3 s later within the session (slots 1, 3 agents, 6 s deploy): the orphan's slot is held without a gap — nobody else deploys until it ends", async () => {
+    const FAST_SESSION_MS = 4_000; // the restart (≈0.5 s) must land well inside it, even on a slow machine
+    const ORPHAN_SECONDS = 6;
+    const fleet = await suite.fleet({ prefix: "fastrestart", hosts: 3, sessionTimeoutMs: FAST_SESSION_MS });
+    fleet.setDeploySeconds(ORPHAN_SECONDS);
+    await fleet.publish("1.0", { slots: 1 });
+    const start = await fleet.waitForStart(() => true, 15_000);
+    const victim = start.host;
+    fleet.setDeploySeconds(1, fleet.hosts.filter((h) => h !== victim));
+    // Both others are queued behind the victim's slot before the kill.
+    await poll(async () => {
+      const queue = await fleet.admin.children(`/apps/${fleet.app}/lock`);
+      return queue.length === 2;
+    }, 10_000, "the two other hosts to queue", 20);
+    const killedAt = await fleet.kill9(victim);
+    await Bun.sleep(300);
+    await fleet.restart(victim);
+    const restartedAt = Date.now();
+
+    const { check } = await fleet.settle("1.0", 40_000, 15_000);
+    const orphanEnd = fleet.lines().find((l) => l.kind === "end" && l.pid === start.pid);
+    if (!orphanEnd) throw new Error("the orphaned deploy never wrote its end line");
+    const othersDuringOrphan = fleet.lines().filter((l) => l.kind === "start" && l.host !== victim && l.at < orphanEnd.at);
+    // Every lease observation between the kill and the orphan's end shows a lease of the victim
+    // (the dying session's, then the restored one): no moment without its slot.
+    const during = fleet.monitor.observations.filter((o) => o.sendAt > killedAt && o.recvAt < orphanEnd.at);
+    const gaps = during.filter((o) => !o.leases.some((l) => l.host === victim));
+    report("agent kill -9 + restart within the session (slots 1)", {
+      sessionTimeoutMs: FAST_SESSION_MS,
+      restartedAfterKillMs: restartedAt - killedAt,
+      orphanEndedAfterKillMs: orphanEnd.at - killedAt,
+      observationsDuringOrphan: during.length,
+      observationsWithoutVictimLease: gaps.length,
+      otherStartsDuringOrphan: othersDuringOrphan.length,
+      ...summarise(check),
+    });
+    expect(othersDuringOrphan).toEqual([]);
+    expect(check.concurrency.maxConcurrent).toBe(1);
+    expect(during.length).toBeGreaterThan(0);
+    expect(gaps).toEqual([]);
+    expectInvariants(check, { strict: false });
+  });
 });
