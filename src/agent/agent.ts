@@ -2,8 +2,9 @@ import { encodeZnode } from "../config/decode.ts";
 import { NAME_PATTERN } from "../config/names.ts";
 import { AgentInfo } from "../config/payloads.ts";
 import type { ConnectionState, ZkClient } from "../zk/client.ts";
-import { isConnectivity, isNoNode, isNodeExists } from "../zk/errors.ts";
+import { isConnectivity, isNoAuth, isNoNode, isNodeExists } from "../zk/errors.ts";
 import { AGENTS, APPS, agentPath } from "../zk/paths.ts";
+import type { WatchEvent } from "../zk/watchers.ts";
 import { AppWorker } from "./app-worker.ts";
 import type { CommandRunner } from "./command-runner.ts";
 import { DeployJournal } from "./deploy-journal.ts";
@@ -136,6 +137,50 @@ export class Agent {
 
   private currentSession = "";
 
+  /**
+   * Our presence node was deleted from outside (zkCli, `/agents` removed) while the session
+   * lives: without it `status` shows this host offline, `--wait` says no agent serves the app,
+   * and the duplicate-host guard is gone. Register again. If /agents itself may not be
+   * re-created by this identity (a locked tree), say so and wait for it to come back.
+   */
+  private readonly presenceWatcher = (event: WatchEvent): void => {
+    if (this.stopping || event.type === "sessionLost") return; // a new session registers anew
+    if (event.type !== "deleted") {
+      void this.watchPresence();
+      return;
+    }
+    this.deps.logger.warn("our presence node was deleted; registering again", { path: event.path });
+    void this.reRegister();
+  };
+
+  private async reRegister(): Promise<void> {
+    try {
+      await this.register(Number.POSITIVE_INFINITY);
+    } catch (error) {
+      if (isConnectivity(error)) return; // a reconnect registers again
+      if (isNoAuth(error)) {
+        this.deps.logger.error("cannot register: /agents is missing and this agent may not re-create it; waiting for an admin to (e.g. conveyor acl init)", {
+          error: error.message,
+        });
+        const back = await this.deps.zk.exists(AGENTS, this.agentsDirWatcher).catch(() => null);
+        if (back) void this.reRegister();
+        return;
+      }
+      this.deps.logger.error("re-registration failed", { error: String(error) });
+    }
+  }
+
+  private readonly agentsDirWatcher = (event: WatchEvent): void => {
+    if (!this.stopping && event.type === "created") void this.reRegister();
+  };
+
+  private async watchPresence(): Promise<void> {
+    const path = agentPath(this.config.host);
+    const stat = await this.deps.zk.exists(path, this.presenceWatcher).catch(() => undefined);
+    // Gone between our create and this watch: as if the watch had fired.
+    if (stat === null) this.presenceWatcher({ type: "deleted", path });
+  }
+
   private async register(waitLimitMs: number): Promise<void> {
     const { zk, logger, now } = this.deps;
     const path = agentPath(this.config.host);
@@ -155,8 +200,16 @@ export class Agent {
       try {
         await zk.create(path, data, "ephemeral");
         this.currentSession = zk.sessionId;
+        await this.watchPresence();
         return;
       } catch (error) {
+        if (isNoNode(error)) {
+          // /agents itself was deleted (zkCli): create it again (a locked tree refuses: noAuth).
+          await zk.create(AGENTS).catch((e: unknown) => {
+            if (!isNodeExists(e)) throw e;
+          });
+          continue;
+        }
         if (!isNodeExists(error)) throw error;
       }
       let gone: () => void = () => undefined;
@@ -167,6 +220,7 @@ export class Agent {
       if (!stat) continue;
       if (stat.ephemeralOwner === zk.sessionId) {
         this.currentSession = zk.sessionId;
+        await this.watchPresence();
         return; // our own create went through before a connection loss
       }
       if (this.previousSessions.has(stat.ephemeralOwner)) {

@@ -17,13 +17,35 @@ export interface AppCommandsDeps {
   log: Logger;
 }
 
-/** What a command did; `error` is set when it did not succeed (refused, non-zero, timeout). */
+/**
+ * What a command did; `error` is set when it did not succeed (refused, non-zero, timeout).
+ * `interrupted`: the agent killed it because it is shutting down — not a verdict on the release.
+ */
 export interface CommandOutcome {
   result?: CommandResult;
   error?: string;
+  interrupted?: boolean;
+  /** Local policy (allowCommands) forbids it: it never ran. */
+  refused?: boolean;
 }
 
-const GET_VERSION_TIMEOUT_MS = 120_000;
+/** The version get-version-cmd printed, or why there is none. */
+export type ProbeOutcome = { version: string } | (CommandOutcome & { error: string });
+
+/** A probe (get-version-cmd) is cut short at this, or at the deploy timeout if that is shorter. */
+export const GET_VERSION_TIMEOUT_MS = 120_000;
+/** A failing get-version-cmd is tried this many times, PROBE_RETRY_MS apart, before the host
+ *  fails: one flaky read must not fail the host and halt a rollout. */
+export const PROBE_ATTEMPTS = 3;
+const PROBE_RETRY_MS = 1_000;
+
+export interface RunOptions {
+  /** Journal the running process group under this rollout (deploy and verify commands), so a
+   *  restarted agent finds it if this one crashes. */
+  journalRollout?: string;
+  /** Kills the command when aborted, in addition to the agent's second-signal kill. */
+  signal?: AbortSignal;
+}
 
 /**
  * One app's commands on this host: placeholders substituted shell-quoted, local policy
@@ -53,14 +75,12 @@ export class AppCommands {
     return commands.find(([, template]) => template !== undefined && !this.deps.allowCommand(renderCommand(template, values)))?.[0];
   }
 
-  /**
-   * Runs a template. With `journalRollout` (deploy and verify commands) the running process
-   * group is recorded in the deploy journal, so a restarted agent finds it if this one crashes.
-   */
-  async run(label: string, template: string, values: PlaceholderValues, timeoutMs: number, journalRollout?: string): Promise<CommandOutcome> {
+  /** Runs a template: placeholders substituted, local policy applied, bounded by `timeoutMs`. */
+  async run(label: string, template: string, values: PlaceholderValues, timeoutMs: number, options: RunOptions = {}): Promise<CommandOutcome> {
     const command = renderCommand(template, values);
-    if (!this.deps.allowCommand(command)) return { error: `${label} refused by local policy` };
+    if (!this.deps.allowCommand(command)) return { refused: true, error: `${label} refused by local policy` };
     const { journal } = this.deps;
+    const { journalRollout } = options;
     const onStart =
       journalRollout === undefined
         ? undefined
@@ -74,31 +94,67 @@ export class AppCommands {
               startedAt: new Date().toISOString(),
               timeoutMs,
             });
+    const signal = options.signal ? AbortSignal.any([this.deps.killSignal, options.signal]) : this.deps.killSignal;
     const result = await this.deps.runner.run({
       command,
       env: commandEnv(values),
       timeoutMs,
-      signal: this.deps.killSignal,
+      signal,
       ...(onStart ? { onStart } : {}),
     });
     if (onStart) journal.clear(this.app);
-    if (result.timedOut) return { result, error: `${label} timed out after ${Math.round(timeoutMs / 1000)}s` };
-    if (result.killed) return { result, error: `${label} killed by agent shutdown` };
-    if (result.exitCode !== 0) {
-      const why = result.exitCode === null ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
-      return { result, error: `${label} ${why}` };
-    }
-    return { result };
+    return { result, ...describeResult(label, result, timeoutMs) };
   }
 
-  /** The version this host runs, per get-version-cmd: first line of stdout, or "" on failure. */
-  async currentVersion(spec: AppSpec): Promise<string> {
+  /**
+   * The version this host runs: the first line of get-version-cmd's stdout ("" = not
+   * installed). A command that fails (non-zero, timeout) is tried PROBE_ATTEMPTS times before
+   * the failure is returned — with its exit code and output, so the host fails for the real
+   * reason instead of deploying blind. Aborting `signal` (agent shutdown) kills it at once.
+   */
+  async currentVersion(spec: AppSpec, signal?: AbortSignal): Promise<ProbeOutcome> {
     const timeout = Math.min(spec.deployTimeoutSec * 1_000, GET_VERSION_TIMEOUT_MS);
-    const { result, error } = await this.run("get-version-cmd", spec.getVersionCmd, this.values(spec), timeout);
-    if (error || !result) {
-      this.deps.log.debug("get-version-cmd gave no version", { error: error ?? "" });
-      return "";
+    let outcome: CommandOutcome = {};
+    for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
+      outcome = await this.run("get-version-cmd", spec.getVersionCmd, this.values(spec), timeout, signal ? { signal } : {});
+      if (!outcome.error && outcome.result) return { version: outcome.result.firstLine.slice(0, 256) };
+      if (outcome.interrupted || outcome.refused || signal?.aborted) break;
+      if (attempt < PROBE_ATTEMPTS) {
+        this.deps.log.warn("get-version-cmd failed; trying again", { attempt, error: outcome.error ?? "" });
+        await abortableSleep(PROBE_RETRY_MS, signal);
+      }
     }
-    return result.firstLine.slice(0, 256);
+    return { ...outcome, error: outcome.error ?? "get-version-cmd gave no result" };
   }
+}
+
+/** The error (and whether the agent interrupted it) of a finished command; {} on success. */
+function describeResult(label: string, result: CommandResult, timeoutMs: number): Omit<CommandOutcome, "result"> {
+  if (result.killed) return { interrupted: true, error: `${label} interrupted by agent shutdown` };
+  if (result.timedOut) {
+    const after = `${label} timed out after ${Math.round(timeoutMs / 1000)}s`;
+    // The shell ended, but processes it started in the background kept its group alive: the
+    // command as written finished, what it left behind did not.
+    if (result.exitCode === 0) {
+      return { error: `${after}: it exited 0 but left processes running in its process group (e.g. "cmd &"), which were killed; start services through systemd` };
+    }
+    return { error: after };
+  }
+  if (result.exitCode !== 0) {
+    const why = result.exitCode === null ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+    return { error: `${label} ${why}` };
+  }
+  return {};
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

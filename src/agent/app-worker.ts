@@ -2,16 +2,21 @@ import { AppSpec } from "../config/app-spec.ts";
 import { decodeZnode, encodeZnode } from "../config/decode.ts";
 import { InvalidDataError } from "../config/errors.ts";
 import { Lease as LeasePayload } from "../config/payloads.ts";
+import { repairAppLayout } from "../zk/app-layout.ts";
 import type { ZkClient } from "../zk/client.ts";
-import { isConnectivity, isNoNode } from "../zk/errors.ts";
+import { isConnectivity, isNoAuth, isNoNode } from "../zk/errors.ts";
 import { appPath, leasesDir, lockDir } from "../zk/paths.ts";
-import { AcquireAbortedError, type Lease, Semaphore } from "../zk/recipes/semaphore.ts";
+import { AcquireAbortedError, Semaphore } from "../zk/recipes/semaphore.ts";
 import { appAdmission } from "./admission.ts";
-import { AppCommands } from "./app-commands.ts";
-import type { CommandResult, CommandRunner } from "./command-runner.ts";
+import { AppCommands, type CommandOutcome, type ProbeOutcome } from "./app-commands.ts";
+import type { CommandRunner } from "./command-runner.ts";
 import { type DeployJournal, type JournalEntry, journaledGroupAlive } from "./deploy-journal.ts";
+import { HeldSlot, type SlotDeps } from "./held-slot.ts";
 import { HostReporter, type Report } from "./host-reporter.ts";
 import type { Logger } from "./logger.ts";
+
+/** Reconciles in a row that may end on a missing node before the worker waits for a change. */
+const MAX_MISSING_NODE_RETRIES = 5;
 
 export interface WorkerDeps {
   zk: ZkClient;
@@ -42,8 +47,13 @@ export class AppWorker {
   /** start() was called: the app node is being watched. */
   started = false;
   private acquireAbort: AbortController | undefined;
-  private lease: Lease<AppSpec> | undefined;
-  private leaseData: Buffer | undefined;
+  /** Aborted by stop(): a probe (get-version-cmd) in flight is killed — it decides nothing
+   *  that must finish, and a hung one would keep the agent from exiting. */
+  private readonly probeAbort = new AbortController();
+  /** The slot of the deploy running here, if any. */
+  private slot: HeldSlot<AppSpec> | undefined;
+  /** Reconciles in a row that ended on a missing node (see reconcileSafely). */
+  private missingNodeRetries = 0;
   private readonly failedRollouts = new Set<string>();
   /** A failure whose failure node or status write did not get through (ZooKeeper was down):
    *  written again on the next reconcile, so the host never stays "deploying" and the halt
@@ -63,7 +73,7 @@ export class AppWorker {
     readonly app: string,
     private readonly deps: WorkerDeps,
   ) {
-    this.reporter = new HostReporter(deps.zk, app, deps.host, deps.now);
+    this.reporter = new HostReporter(deps.zk, app, deps.host, deps.now, () => this.layoutUsable());
     this.semaphore = new Semaphore({
       zk: deps.zk,
       lockDir: lockDir(app),
@@ -83,22 +93,25 @@ export class AppWorker {
     this.commands = new AppCommands(app, { ...deps, log: this.log });
   }
 
-  /** Start (or, after a new session, restart) watching the app node. */
+  /** Start (or, after a reconnect, restart) watching the app node (and the held lease). */
   start(): void {
     this.started = true;
     this.reporter.reset();
+    this.slot?.watchLease();
     void this.watchSpec();
   }
 
   /** True while a deploy holds a slot (so shutdown waits and session loss restores it). */
   get busy(): boolean {
-    return this.lease !== undefined;
+    return this.slot !== undefined;
   }
 
-  /** Stop admitting: leave the queue now; a running deploy finishes. Resolves when idle. */
+  /** Stop admitting: leave the queue now, kill a probe; a running deploy finishes. Resolves
+   *  when idle. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.acquireAbort?.abort();
+    this.probeAbort.abort();
     await this.loop;
   }
 
@@ -114,23 +127,42 @@ export class AppWorker {
 
   /**
    * Re-creates the lease of a deploy that still runs, after its node vanished (session lost,
-   * app deleted and created again). With `onlyIfGone`, nothing happens while the lease node
-   * exists (a lease names our host and session, so only we can have made it): re-creating it
-   * twice would leak one until the session ends. After a session loss the old node may still
-   * be on the server for a moment, so that case re-creates unconditionally.
+   * app deleted and created again); see HeldSlot.restore.
    */
   private async restoreHeldLease(why: string, onlyIfGone = false): Promise<void> {
-    const held = this.lease;
-    if (!held || !this.leaseData) return;
-    if (onlyIfGone && (await this.deps.zk.exists(held.path)) !== null) return;
-    const restored = await this.semaphore.restoreLease(this.leaseData);
-    if (this.lease === held) {
-      this.lease = restored;
-      this.log.warn(why, { lease: restored.path });
-    } else {
-      // The deploy ended (and released) while we were re-creating its lease.
-      await restored.release();
+    await this.slot?.restore(why, onlyIfGone);
+  }
+
+  private get slotDeps(): SlotDeps<AppSpec> {
+    return { zk: this.deps.zk, semaphore: this.semaphore, log: this.log, repairLayout: () => this.layoutUsable() };
+  }
+
+  /**
+   * Re-creates the app's directories deleted by hand (lock, leases, hosts, failures, …): an
+   * agent that took their absence for "app deleted" stalled the app for good. `forbidden`: this
+   * agent may not re-create them (a locked tree: only the admin may) — reported loudly; the
+   * admin's next change of the app (e.g. `app retry`) repairs it and wakes us.
+   */
+  private async repairLayout(): Promise<"repaired" | "intact" | "gone" | "forbidden"> {
+    const { zk } = this.deps;
+    try {
+      const created = await repairAppLayout(zk, this.app);
+      for (const path of created) this.log.warn("re-created a missing node of the app (deleted outside Conveyor?)", { path });
+      if (created.length > 0) return "repaired";
+      return (await zk.exists(appPath(this.app))) === null ? "gone" : "intact";
+    } catch (error) {
+      if (!isNoAuth(error)) throw error;
+      this.log.error("a node of the app is missing and this agent may not re-create it; the app waits until an admin changes it (e.g. conveyor app retry)", {
+        error: error.message,
+      });
+      return "forbidden";
     }
+  }
+
+  /** For writes into the app's directories: may they be tried again? */
+  private async layoutUsable(): Promise<boolean> {
+    const state = await this.repairLayout();
+    return state === "repaired" || state === "intact";
   }
 
   /**
@@ -145,8 +177,7 @@ export class AppWorker {
     this.loop = (async () => {
       const data = encodeZnode(LeasePayload, { host: this.deps.host, version: entry.version, since: entry.startedAt });
       try {
-        this.lease = await this.semaphore.restoreLease(data);
-        this.leaseData = data;
+        this.slot = await HeldSlot.restored(data, this.slotDeps);
       } catch (error) {
         this.log.warn("could not hold a slot for the orphaned deploy", { error: String(error) });
       } finally {
@@ -166,7 +197,7 @@ export class AppWorker {
         await Bun.sleep(200);
       }
       this.deps.journal.clear(this.app);
-      await this.releaseLease();
+      await this.releaseSlot();
       this.log.info("orphaned deploy ended", { pgid: entry.pgid });
     })().finally(() => {
       this.loop = undefined;
@@ -183,19 +214,18 @@ export class AppWorker {
    * (the app deleted again, ZooKeeper down) the wait for the old deploy still holds.
    */
   followRetired(previous: AppWorker): void {
-    const data = previous.busy ? previous.leaseData : undefined;
+    const data = previous.slot?.data;
     this.loop = (async () => {
       if (data) {
         try {
-          this.lease = await this.semaphore.restoreLease(data);
-          this.leaseData = data;
+          this.slot = await HeldSlot.restored(data, this.slotDeps);
           this.log.warn("app re-created while its previous deploy still runs here; holding a slot for it");
         } catch (error) {
           this.log.warn("could not hold a slot for the previous deploy", { error: String(error) });
         }
       }
       await previous.stop();
-      await this.releaseLease();
+      await this.releaseSlot();
     })().finally(() => {
       this.loop = undefined;
       this.poke();
@@ -275,9 +305,22 @@ export class AppWorker {
   private async reconcileSafely(): Promise<void> {
     try {
       await this.reconcile();
+      this.missingNodeRetries = 0;
     } catch (error) {
       if (error instanceof AcquireAbortedError) return;
-      if (isNoNode(error)) return; // app deleted underneath us
+      if (isNoNode(error)) {
+        // The app was deleted underneath us — or one of its directories was: re-create it (or
+        // find that another agent already has) and go round again. Bounded: a node that stays
+        // missing must not become a busy loop; the next change of the app tries again.
+        const layout = await this.repairLayout().catch(() => "gone" as const);
+        if ((layout === "repaired" || layout === "intact") && this.missingNodeRetries < MAX_MISSING_NODE_RETRIES) {
+          this.missingNodeRetries += 1;
+          this.dirty = true;
+        } else if (layout === "intact") {
+          this.log.error("a node the app needs is still missing; waiting for the app to change", { error: error.message });
+        }
+        return;
+      }
       if (isConnectivity(error)) {
         this.log.warn("ZooKeeper unavailable; will retry when connected", { error: (error as Error).message });
         return;
@@ -304,17 +347,19 @@ export class AppWorker {
     const refused = this.commands.refused(spec);
     if (refused) {
       // Local policy: never run it, and take no slot. Reported like any failure of this rollout.
-      return this.fail(spec, "", Date.now(), undefined, `${refused} refused by local policy (allowCommands)`);
+      return this.fail(spec, "", Date.now(), { refused: true, error: `${refused} refused by local policy (allowCommands)` });
     }
-    const observed = await this.commands.currentVersion(spec);
+    const probe = await this.commands.currentVersion(spec, this.probeAbort.signal);
+    if (!("version" in probe)) return this.probeFailed(spec, "", Date.now(), probe, "before deploying");
+    const observed = probe.version;
     if (observed === spec.version) {
       await this.reporter.report({ state: "current", version: observed, target: spec.version, rolloutId: spec.rolloutId });
       return;
     }
     // Not awaited: queueing need not wait for the write (writes stay in order).
     this.post({ state: "queued", version: observed, target: spec.version, rolloutId: spec.rolloutId });
-    const lease = await this.acquire(spec.version);
-    if (!lease) return;
+    const slot = await this.acquire(spec.version);
+    if (!slot) return;
     try {
       // Admitted: deploy the newest spec — the one admission just read — not the one we
       // queued for.
@@ -322,23 +367,24 @@ export class AppWorker {
       // (its event raced the admission), and overwriting it with this one would leave the
       // host on the older version once the deploy ends, with no event left to wake it. After
       // this deploy the loop runs again (dirty) and deploys whatever the watch saw since.
-      const fresh = lease.context ?? decodeZnode(AppSpec, (await this.deps.zk.get(appPath(this.app))).data, appPath(this.app));
+      const fresh = slot.context ?? decodeZnode(AppSpec, (await this.deps.zk.get(appPath(this.app))).data, appPath(this.app));
       // Reads are ordered within the session, so fresh was published after the spec we queued
       // for — while we watched: no failure node of ours can exist for it.
       if (fresh.rolloutId !== spec.rolloutId) this.newRollouts.add(fresh.rolloutId);
       if (!this.targets(fresh) || this.failedRollouts.has(fresh.rolloutId) || this.stopped) return;
-      const before = fresh.version === spec.version ? observed : await this.commands.currentVersion(fresh);
-      if (before === fresh.version) {
-        await this.reporter.report({ state: "current", version: before, target: fresh.version, rolloutId: fresh.rolloutId });
+      const now = fresh.version === spec.version ? probe : await this.commands.currentVersion(fresh, this.probeAbort.signal);
+      if (!("version" in now)) return this.probeFailed(fresh, "", Date.now(), now, "before deploying");
+      if (now.version === fresh.version) {
+        await this.reporter.report({ state: "current", version: now.version, target: fresh.version, rolloutId: fresh.rolloutId });
         return;
       }
-      await this.deploy(fresh, before);
+      await this.deploy(fresh, now.version);
     } finally {
-      await this.releaseLease();
+      await this.releaseSlot();
     }
   }
 
-  private async acquire(version: string): Promise<Lease<AppSpec> | undefined> {
+  private async acquire(version: string): Promise<HeldSlot<AppSpec> | undefined> {
     const abort = new AbortController();
     this.acquireAbort = abort;
     // stop() may have run while we were reading the version (nothing to abort then): never
@@ -346,11 +392,10 @@ export class AppWorker {
     if (this.stopped) abort.abort();
     const data = encodeZnode(LeasePayload, { host: this.deps.host, version, since: this.deps.now().toISOString() });
     try {
-      const lease = await this.semaphore.acquire(data, { signal: abort.signal });
-      this.lease = lease;
-      this.leaseData = data;
-      this.log.info("slot acquired", { version, slot: lease.path.slice(lease.path.lastIndexOf("/") + 1) });
-      return lease;
+      const slot = HeldSlot.held(await this.semaphore.acquire(data, { signal: abort.signal }), data, this.slotDeps);
+      this.slot = slot;
+      this.log.info("slot acquired", { version, slot: slot.name });
+      return slot;
     } catch (error) {
       if (error instanceof AcquireAbortedError) return undefined;
       throw error;
@@ -359,54 +404,76 @@ export class AppWorker {
     }
   }
 
-  private async releaseLease(): Promise<void> {
-    const lease = this.lease;
-    this.lease = undefined;
-    this.leaseData = undefined;
-    if (!lease) return;
-    await lease.release();
-    this.log.info("slot released", { slot: lease.path.slice(lease.path.lastIndexOf("/") + 1) });
+  private async releaseSlot(): Promise<void> {
+    const slot = this.slot;
+    this.slot = undefined;
+    if (!slot) return;
+    await slot.release();
+    this.log.info("slot released", { slot: slot.name });
   }
 
   private async deploy(spec: AppSpec, before: string): Promise<void> {
     const values = this.commands.values(spec, before);
     const base = { target: spec.version, rolloutId: spec.rolloutId };
     const started = Date.now();
+    const timeoutMs = spec.deployTimeoutSec * 1_000;
     this.post({ ...base, state: "deploying", version: before });
     this.log.info("deploy started", { version: spec.version, previous: values.previous });
 
-    const deployed = await this.commands.run("deploy-cmd", spec.deployCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
-    if (deployed.error) return this.fail(spec, before, started, deployed.result, deployed.error);
+    const deployed = await this.commands.run("deploy-cmd", spec.deployCmd, values, timeoutMs, { journalRollout: spec.rolloutId });
+    if (deployed.error) return this.fail(spec, before, started, { ...deployed, error: deployed.error });
 
     this.post({ ...base, state: "verifying", version: before });
-    const after = await this.commands.currentVersion(spec);
+    // Not abortable by stop(): a deploy that ran is checked to its end, like the deploy itself.
+    const probe = await this.commands.currentVersion(spec);
+    if (!("version" in probe)) return this.probeFailed(spec, before, started, probe, "after deploy-cmd");
+    const after = probe.version;
     if (after !== spec.version) {
-      return this.fail(spec, after, started, deployed.result, `after deploy-cmd the host reports version "${after}", expected "${spec.version}"`);
+      return this.fail(spec, after, started, { ...deployed, error: `after deploy-cmd the host reports version "${after}", expected "${spec.version}"` });
     }
     if (spec.verifyCmd !== undefined) {
-      const verified = await this.commands.run("verify-cmd", spec.verifyCmd, values, spec.deployTimeoutSec * 1_000, spec.rolloutId);
-      if (verified.error) return this.fail(spec, after, started, verified.result, verified.error);
+      const verified = await this.commands.run("verify-cmd", spec.verifyCmd, values, timeoutMs, { journalRollout: spec.rolloutId });
+      if (verified.error) return this.fail(spec, after, started, { ...verified, error: verified.error });
     }
     const durationMs = Date.now() - started;
     await this.reporter.report({ ...base, state: "current", version: after, durationMs });
     this.log.info("deploy succeeded", { version: spec.version, durationMs });
   }
 
-  private async fail(spec: AppSpec, version: string, started: number, result: CommandResult | undefined, error: string): Promise<void> {
+  /** get-version-cmd failed: the host fails with the probe's own exit code and output. */
+  private probeFailed(spec: AppSpec, version: string, started: number, probe: Exclude<ProbeOutcome, { version: string }>, when: string): Promise<void> {
+    // stop() killed it: nothing was decided, the next run of the agent asks again.
+    if (probe.interrupted && this.stopped && !this.deps.killSignal.aborted) return Promise.resolve();
+    return this.fail(spec, version, started, { ...probe, error: `${when}: ${probe.error}` });
+  }
+
+  /**
+   * The host failed the rollout: the failure counts toward its budget. A command the agent
+   * itself interrupted (second shutdown signal) is not a verdict on the release: no failure is
+   * recorded (the rollout is neither halted nor failed by it), the status says what happened,
+   * and the agent deploys again when it starts.
+   */
+  private async fail(spec: AppSpec, version: string, started: number, outcome: CommandOutcome & { error: string }): Promise<void> {
+    const { result, error } = outcome;
     const exitCode = result ? result.exitCode : null;
     const durationMs = Date.now() - started;
     this.failedRollouts.add(spec.rolloutId);
-    this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
     const report: Report = {
       state: "failed",
       version,
       target: spec.version,
       rolloutId: spec.rolloutId,
       exitCode,
-      error,
+      error: outcome.interrupted ? `${error} (not counted as a failure: the agent deploys again when it starts)` : error,
       ...(result ? { outputTail: result.outputTail } : {}),
       durationMs,
     };
+    if (outcome.interrupted) {
+      this.log.warn("deploy interrupted by agent shutdown; not counted as a failure", { version: spec.version, error, durationMs });
+      await this.reporter.report(report).catch(() => undefined);
+      return;
+    }
+    this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
     this.unreportedFailure = report;
     await this.writeFailure();
   }

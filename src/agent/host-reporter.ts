@@ -3,6 +3,10 @@ import { Failure, HostStatus, type StoredHostState } from "../config/payloads.ts
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode, isNodeExists } from "../zk/errors.ts";
 import { failurePath, hostStatusPath } from "../zk/paths.ts";
+import type { WatchEvent } from "../zk/watchers.ts";
+
+/** States a host stays in until the next rollout. */
+const SETTLED_STATES: ReadonlySet<StoredHostState> = new Set(["current", "failed"]);
 
 export interface Report {
   state: StoredHostState;
@@ -17,12 +21,19 @@ export interface Report {
 }
 
 /**
+ * Re-creates the app's missing directories; false when the app itself is gone (or they cannot
+ * be re-created), so a write into them must be dropped.
+ */
+export type RepairLayout = () => Promise<boolean>;
+
+/**
  * Writes this host's status node for one app (and failure nodes). Writes are plain sets: only
- * this host's agent writes its node. If the app was deleted meanwhile (parent gone), the write
- * is dropped — we never re-create a deleted app's subtree.
+ * this host's agent writes its node. A parent directory deleted by hand is re-created through
+ * `repairLayout`; if the app itself was deleted meanwhile, the write is dropped — we never
+ * re-create a deleted app's subtree.
  */
 export class HostReporter {
-  private last: { state: StoredHostState; since: string; key: string } | undefined;
+  private last: { state: StoredHostState; since: string; key: string; data: Buffer; write: Promise<void> } | undefined;
   private pending: Promise<void> = Promise.resolve();
 
   constructor(
@@ -30,6 +41,7 @@ export class HostReporter {
     private readonly app: string,
     private readonly host: string,
     private readonly now: () => Date,
+    private readonly repairLayout: RepairLayout,
   ) {}
 
   get lastState(): StoredHostState | undefined {
@@ -45,19 +57,54 @@ export class HostReporter {
   report(report: Report): Promise<void> {
     const at = this.now().toISOString();
     const key = JSON.stringify(report);
-    if (this.last?.key === key) return this.pending;
+    // The same report again: the caller shares the outcome of the write already made for it
+    // (a failure included — a caller must never see success for a write that failed).
+    if (this.last?.key === key) return this.last.write;
     const since = this.last?.state === report.state ? this.last.since : at;
     const status: HostStatus = { ...report, since, updatedAt: at };
     const data = encodeZnode(HostStatus, { ...status, outputTail: clip(status.outputTail, 8_192), error: clip(status.error, 4_096) });
-    this.last = { state: report.state, since, key };
     const write = this.pending.then(() => this.write(data));
+    const last = { state: report.state, since, key, data, write };
+    this.last = last;
     // The chain itself never rejects (a failed write must not block later ones); the caller's
     // promise does.
-    this.pending = write.catch(() => {
-      this.last = undefined;
-    });
+    this.pending = write.then(
+      () => {
+        if (this.last === last && SETTLED_STATES.has(last.state)) void this.watchOwnNode();
+      },
+      () => {
+        if (this.last === last) this.last = undefined;
+      },
+    );
     return write;
   }
+
+  /**
+   * A settled report (current, failed) may stand for a long time: if someone deletes the node
+   * (zkCli, the hosts directory removed), write it again, or `status` and `--wait` would count
+   * this host as never reported. Transient states need no watch: the next report re-creates the
+   * node. A watch that fires for our own next write is simply not renewed.
+   */
+  private async watchOwnNode(): Promise<void> {
+    try {
+      await this.zk.exists(hostStatusPath(this.app, this.host), this.ownNodeWatcher);
+    } catch {
+      // Disconnected: after a new session every report is written again (reset).
+    }
+  }
+
+  private readonly ownNodeWatcher = (event: WatchEvent): void => {
+    const last = this.last;
+    if (!last || !SETTLED_STATES.has(last.state)) return;
+    if (event.type === "deleted") {
+      this.pending = this.pending.then(() => this.write(last.data)).then(
+        () => this.watchOwnNode(),
+        () => undefined,
+      );
+    } else if (event.type === "dataChanged") {
+      void this.watchOwnNode();
+    }
+  };
 
   private async write(data: Buffer): Promise<void> {
     const path = hostStatusPath(this.app, this.host);
@@ -65,24 +112,31 @@ export class HostReporter {
       await this.zk.set(path, data);
     } catch (error) {
       if (!isNoNode(error)) throw error;
-      try {
-        await this.zk.create(path, data);
-      } catch (createError) {
-        if (isNoNode(createError)) return; // app deleted
-        if (!isNodeExists(createError)) throw createError;
-        await this.zk.set(path, data);
-      }
+      if (!(await this.createRepairing(path, data))) await this.zk.set(path, data);
     }
   }
-
 
   /** Records that this host failed a rollout; counts toward the rollout's failure budget. */
   async recordFailure(rolloutId: string, exitCode: number | null, error: string): Promise<void> {
     const data = encodeZnode(Failure, { exitCode, at: this.now().toISOString(), error: clip(error, 4_096) ?? "" });
-    try {
-      await this.zk.create(failurePath(this.app, rolloutId, this.host), data);
-    } catch (createError) {
-      if (!isNodeExists(createError) && !isNoNode(createError)) throw createError;
+    await this.createRepairing(failurePath(this.app, rolloutId, this.host), data);
+  }
+
+  /**
+   * Creates a node under one of the app's directories, re-creating the directory once if it
+   * was deleted. False when the node already exists; true when created, or dropped because the
+   * app is gone.
+   */
+  private async createRepairing(path: string, data: Buffer): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.zk.create(path, data);
+        return true;
+      } catch (error) {
+        if (isNodeExists(error)) return false;
+        if (!isNoNode(error)) throw error;
+        if (attempt > 0 || !(await this.repairLayout())) return true; // app deleted
+      }
     }
   }
 

@@ -36,6 +36,9 @@ export const agent: CommandSpec = {
       throw new UsageError(`invalid --log-format ${quote(format)}: use text or json`);
     }
     const logger = createLogger(settings.logLevel, format as LogFormat, (line) => void process.stdout.write(line));
+    // SIGHUP's default would kill the agent on the spot and orphan a running deploy. There is
+    // nothing to reload (settings are read at start): log it and go on.
+    process.on("SIGHUP", () => logger.warn("SIGHUP ignored: the agent has nothing to reload; restart it to apply new settings"));
 
     const zk = await ZkClient.connect({
       connectString: settings.connectString,
