@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { AppSpec } from "../config/app-spec.ts";
 import { encodeZnode } from "../config/decode.ts";
 import { HistoryEntry } from "../config/payloads.ts";
-import { repairAppLayout } from "../zk/app-layout.ts";
+import { repairAppLayout, repairTreeLayout } from "../zk/app-layout.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isBadVersion } from "../zk/errors.ts";
 import { appPath, historyPrefix } from "../zk/paths.ts";
@@ -39,7 +39,7 @@ export function historyEntry(change: Change["history"], ctx: MutationContext): B
  * re-read and apply `change` again, so a concurrent writer's change is never lost. `change` may
  * throw (e.g. to refuse when the concurrent change conflicts with ours).
  *
- * Directories of the app deleted by hand are re-created first (before the spec changes, so
+ * Directories of the tree and of the app deleted by hand are re-created first (before the spec changes, so
  * agents woken by the change find them): on a locked tree agents may not re-create them, and an
  * operator's `app retry` or publish is what repairs the app.
  */
@@ -49,6 +49,7 @@ export async function updateApp(
   ctx: MutationContext,
   change: (current: AppSpec, attempt: number) => Change | Promise<Change>,
 ): Promise<AppSpec> {
+  await repairTreeLayout(zk);
   await repairAppLayout(zk, app);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const { spec, stat } = await readApp(zk, app);

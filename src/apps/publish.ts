@@ -3,6 +3,7 @@ import { AppSpec as AppSpecSchema } from "../config/app-spec.ts";
 import { encodeZnode } from "../config/decode.ts";
 import { UsageError } from "../config/errors.ts";
 import type { Slots } from "../config/slots.ts";
+import { repairTreeLayout } from "../zk/app-layout.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNodeExists } from "../zk/errors.ts";
 import { appPath, appSubdirs, historyPrefix } from "../zk/paths.ts";
@@ -131,7 +132,7 @@ async function createApp(zk: ZkClient, { app, version, attributes, rollout }: Pu
     updatedAt: now.toISOString(),
     updatedBy: ctx.actor,
   };
-  await zk.mkdirp("/apps");
+  await repairTreeLayout(zk);
   const txn = zk.transaction().create(appPath(app), encodeZnode(AppSpecSchema, spec));
   for (const dir of appSubdirs(app)) txn.create(dir);
   txn.create(historyPrefix(app), historyEntry({ action: "create", to: version, ...canaryDetail(rollout) }, ctx), "persistentSequential");

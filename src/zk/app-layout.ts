@@ -1,6 +1,6 @@
 import type { ZkClient } from "./client.ts";
 import { isNoNode, isNodeExists } from "./errors.ts";
-import { appPath, appSubdirs, basename } from "./paths.ts";
+import { AGENTS, APPS, appPath, appSubdirs, basename } from "./paths.ts";
 
 /**
  * Re-creates the directories an app node owns (`appSubdirs`: lock, leases, hosts, failures,
@@ -34,4 +34,20 @@ export async function repairAppLayout(zk: ZkClient, app: string): Promise<string
     }
   }
   return created;
+}
+
+/**
+ * Creates /apps and /agents when missing (deleted by hand). Agents re-register by themselves —
+ * unless the tree is locked, where only the admin may create them: every admin change of an app
+ * runs this, so the next one brings the agents back.
+ */
+export async function repairTreeLayout(zk: ZkClient): Promise<void> {
+  for (const dir of [APPS, AGENTS]) {
+    if (await zk.exists(dir)) continue;
+    try {
+      await zk.create(dir);
+    } catch (error) {
+      if (!isNodeExists(error)) throw error;
+    }
+  }
 }

@@ -389,6 +389,26 @@ describe("digest ACLs: acl init, then who may do what", () => {
     }
   });
 
+  test("locked tree, leases/ and /agents deleted by hand: the agent says it may not re-create them and waits; the admin's next change (resume) repairs both and the rollout goes on", async () => {
+    const tree = await lockedTree("acl-repair");
+    const agent = await startAgent(tree.connect, "h1", ["--auth", AGENT]);
+    const admin = await raw(tree.connect, [{ user: "admin", password: ADMIN_PW }]);
+    await waitFor(async () => (await statusJson(tree.connect, ["--auth", ADMIN])).apps[0]?.hosts[0]?.state === "current", 20_000, "h1 current on 1.0");
+    expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "pause", "web"]));
+    expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "create", "web", "2.0"]));
+    await waitFor(async () => (await admin.children(lockDir("web"))).length === 1, 10_000, "h1 to queue behind the pause");
+    await admin.deleteRecursive(leasesDir("web"));
+    await admin.deleteRecursive("/agents");
+    await agent.waitForLog(/a node of the app is missing and this agent may not re-create it/, 10_000);
+    await agent.waitForLog(/cannot register: \/agents is missing and this agent may not re-create it/, 10_000);
+    expect(await admin.exists(leasesDir("web"))).toBeNull();
+    expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "resume", "web"]));
+    await waitFor(() => existsSync(join(agent.dir, "VERSION.web")) && readFileSync(join(agent.dir, "VERSION.web"), "utf8").trim() === "2.0", 20_000, "h1 to deploy 2.0");
+    await waitFor(() => admin.exists("/agents/h1"), 10_000, "h1 to register again");
+    expect(await admin.getAcl(leasesDir("web"))).toEqual([ADMIN_ACE, AGENT_WRITE]);
+    expect(await admin.getAcl("/agents/h1")).toEqual([ADMIN_ACE, AGENT_WRITE]);
+  });
+
   test("the admin's nodes are locked from birth: a new app and its history after acl init; anonymous reads nothing", async () => {
     expectOk(await cli(connect, ["--auth", ADMIN, "app", "create", "api", "2.0", ...fileCommands("api")]));
     const admin = await raw(connect, [{ user: "admin", password: ADMIN_PW }]);
