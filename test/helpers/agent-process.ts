@@ -120,8 +120,9 @@ export function killGroup(pgid: number): void {
   }
 }
 
-/** Process groups of `pid`'s direct children that are not in `pid`'s own group. */
-function childGroups(pid: number): number[] {
+/** Process groups of `pid`'s direct children that are not in `pid`'s own group (the commands
+ *  an agent runs). */
+export function childGroups(pid: number): number[] {
   const own = procStat(pid)?.pgrp;
   const groups: number[] = [];
   let entries: string[];

@@ -6,10 +6,11 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type AppView, readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import { agentPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { agentPath, failuresDir, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import {
   type AgentProcess,
+  childGroups,
   clockTicksPerSecond,
   groupAlive,
   killGroup,
@@ -292,8 +293,55 @@ describe("agent process: crash and shutdown", () => {
     expect(agent.stdout).toMatch(/second signal/);
     expect(await zk.exists(agentPath(agent.hostId))).toBeNull();
     expect(await zk.children(leasesDir("app"))).toEqual([]);
+    // One consistent story (issue 10): the agent interrupted its own deploy — no failure is
+    // recorded, the app is not halted, the host's status says what happened.
+    expect(await zk.children(failuresDir("app"))).toEqual([]);
+    const view = await appView(zk, "app");
+    expect(view?.halted).toBe(false);
+    expect(view?.counts.failuresThisRollout).toBe(0);
+    expect(view?.hosts[0]).toMatchObject({ state: "offline" });
+    expect(view?.hosts[0]?.error).toContain("deploy-cmd interrupted by agent shutdown (not counted as a failure");
+    // Started again, it deploys the version it was interrupted in.
+    const again = await agents.start({ connect, hostId: agent.hostId, dir: agent.dir, sessionTimeout: "10s" });
+    await waitFor(() => readDeployLog(log).filter((e) => e.kind === "start").length === 2, 15_000, "the deploy to start again");
+    deployGroups(log);
+    await again.stop();
     console.log(`second SIGTERM: agent exited ${Math.round(exitMs)} ms later (code ${exit.code}), sleep 30 (pid ${sleepPid}) gone`);
   });
+
+  test("SIGHUP is logged and ignored: the agent keeps running and its deploy completes", async () => {
+    const connect = zookeeper.withChroot("sighup");
+    const log = join(logDir(), "deploys.log");
+    const [agent] = await startFleet(connect, "hup", 1, "10s");
+    if (!agent) throw new Error("no agent");
+    const zk = await adminClient(connect);
+    await publish(connect, "app", "1.0", { slots: "1", ...pidCommands(log, 1.5) });
+    await waitFor(() => readDeployLog(log).find((e) => e.kind === "start"), 15_000, "the deploy to start", 10);
+    deployGroups(log);
+    agent.signal("SIGHUP");
+    await agent.waitForLog(/SIGHUP ignored/, 5_000);
+    await waitFor(async () => hostsCurrent(await appView(zk, "app"), "1.0", [agent.hostId]), 15_000, "the deploy to complete");
+    expect(agent.exit).toBeUndefined();
+    expect(readDeployLog(log).filter((e) => e.kind === "end")).toHaveLength(1);
+  });
+
+  test("a hung get-version-cmd: SIGTERM kills it and the agent exits at once (it took 121 s)", async () => {
+    const connect = zookeeper.withChroot("probe-hang");
+    const [agent] = await startFleet(connect, "ph", 1, "10s");
+    if (!agent) throw new Error("no agent");
+    await publish(connect, "app", "1.0", { getVersionCmd: "echo probing >&2; sleep 1000", deployCmd: "true" });
+    await waitFor(() => childGroups(agent.pid).length > 0, 10_000, "get-version-cmd to run");
+    const probeGroups = childGroups(agent.pid);
+    for (const g of probeGroups) orphanGroups.add(g);
+    agent.signal("SIGTERM");
+    const at = performance.now();
+    const exit = await Promise.race([agent.exited, Bun.sleep(10_000).then(() => undefined)]);
+    if (!exit) throw new Error(`agent still running 10 s after SIGTERM; output:\n${agent.output}`);
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.at - at).toBeLessThan(3_000);
+    for (const g of probeGroups) expect(liveGroupMembers(g)).toEqual([]);
+  });
+
   test("SIGTERM while queued for a slot: leaves the queue and exits 0 at once; the holder is not disturbed", async () => {
     const connect = zookeeper.withChroot("sigterm-queued");
     const log = join(logDir(), "deploys.log");
@@ -320,6 +368,53 @@ describe("agent process: crash and shutdown", () => {
     expect(holder.exit).toBeUndefined();
     await waitFor(async () => hostsCurrent(await appView(zk, "app"), "1.0", [holder.hostId]), 15_000, "the holder to finish");
     console.log(`SIGTERM while queued: exit 0 after ${Math.round(exitMs)} ms`);
+  });
+});
+
+describe("agent process: commands that fail", () => {
+  async function hostAfter(connect: string, app: string): Promise<AppView["hosts"][number]> {
+    const zk = await adminClient(connect);
+    return waitFor(async () => (await appView(zk, app))?.hosts.find((h) => h.state === "failed"), 20_000, "the host to fail");
+  }
+
+  test("get-version-cmd fails before the deploy: tried 3 times, then the host fails with its exit code and output; nothing is deployed", async () => {
+    const connect = zookeeper.withChroot("probe-fail");
+    const [agent] = await startFleet(connect, "pf", 1, "10s");
+    if (!agent) throw new Error("no agent");
+    await publish(connect, "app", "1.0", { getVersionCmd: "echo 'dpkg-query: no packages found' >&2; exit 4", deployCmd: "touch DEPLOYED" });
+    const host = await hostAfter(connect, "app");
+    expect(host.exitCode).toBe(4);
+    expect(host.error).toBe("before deploying: get-version-cmd exited with code 4");
+    expect(host.outputTail).toContain("dpkg-query: no packages found");
+    expect(agent.output.match(/get-version-cmd failed; trying again/g)).toHaveLength(2);
+    expect(existsSync(join(agent.dir, "DEPLOYED"))).toBe(false);
+    const zk = await adminClient(connect);
+    expect(await zk.children(failuresDir("app"))).toHaveLength(1);
+  });
+
+  test("get-version-cmd fails after the deploy: the host fails naming the probe and its exit code (it said: reports version \"\")", async () => {
+    const connect = zookeeper.withChroot("probe-after");
+    const [agent] = await startFleet(connect, "pa", 1, "10s");
+    if (!agent) throw new Error("no agent");
+    await publish(connect, "app", "1.0", { getVersionCmd: "if [ -f DEPLOYED ]; then echo 'version file unreadable' >&2; exit 5; fi", deployCmd: "touch DEPLOYED" });
+    const host = await hostAfter(connect, "app");
+    expect(host.exitCode).toBe(5);
+    expect(host.error).toBe("after deploy-cmd: get-version-cmd exited with code 5");
+    expect(host.outputTail).toContain("version file unreadable");
+    expect(existsSync(join(agent.dir, "DEPLOYED"))).toBe(true);
+  });
+
+  test("a deploy that exits 0 but leaves a background child is killed at its timeout and says so", async () => {
+    const connect = zookeeper.withChroot("bg-child");
+    const [agent] = await startFleet(connect, "bg", 1, "10s");
+    if (!agent) throw new Error("no agent");
+    const r = await runCli(["--zk", connect, "app", "create", "app", "1.0", "--get-version-cmd", "true", "--deploy-cmd", "echo $$ > PGID; sleep 600 & echo started", "--deploy-timeout", "2s"], { timeoutMs: 20_000 });
+    expect(r.code).toBe(0);
+    const pgid = await waitFor(() => (existsSync(join(agent.dir, "PGID")) ? Number(readFileSync(join(agent.dir, "PGID"), "utf8")) : undefined), 10_000, "the deploy to run");
+    orphanGroups.add(pgid);
+    const host = await hostAfter(connect, "app");
+    expect(liveGroupMembers(pgid)).toEqual([]);
+    expect(host.error).toBe('deploy-cmd timed out after 2s: it exited 0 but left processes running in its process group (e.g. "cmd &"), which were killed; start services through systemd');
   });
 });
 
