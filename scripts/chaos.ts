@@ -6,8 +6,10 @@
 // are kept across rounds. Each round publishes a new version and, during the rollout, injects
 // 1–3 faults drawn from a seeded PRNG (mulberry32, test/helpers/fuzz.ts): the same seed replays
 // the same schedule. Faults: leader kill + restart, follower kill + restart, agent kill -9 +
-// restart (same host id and --state-dir: the journal must adopt the orphan), agent SIGSTOP +
-// SIGCONT, proxy cut / stall / block, set-slots, the app deleted and created again at once with
+// restart (same host id and --state-dir: the journal must adopt the orphan) — later, or within
+// 0.3 s (then the orphan's slot must be held without a gap: no excess allowed), agent SIGSTOP +
+// SIGCONT, proxy cut / stall / block, set-slots, a directory of the tree deleted by hand (lock,
+// leases, hosts, failures, canary, /agents), the app deleted and created again at once with
 // the same version and slots (running deploys must keep their slots in the new app, and no host
 // may start the new app's deploy on top of the old one). After each round: every live host converged,
 // the rollout ended (no lock/lease node left, no deploy process left), no agent crashed, and
@@ -23,6 +25,7 @@ import { Rng } from "../test/helpers/fuzz.ts";
 import { startEnsemble, type Ensemble } from "./lib/ensemble.ts";
 import { FaultFleet } from "./lib/fault-fleet.ts";
 import { percentile } from "./lib/fault-log.ts";
+import { AGENTS, appPath } from "../src/zk/paths.ts";
 
 const USAGE = `usage: bun run chaos [--rounds N] [--seed S] [--agents A] [--session-ms MS] [--json] [--verbose]
   --rounds N       rounds to run (default 100)
@@ -34,10 +37,24 @@ const USAGE = `usage: bun run chaos [--rounds N] [--seed S] [--agents A] [--sess
                    schedule stays seeded; which host is deploying depends on timing)
   --verbose        print each round's faults and numbers (stderr)`;
 
-const FAULT_KINDS = ["leader-kill", "follower-restart", "agent-kill9", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block", "set-slots", "app-recreate"] as const;
+const FAULT_KINDS = [
+  "leader-kill",
+  "follower-restart",
+  "agent-kill9",
+  "agent-kill9-fast",
+  "agent-stop",
+  "proxy-cut",
+  "proxy-stall",
+  "proxy-block",
+  "set-slots",
+  "app-recreate",
+  "node-delete",
+] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 const ENSEMBLE_FAULTS: ReadonlySet<FaultKind> = new Set(["leader-kill", "follower-restart"]);
-const AGENT_FAULTS: ReadonlySet<FaultKind> = new Set(["agent-kill9", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block"]);
+const AGENT_FAULTS: ReadonlySet<FaultKind> = new Set(["agent-kill9", "agent-kill9-fast", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block"]);
+/** What node-delete removes (with everything under it), as `zkCli deleteall` would. */
+const DELETABLE = ["lock", "leases", "hosts", "failures", "canary", "/agents"] as const;
 const CONVERGE_TIMEOUT_MS = 45_000;
 const QUIET_TIMEOUT_MS = 20_000;
 
@@ -59,6 +76,8 @@ interface PlannedFault {
   /** With --aim: which of the hosts deploying at injection time to hit (modulo their number). */
   aimIndex: number;
   slots?: number;
+  /** node-delete: which directory. */
+  node?: (typeof DELETABLE)[number];
 }
 
 interface RoundResult {
@@ -137,6 +156,8 @@ function planFaults(rng: Rng, hosts: readonly string[], sessionMs: number): Plan
       used.add(fault.host);
     }
     if (kind === "set-slots") fault.slots = rng.range(1, 3);
+    if (kind === "agent-kill9-fast") fault.durationMs = rng.range(0, 300);
+    if (kind === "node-delete") fault.node = rng.pick(DELETABLE);
     if (ENSEMBLE_FAULTS.has(kind)) ensembleFault = true;
     faults.push(fault);
   }
@@ -144,8 +165,8 @@ function planFaults(rng: Rng, hosts: readonly string[], sessionMs: number): Plan
 }
 
 function describeFault(f: PlannedFault): string {
-  const target = f.host ? ` ${f.host}` : f.slots !== undefined ? ` →${f.slots}` : "";
-  const lasting = ["agent-stop", "proxy-stall", "proxy-block", "leader-kill", "follower-restart"].includes(f.kind) ? ` ${f.durationMs}ms` : "";
+  const target = f.host ? ` ${f.host}` : f.slots !== undefined ? ` →${f.slots}` : f.node ? ` ${f.node}` : "";
+  const lasting = ["agent-kill9", "agent-kill9-fast", "agent-stop", "proxy-stall", "proxy-block", "leader-kill", "follower-restart"].includes(f.kind) ? ` ${f.durationMs}ms` : "";
   return `${f.kind}${target}${lasting} @+${f.delayMs}ms`;
 }
 
@@ -196,9 +217,9 @@ async function inject(
       heal();
       return;
     }
-    case "agent-kill9":
-      await fleet.kill9(host);
-      await fleet.restart(host);
+    case "agent-kill9": // restarted after up to 1.75 session timeouts: the orphan may lose its slot
+    case "agent-kill9-fast": // restarted within 0.3 s: the orphan's slot must be held throughout
+      await fleet.kill9AndRestart(host, f.durationMs);
       return;
     case "agent-stop":
       fleet.freeze(host);
@@ -221,6 +242,11 @@ async function inject(
     case "set-slots":
       await fleet.setSlots(f.slots ?? 1);
       return;
+    case "node-delete": {
+      const node = f.node ?? "lock";
+      await fleet.deleteNode(node === "/agents" ? AGENTS : `${appPath(fleet.app)}/${node}`);
+      return;
+    }
     case "app-recreate": {
       const slots = fleet.slotChanges.at(-1)?.slots ?? 2;
       await fleet.deleteApp();

@@ -228,6 +228,32 @@ export class FaultFleet {
     return at;
   }
 
+  /**
+   * kill -9, then a restart `delayMs` later. A restart within a third of the session timeout
+   * counts as holding the orphan's slot (see AgentKill.slotHeld): the checker then allows no
+   * excess for it.
+   */
+  async kill9AndRestart(host: string, delayMs: number): Promise<AgentProcess> {
+    const killedAt = await this.kill9(host);
+    await Bun.sleep(delayMs);
+    const kill = this.kills.at(-1);
+    const restart = this.restart(host);
+    if (kill && Date.now() - killedAt < this.options.sessionTimeoutMs / 3) kill.slotHeld = true;
+    return restart;
+  }
+
+  /** Deletes a directory of the tree with everything under it, as `zkCli deleteall` would:
+   *  the agents must re-create what they need. Recorded as a fault on every host (a deleted
+   *  lease of a running deploy is the allowed excess). */
+  async deleteNode(path: string): Promise<void> {
+    const heal = this.beginFault(`${path} deleted`);
+    try {
+      await this.admin.deleteRecursive(path);
+    } finally {
+      heal();
+    }
+  }
+
   /** Starts the host's agent again: same host id, same directory and --state-dir, same proxies.
    *  Resolves once it logged "agent started" (it first waits for its old session to expire). */
   async restart(host: string): Promise<AgentProcess> {

@@ -154,6 +154,10 @@ export interface FaultWindow {
 export interface AgentKill {
   host: string;
   at: number;
+  /** Restarted (same host id and --state-dir) well within the session timeout: the new agent
+   *  holds the orphan's slot before the old session can expire, so no excess is allowed for
+   *  it — its lease is only re-created, never missing. */
+  slotHeld?: boolean;
 }
 
 export interface LeaseEvidence {
@@ -202,11 +206,15 @@ export function classifyLosses(
   const unexplained: string[] = [];
   for (const d of deploys) {
     const kill = kills.find((k) => k.host === d.host && k.at > d.start && k.at < (d.end ?? Number.POSITIVE_INFINITY));
+    const evidence = leaseLossEvidence(d, observations);
+    if (kill?.slotHeld) {
+      if (evidence?.how === "no lease") unexplained.push(`${d.host} ${d.version} (pid ${d.pid}): no lease while its agent restarted within the session`);
+      continue; // re-created by the restarted agent: not lost
+    }
     if (kill) {
       lost.set(d.pid, { deploy: d, reason: "orphan", since: kill.at });
       continue;
     }
-    const evidence = leaseLossEvidence(d, observations);
     if (!evidence) continue;
     const fault = faults.find((f) => (f.hosts === undefined || f.hosts.includes(d.host)) && overlaps(d, f.from, f.to + FAULT_SLACK_MS));
     if (fault) lost.set(d.pid, { deploy: d, reason: "session lost", since: Math.min(fault.from, evidence.at), evidence });

@@ -88,7 +88,9 @@ export class HeldSlot<T> {
     if (this.released || event.path !== this.lease.path) return;
     if (event.type === "deleted") {
       void this.restore("lease deleted by someone else while its deploy runs; re-created", true).catch((error: unknown) => {
-        if (!isConnectivity(error)) this.deps.log.error("could not re-create a deleted lease", { error: String(error) });
+        // NoNode: the app itself was deleted; if it is created again, the worker counts the
+        // deploy in the new app (AppWorker.followRetired / the czxid check).
+        if (!isConnectivity(error) && !isNoNode(error)) this.deps.log.error("could not re-create a deleted lease", { error: String(error) });
       });
     } else if (event.type !== "sessionLost") {
       this.watchLease();

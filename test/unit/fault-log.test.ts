@@ -91,6 +91,18 @@ describe("fault log", () => {
     expect(r.allowedExcessMs).toBe(500);
   });
 
+  test("an orphan whose agent was restarted within the session holds its slot: no excess allowed; its re-created lease is fine, a gap is not", () => {
+    const lines = script("+a@0", "+b@10", "+c@3000", "-b@3500", "-a@4000", "-c@4500");
+    const kills = [{ host: "a", at: 500, slotHeld: true }];
+    const strict = analyseConcurrency(lines, SLOTS_2, [], [], kills);
+    expect(strict.violations.some((v) => /3 deploys at once \(limit 2\)/.test(v))).toBe(true);
+    expect(strict.lostDeploys).toEqual({ orphan: 0, sessionLost: 0 });
+    const held = analyseConcurrency(script("+a@0", "+b@10", "-a@4000", "-b@4100"), SLOTS_2, [observe(1_000, ["a", -5], ["a", 700], ["b", 5]), observe(3_000, ["a", 700], ["b", 5])], [], kills);
+    expect(held.violations).toEqual([]);
+    const gap = analyseConcurrency(script("+a@0", "+b@10", "-a@4000", "-b@4100"), SLOTS_2, [observe(1_000, ["b", 5]), observe(3_000, ["a", 1_500], ["b", 5])], [], kills);
+    expect(gap.violations).toEqual([expect.stringContaining("no lease while its agent restarted within the session")]);
+  });
+
   test("a lease that vanished mid-deploy during a fault on that host: session lost, excess allowed", () => {
     const lines = script("+a@0", "+b@10", "+c@3000", "-a@4000", "-b@4100", "-c@4200");
     const obs = [observe(1_000, ["a", -5], ["b", 5]), observe(2_500, ["b", 5]), observe(3_500, ["a", 3_200], ["b", 5], ["c", 2_900])];
