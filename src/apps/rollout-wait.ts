@@ -1,10 +1,13 @@
 import type { ZkClient } from "../zk/client.ts";
 import { FleetReader } from "./fleet-reader.ts";
-import type { AppView, HostView } from "./fleet-view.ts";
+import { type AppView, type HostView, hostDone, hostFailed, rolloutVerdict } from "./fleet-view.ts";
 
 export type RolloutOutcome =
-  /** Every targeted host runs the version (hosts that failed within the budget are listed). */
+  /** Every targeted host has a verdict and at least one runs the version (hosts that failed
+   *  within the budget are listed). */
   | { kind: "converged"; view: AppView; failed: HostView[] }
+  /** Every targeted host has a verdict and none runs the version: all failed, within the budget. */
+  | { kind: "failed"; view: AppView; failed: HostView[] }
   /** Failures exceeded the budget: the rollout stopped admitting. */
   | { kind: "halted"; view: AppView; failed: HostView[] }
   /** Time ran out; `waiting` never finished (offline ones are marked so), `failed` failed. */
@@ -28,15 +31,8 @@ export interface WaitOptions {
   onUpdate?: (view: AppView) => void;
 }
 
-/** Whether a host is finished with the rollout: it reports the version for this rollout. */
-export function hostDone(host: HostView, view: AppView): boolean {
-  if (host.version !== view.version) return false;
-  // An offline host that already runs the version is done; a live one must report on this rollout.
-  return host.state === "offline" || (host.state === "current" && host.rolloutId === view.rolloutId);
-}
-
 function failedThisRollout(view: AppView): HostView[] {
-  return view.hosts.filter((h) => h.state === "failed" && h.rolloutId === view.rolloutId);
+  return view.hosts.filter((h) => hostFailed(h, view));
 }
 
 /** Decides whether the rollout has ended; undefined while it is still going. */
@@ -55,9 +51,9 @@ export function evaluateRollout(view: AppView | undefined, rolloutId: string): R
     return reported ? { kind: "halted", view, failed } : undefined;
   }
   if (view.hosts.length === 0 && view.pendingAgents.length === 0) return { kind: "no-hosts", view };
-  if (view.pendingAgents.length > 0) return undefined;
-  const unfinished = view.hosts.filter((h) => !hostDone(h, view) && !failed.includes(h));
-  return unfinished.length === 0 ? { kind: "converged", view, failed } : undefined;
+  // The same rule as the app state `status` shows (fleet-view.ts appState).
+  const verdict = rolloutVerdict(view.hosts, view.pendingAgents.length, view);
+  return verdict === undefined ? undefined : { kind: verdict, view, failed };
 }
 
 function waitingHosts(view: AppView): WaitingHost[] {

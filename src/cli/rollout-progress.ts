@@ -1,8 +1,7 @@
 import { resolveSlots } from "../config/slots.ts";
 import { formatDuration } from "../config/durations.ts";
 import { printable } from "../config/printable.ts";
-import type { AppView, HostView } from "../apps/fleet-view.ts";
-import { hostDone } from "../apps/rollout-wait.ts";
+import { type AppView, type HostView, hostDone } from "../apps/fleet-view.ts";
 import { type Io, renderTable } from "./io.ts";
 
 /**

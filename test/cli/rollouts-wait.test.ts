@@ -265,6 +265,63 @@ describe("app create --wait", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Regression (issue 10): a rollout in which every targeted host failed, within --max-failures,
+// ended as "converged on 0 host(s)" with exit 0, and `status` said ROLLING for ever. Now the
+// outcome and the app state are `failed` (exit 1); a rollout in which some host succeeded and
+// the failures stay within the budget still converges (exit 0, warnings).
+
+describe("every host has a verdict", () => {
+  test("every host failed within --max-failures: exit 1, outcome failed, status FAILED; some succeeded: converged with warnings", async () => {
+    const s = await setup("wait-all-failed", 3);
+    await warmUp(s, "1.0", ["--slots", "3", "--max-failures", "5", ...commandArgs(s.log, 0.1)]);
+
+    // --json, --rollback-on-failure: the failed release is rolled back too.
+    for (const a of s.agents) failOn(a, "2.0");
+    const back = await cli(s.connect, ["--json", "app", "create", "web", "2.0", "--wait", "--rollback-on-failure", "--wait-timeout", "40s"]);
+    expect(back.code, show(back)).toBe(1);
+    expect(JSON.parse(back.stdout), show(back)).toMatchObject({
+      app: "web",
+      exitCode: 1,
+      rollouts: [
+        { version: "2.0", outcome: "failed", failed: ["h1", "h2", "h3"] },
+        { version: "1.0", outcome: "converged", failed: [] },
+      ],
+    });
+    expect(versionFiles(s.agents)).toEqual(allOn(s.agents, "1.0"));
+
+    // Text: the failure, each host with its exit code; never "converged".
+    for (const a of s.agents) failOn(a, "3.0");
+    const r = await cli(s.connect, ["app", "create", "web", "3.0", "--wait", "--wait-timeout", "40s"]);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout, show(r)).not.toMatch(/converged/);
+    expect(r.stderr, show(r)).toMatch(/^error: web 3\.0: rollout failed: no host succeeded \(3 failed, within --max-failures 5\)/m);
+    for (const host of ["h1", "h2", "h3"]) expect(r.stderr, show(r)).toMatch(new RegExp(`^  ${host}: exit 3: deploy-cmd exited with code 3$`, "m"));
+    const failed = await appStatus(s.connect, "web");
+    expect(failed.state).toBe("failed");
+    expect(failed.counts).toMatchObject({ failed: 3, total: 3, failuresThisRollout: 3 });
+    const text = await cli(s.connect, ["status", "web"]);
+    expectOk(text);
+    expect(text.stdout).toMatch(/^web\s+3\.0 \(was 1\.0\)\s+slots 3\s+FAILED\s+current 0\/3 .* failed 3\b/m);
+    // `app wait` on the finished rollout says the same at once.
+    const again = await cli(s.connect, ["app", "wait", "web", "--wait-timeout", "40s"]);
+    expect(again.code, show(again)).toBe(1);
+    expect(again.stderr, show(again)).toMatch(/rollout failed: no host succeeded/);
+
+    // One host fails, two succeed, within the budget: converged (exit 0), the failure a warning.
+    const [h1] = s.agents;
+    if (!h1) throw new Error("no h1");
+    failOn(h1, "4.0");
+    const some = await cli(s.connect, ["app", "create", "web", "4.0", "--wait", "--wait-timeout", "40s"]);
+    expect(some.code, show(some)).toBe(0);
+    expect(some.stdout, show(some)).toMatch(/^web 4\.0: converged on 2 host\(s\) in /m);
+    expect(some.stderr, show(some)).toMatch(/^warning: h1 failed \(exit 3: deploy-cmd exited with code 3\), within --max-failures$/m);
+    const view = await appStatus(s.connect, "web");
+    expect(view.state).toBe("converged");
+    expect(view.counts).toMatchObject({ current: 2, failed: 1, total: 3 });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Regression: FleetReader published a new child list before reading the new children.
 //
 // Found while writing these tests (src/apps/fleet-reader.ts, readHostList / readAgentList, as of
