@@ -126,9 +126,16 @@ function report(ctx: CommandContext, app: string, spec: AppSpec, outcome: Rollou
     case "deleted":
       ctx.io.err(`error: app "${app}" was deleted while waiting`);
       break;
-    case "no-hosts":
-      ctx.io.err(`error: no agent serves app "${app}" (no live agent in its groups, and no host has reported on it)`);
+    case "no-hosts": {
+      const offline = outcome.view.hosts.map((h) => h.host);
+      const named = offline.length > 10 ? `${offline.slice(0, 10).join(", ")}, …` : offline.join(", ");
+      ctx.io.err(
+        offline.length === 0
+          ? `error: no agent serves app "${app}" (no live agent in its groups, and no host has reported on it)`
+          : `error: no agent serves app "${app}": its ${offline.length} host(s) are offline (${named}) and no other live agent in its groups serves it`,
+      );
       break;
+    }
   }
   return code;
 }

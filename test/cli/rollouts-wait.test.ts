@@ -322,6 +322,51 @@ describe("every host has a verdict", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Regression (issue 10): `--wait` on an existing app whose every host is offline waited the whole
+// --wait-timeout (30 min by default). When the wait starts and no live agent serves the app (no
+// online host, no pending agent) it now ends at once as no-hosts (exit 1), as for a new app.
+
+describe("no live agent serves the app", () => {
+  test("every host offline when the wait starts: no-hosts at once (exit 1), naming the offline hosts", async () => {
+    const s = await setup("wait-all-offline", 2);
+    await warmUp(s, "1.0", ["--slots", "2", ...commandArgs(s.log, 0.1)]);
+    for (const a of s.fleet.agents.splice(0)) await a.stop();
+
+    // The outcome, not the time, tells: a wait that ran to its timeout says "timeout".
+    const r = await cli(s.connect, ["--json", "app", "create", "web", "2.0", "--wait", "--wait-timeout", "20s"]);
+    expect(r.code, show(r)).toBe(1);
+    expect(JSON.parse(r.stdout), show(r)).toMatchObject({ app: "web", exitCode: 1, rollouts: [{ version: "2.0", outcome: "no-hosts" }] });
+
+    const w = await cli(s.connect, ["app", "wait", "web", "--wait-timeout", "20s"]);
+    expect(w.code, show(w)).toBe(1);
+    expect(w.stderr, show(w)).toMatch(/^error: no agent serves app "web": its 2 host\(s\) are offline \(h1, h2\)/m);
+    expect(w.stderr, show(w)).not.toMatch(/timed out/);
+  });
+
+  test("decided when the wait starts: an agent that restarts during the wait does not end it", async () => {
+    const s = await setup("wait-agent-restart", 1);
+    await warmUp(s, "1.0", ["--slots", "1", ...commandArgs(s.log, 0.1)]);
+    // Paused: h1 sees 2.0 and queues, nothing deploys until the resume below.
+    expectOk(await cli(s.connect, ["app", "pause", "web"]));
+    expectOk(await cli(s.connect, ["app", "create", "web", "2.0"]));
+    await waitFor(async () => (await peek(s, "web"))?.hosts[0]?.state === "queued", 10_000, "h1 queued for 2.0");
+    const binary = await ensureBinary();
+    const w = spawnLive([binary, "--zk", s.connect, "app", "wait", "web", "--wait-timeout", "40s"]);
+    await w.waitForOutput(/h1\s+queued #1 for 2\.0/, 10_000);
+    // h1's agent stops: for a moment no live agent serves the app.
+    for (const a of s.fleet.agents.splice(0)) await a.stop();
+    await w.waitForOutput(/h1\s+offline \(agent not running; runs 1\.0\)/, 10_000);
+    expect(w.exit, w.output).toBeUndefined();
+    // It comes back (same server directory) and, once resumed, deploys 2.0: the wait converges.
+    const back = await s.fleet.start("h1");
+    expectOk(await cli(s.connect, ["app", "resume", "web"]));
+    const exit = await w.exited;
+    expect(exit.code, w.output).toBe(0);
+    expect(versionFiles([back])).toEqual({ h1: "2.0" });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Regression: FleetReader published a new child list before reading the new children.
 //
 // Found while writing these tests (src/apps/fleet-reader.ts, readHostList / readAgentList, as of
