@@ -366,6 +366,29 @@ describe("no live agent serves the app", () => {
   });
 });
 
+// Regression (issue 10): `--wait` on a paused app waited (up to the whole timeout) without saying
+// why. It now says so on the progress output, once per change, and keeps waiting.
+describe("a paused app", () => {
+  test("--wait says the app is paused (once), keeps waiting, and converges after the resume", async () => {
+    const s = await setup("wait-paused", 2);
+    await warmUp(s, "1.0", ["--slots", "2", ...commandArgs(s.log, 0.1)]);
+    expectOk(await cli(s.connect, ["app", "pause", "web"]));
+    const binary = await ensureBinary();
+    const w = spawnLive([binary, "--zk", s.connect, "app", "create", "web", "2.0", "--wait", "--wait-timeout", "40s"]);
+    await w.waitForOutput(/^\[\+\d+\.\ds\] web is paused: waiting for "conveyor app resume web"$/m, 15_000);
+    // Both hosts queue for 2.0 meanwhile: each is an event, the pause is not repeated.
+    await w.waitForOutput(/h1\s+queued #\d for 2\.0/, 10_000);
+    await w.waitForOutput(/h2\s+queued #\d for 2\.0/, 10_000);
+    expect(w.exit, w.output).toBeUndefined();
+    expectOk(await cli(s.connect, ["app", "resume", "web"]));
+    const exit = await w.exited;
+    expect(exit.code, w.output).toBe(0);
+    expect(w.stdout.match(/is paused/g), w.output).toHaveLength(1);
+    expect(w.stdout, w.output).toMatch(/^\[\+\d+\.\ds\] web resumed$/m);
+    expect(versionFiles(s.agents)).toEqual(allOn(s.agents, "2.0"));
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Regression: FleetReader published a new child list before reading the new children.
 //
