@@ -21,6 +21,8 @@ export interface GlobalFlags {
 
 export interface Settings {
   connectString: string;
+  /** Where connectString came from, for messages: "--zk", "CONVEYOR_ZK", "zk in the config file …", or the default. */
+  connectSource: string;
   credentials: DigestCredential[];
   connectTimeoutMs: number;
   logLevel: LogLevel;
@@ -31,6 +33,7 @@ export interface Settings {
 
 export const DEFAULT_CONNECT = "127.0.0.1:2181/conveyor";
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_CONNECT_SOURCE = `the default --zk ${DEFAULT_CONNECT}`;
 
 type Env = Record<string, string | undefined>;
 
@@ -38,6 +41,14 @@ type Env = Record<string, string | undefined>;
 export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Settings> {
   const { path, config } = await loadConfigFile(flags.config);
   const connectString = flags.zk ?? env.CONVEYOR_ZK ?? config.zk ?? DEFAULT_CONNECT;
+  const connectSource =
+    flags.zk !== undefined
+      ? "--zk"
+      : env.CONVEYOR_ZK !== undefined
+        ? "CONVEYOR_ZK"
+        : config.zk !== undefined
+          ? `zk in the config file ${quote(path ?? "")}`
+          : DEFAULT_CONNECT_SOURCE;
   const parsed = parseConnectString(connectString);
   if (typeof parsed === "string") throw new UsageError(parsed);
 
@@ -56,6 +67,7 @@ export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Set
 
   return {
     connectString,
+    connectSource,
     credentials,
     connectTimeoutMs,
     logLevel: levelText as LogLevel,

@@ -543,11 +543,55 @@ describe("status", () => {
 
   test("status with no apps", async () => {
     const connect = zk.withChroot("status-empty");
+    await withRaw(connect, async () => undefined); // a raw client creates the chroot: an empty tree
     const status = record(json(await cli(connect, ["status", "--json"])));
     expect(status).toMatchObject({ apps: [], agents: [] });
     const text = await cli(connect, ["status"]);
     expectOk(text);
     expect(text.stdout).toMatch(/no apps/);
+  });
+});
+
+describe("the chroot", () => {
+  // Regression (issue 10): every command created a missing chroot, so `status` against a
+  // mistyped one created it silently and said "no apps". Only app create, acl init and agent
+  // may create it; every other command exits 1 naming it, and leaves nothing behind.
+  test("a command that only reads or changes apps never creates the chroot: exit 1 naming it", async () => {
+    const connect = zk.withChroot("never-created");
+    const { server, chroot } = splitConnect(connect);
+    const commands: string[][] = [
+      ["status"],
+      ["status", "web"],
+      ["status", "--watch"],
+      ["app", "list"],
+      ["app", "show", "web"],
+      ["app", "set-slots", "web", "2"],
+      ["app", "delete", "web"],
+      ["app", "wait", "web"],
+      ["app", "pause", "web"],
+      ["app", "resume", "web"],
+      ["app", "retry", "web"],
+      ["app", "promote", "web"],
+      ["app", "rollback", "web"],
+      ["app", "history", "web"],
+      ["acl", "show"],
+    ];
+    const results = await Promise.all(commands.map((args) => runCli(["--zk", connect, ...args], { timeoutMs: 15_000 })));
+    results.forEach((r, i) => {
+      try {
+        expectOneLineError(r, 1, [`ZooKeeper has no ${chroot} (the chroot in --zk)`, "check --zk"]);
+      } catch (error) {
+        throw new Error(`conveyor ${commands[i]?.join(" ")}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+    // Where the connect string came from is named too.
+    const viaEnv = await runCli(["app", "list"], { env: { CONVEYOR_ZK: connect } });
+    expectOneLineError(viaEnv, 1, [`ZooKeeper has no ${chroot} (the chroot in CONVEYOR_ZK)`, "check CONVEYOR_ZK"]);
+    expect(await zkCliLs(server, "/")).not.toContain(chroot.slice(1));
+
+    // app create creates it (and then everything else works on it).
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    expectOk(await cli(connect, ["app", "list"]));
   });
 });
 

@@ -20,6 +20,7 @@ import { mutationContext, withZk } from "../session.ts";
 export const appCreate: CommandSpec = {
   usage: "create <app> <version>",
   description: "Create an app, or publish a new version of it (keeps every attribute not given)",
+  createsChroot: true,
   options: [
     { flag: "--slots <n>", description: "How many hosts may deploy at once: a number or N% of the app's hosts (default 1)" },
     { flag: "--get-version-cmd <cmd>", description: "Prints the version a host runs (required on create)" },
