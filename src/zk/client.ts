@@ -377,11 +377,16 @@ export class ZkClient {
 
   /**
    * Whether `path`, an absolute path of the server's tree, exists — outside the chroot, e.g. the
-   * chroot itself.
+   * chroot itself or its ancestors (see chroot-guard.ts).
    */
   async existsOutsideChroot(path: string): Promise<boolean> {
     const stat = await this.bounded<zookeeper.Stat | undefined>(path, (done) => this.lib.exists(path, done));
     return stat !== undefined && stat !== null;
+  }
+
+  /** The children of `path`, an absolute path of the server's tree (outside the chroot). */
+  async childrenOutsideChroot(path: string): Promise<string[]> {
+    return this.bounded<string[]>(path, (done) => this.lib.getChildren(path, (e, c) => done(e, c)));
   }
 
   /** Creates each missing segment of the chroot (paths outside the chroot, so no prefixing). */

@@ -593,6 +593,44 @@ describe("the chroot", () => {
     expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
     expectOk(await cli(connect, ["app", "list"]));
   });
+
+  // Regression (issue 10): a chroot that points inside a Conveyor tree (`--zk host:port/conveyor/apps`)
+  // was taken as a tree of its own: an agent registered under it and every other agent saw an
+  // app called "agents". Refused (exit 2, naming the chroot and the Conveyor root), by every
+  // command and the agent, before anything is written.
+  test("a chroot inside a Conveyor tree (its apps or agents) is refused by every command and the agent", async () => {
+    const connect = zk.withChroot("tree");
+    const { server, chroot } = splitConnect(connect);
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    const inside = [`${chroot}/apps`, `${chroot}/apps/web`, `${chroot}/apps/newapp`, `${chroot}/apps/web/hosts`];
+    const runs = [
+      ...inside.map((c) => ["--zk", `${server}${c}`, "status"]),
+      ["--zk", `${server}${chroot}/apps`, "app", "create", "agents", "1.0", ...CMDS],
+      ["--zk", `${server}${chroot}/apps/newapp`, "app", "create", "web", "1.0", ...CMDS],
+      ["--zk", `${server}${chroot}/apps`, "agent", "--host-id", "h1", "--state-dir", emptyDir("state-")],
+    ];
+    const results = await Promise.all(runs.map((args) => runCli(args, { timeoutMs: 15_000 })));
+    results.forEach((r, i) => {
+      const args = runs[i] ?? [];
+      try {
+        expectOneLineError(r, 2, [`${args[1]?.slice(server.length)} (in --zk)`, `inside the Conveyor tree at ${chroot}`, `--zk ${server}${chroot}`]);
+      } catch (error) {
+        throw new Error(`conveyor ${args.join(" ")}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+    // Nothing was written inside the tree.
+    expect(await zkCliLs(server, `${chroot}/apps`)).toEqual(["web"]);
+    expect(await zkCliLs(server, `${chroot}/apps/web`)).toEqual(["canary", "failures", "history", "hosts", "leases", "lock"]);
+    // Once agents registered, /agents marks the tree as well.
+    await withRaw(connect, (raw) => raw.mkdirp("/agents"));
+    expectOneLineError(await runCli(["--zk", `${server}${chroot}/agents`, "app", "list"]), 2, [`inside the Conveyor tree at ${chroot}`]);
+
+    // A chroot whose name merely contains such a segment, outside any tree, is fine.
+    const own = zk.withChroot("apps-parent");
+    const elsewhere = `${own}/apps/conveyor`;
+    expectOk(await cli(elsewhere, ["app", "create", "web", "1.0", ...CMDS]));
+    expectOk(await cli(elsewhere, ["status"]));
+  });
 });
 
 describe("corrupt data in ZooKeeper", () => {
