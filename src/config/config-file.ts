@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { firstIssue } from "./decode.ts";
 import { UsageError } from "./errors.ts";
 import { printable, quote } from "./printable.ts";
+import { readSmallFile } from "./small-file.ts";
 import { AppName, GroupName, HostId } from "./names.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/conveyor/conveyor.toml";
@@ -51,19 +52,10 @@ export type ConfigFile = v.InferOutput<typeof ConfigFile>;
  */
 export async function loadConfigFile(explicitPath: string | undefined): Promise<{ path?: string; config: ConfigFile }> {
   const path = explicitPath ?? DEFAULT_CONFIG_PATH;
-  const shown = explicitPath === undefined ? path : quote(path).slice(1, -1);
-  let text: string;
-  try {
-    const file = Bun.file(path);
-    if (!(await file.exists())) {
-      if (explicitPath !== undefined) throw new UsageError(`config file ${shown} does not exist`);
-      return { config: {} };
-    }
-    text = await file.text();
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError(`config file ${shown} cannot be read: ${describe(error)}`);
-  }
+  const shown = quote(path).slice(1, -1);
+  // The default path may be missing; anything else there (a directory, …) is still an error.
+  const text = await readSmallFile(path, "config file", { optional: explicitPath === undefined });
+  if (text === undefined) return { config: {} };
   let parsed: unknown;
   try {
     parsed = Bun.TOML.parse(text);

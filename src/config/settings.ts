@@ -5,6 +5,7 @@ import { parseDurationMs } from "./durations.ts";
 import { UsageError } from "./errors.ts";
 import { NAME_PATTERN } from "./names.ts";
 import { quote } from "./printable.ts";
+import { readSmallFile } from "./small-file.ts";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -98,11 +99,6 @@ export function parseCredential(text: string, source: string): DigestCredential 
 }
 
 export async function readCredentialFile(path: string, source: string): Promise<DigestCredential> {
-  let text: string;
-  try {
-    text = await Bun.file(path).text();
-  } catch {
-    throw new UsageError(`${source}: cannot read ${quote(path)}`);
-  }
+  const text = (await readSmallFile(path, source)) ?? "";
   return parseCredential(text.trim(), `${source} ${quote(path)}`);
 }

@@ -341,6 +341,50 @@ describe("invalid input", () => {
     expect(await zkCliLs(server, "/")).not.toContain(chroot.slice(1));
   });
 
+  // Regression (issue 10): `--config` naming a directory or /dev/zero said "does not exist", and a
+  // FIFO hung the command for ever. Every file named by the user (--config, --auth-file,
+  // authFile in the config, acl init --agent-auth-file) is now said to be what it is, is never
+  // blocked on, and is read only up to 1 MiB.
+  test("a file option naming a directory, a device, a FIFO or a huge file: exit 2 at once saying what it is", async () => {
+    const connect = zk.withChroot("files");
+    const { server, chroot } = splitConnect(connect);
+    const dir = emptyDir("files-");
+    const fifo = join(dir, "fifo");
+    const mkfifo = Bun.spawnSync(["mkfifo", fifo], { env: { PATH: "/usr/bin:/bin" } });
+    expect(mkfifo.exitCode, mkfifo.stderr.toString()).toBe(0);
+    const huge = join(dir, "huge.toml");
+    writeFileSync(huge, `# ${"x".repeat(2 * 1_048_576)}\n`);
+    const hugeAuth = join(dir, "huge.auth");
+    writeFileSync(hugeAuth, `admin:${"x".repeat(2 * 1_048_576)}\n`);
+    const viaConfig = join(dir, "authfile-fifo.toml");
+    writeFileSync(viaConfig, `authFile = "${fifo}"\n`);
+    const cases: { args: string[]; mentions: string[] }[] = [
+      { args: ["--config", dir, "app", "list"], mentions: [`config file "${dir}" is a directory`] },
+      { args: ["--config", "/dev/zero", "app", "list"], mentions: ['config file "/dev/zero" is a character device'] },
+      { args: ["--config", fifo, "app", "list"], mentions: [`config file "${fifo}" is a FIFO`] },
+      { args: ["--config", huge, "app", "list"], mentions: [`config file "${huge}" is larger than 1 MiB`] },
+      { args: ["--auth-file", fifo, "app", "list"], mentions: [`--auth-file "${fifo}" is a FIFO`] },
+      { args: ["--auth-file", "/dev/zero", "app", "list"], mentions: ['--auth-file "/dev/zero" is a character device'] },
+      { args: ["--auth-file", dir, "app", "list"], mentions: [`--auth-file "${dir}" is a directory`] },
+      { args: ["--auth-file", hugeAuth, "app", "list"], mentions: [`--auth-file "${hugeAuth}" is larger than 1 MiB`] },
+      { args: ["--config", viaConfig, "app", "list"], mentions: [`authFile in the config file "${fifo}" is a FIFO`] },
+      { args: ["--auth", "admin:secret", "acl", "init", "--agent-auth-file", fifo], mentions: [`--agent-auth-file "${fifo}" is a FIFO`] },
+      { args: ["--auth", "admin:secret", "acl", "init", "--agent-auth-file", "/dev/zero"], mentions: ['--agent-auth-file "/dev/zero" is a character device'] },
+    ];
+    const results = await Promise.all(cases.map((c) => runCli(["--zk", connect, ...c.args], { timeoutMs: 10_000 })));
+    results.forEach((r, i) => {
+      const c = cases[i];
+      if (c === undefined) return;
+      try {
+        expect(r.timedOut, show(r)).toBe(false);
+        expectOneLineError(r, 2, c.mentions);
+      } catch (error) {
+        throw new Error(`conveyor ${c.args.join(" ")}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+    expect(await zkCliLs(server, "/")).not.toContain(chroot.slice(1));
+  });
+
   test("a negative value after a space (--max-failures -1, --slots -1) is named with its flag, in one line", async () => {
     const connect = zk.withChroot("negative");
     for (const flag of ["--max-failures", "--slots"]) {
