@@ -515,6 +515,45 @@ describe("app set-slots / list / delete", () => {
     expect(webNode).toBeNull();
   });
 
+  // Regression (issue 10): an app node whose name is not a valid app name (made with zkCli) is
+  // listed as INVALID by status and app list, but `app delete` refused the name (exit 2), so only
+  // zkCli could remove it. Any name that can be a znode under /apps is accepted by delete; one
+  // that could never exist is still exit 2, and so is an invalid name that does not exist.
+  test("app delete removes an app whose node name is invalid, as listed; names that cannot exist are still exit 2", async () => {
+    const connect = zk.withChroot("delete-invalid");
+    const { server, chroot } = splitConnect(connect);
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    const names = ["bad name", "x;y", "$(id)", "ünï", "line\u2028break", "x".repeat(200)];
+    await withRaw(connect, async (raw) => {
+      for (const name of names) await raw.create(`/apps/${name}`, Buffer.from("{}"));
+      await raw.create("/apps/x;y/hosts"); // a subtree goes too
+      await raw.create("/apps/x;y/hosts/h1", hostStatus("current", "1.0", "1.0", "r0000000"));
+    });
+    const listed = list(json(await cli(connect, ["app", "list", "--json"]))).map((a) => record(a));
+    expect(listed.filter((a) => a.error !== undefined).map((a) => a.name).sort()).toEqual([...names].sort());
+
+    for (const name of names) {
+      const r = await cli(connect, ["app", "delete", name]);
+      expectOk(r);
+      // Named as in every message: quoted, escaped, shortened past 80 characters.
+      const shown = name.length > 80 ? `"${name.slice(0, 77)}..."` : JSON.stringify(name).replace("\u2028", "\\u2028");
+      expect(r.stdout).toBe(`deleted ${shown}\n`);
+    }
+    expect(await zkCliLs(server, `${chroot}/apps`)).toEqual(["web"]);
+    const fleet = record(json(await cli(connect, ["status", "--json"])));
+    expect(fleet.invalidApps).toEqual([]);
+
+    // Could never be a node under /apps: exit 2 before connecting. An invalid name that is not
+    // there: exit 2 too (it is a typo, not a missing app).
+    const never = ["a/b", "..", ".", "", "tab\there", "del\u007f"];
+    for (const name of [...never, "no such"]) {
+      const r = await cli(connect, ["app", "delete", name]);
+      expectOneLineError(r, 2, [JSON.stringify(name).replace("\u007f", "\\u007f"), "app name"]);
+    }
+    const unreachable = await runCli(["--zk", "127.0.0.1:1/x", "--connect-timeout", "5s", "app", "delete", "a/b"]);
+    expectOneLineError(unreachable, 2, ['"a/b"']);
+  });
+
   test("show, set-slots, delete and status of a missing app exit 1 with `does not exist`", async () => {
     const connect = zk.withChroot("missing-app");
     expectOk(await cli(connect, ["app", "create", "other", "1.0", ...CMDS]));
