@@ -4,6 +4,7 @@ import { UsageError } from "./errors.ts";
 import { printable, quote } from "./printable.ts";
 import { readSmallFile } from "./small-file.ts";
 import { AppName, GroupName, HostId } from "./names.ts";
+import { oneOf } from "./rules.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/conveyor/conveyor.toml";
 export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
@@ -31,13 +32,13 @@ export const ConfigFile = strict({
   auth: v.optional(v.string()),
   authFile: v.optional(v.string()),
   connectTimeout: v.optional(v.string()),
-  logLevel: v.optional(v.picklist(LOG_LEVELS)),
+  logLevel: v.optional(oneOf(LOG_LEVELS)),
   agent: v.optional(
     strict({
       hostId: v.optional(HostId),
       groups: v.optional(v.array(GroupName)),
       sessionTimeout: v.optional(v.string()),
-      logFormat: v.optional(v.picklist(LOG_FORMATS)),
+      logFormat: v.optional(oneOf(LOG_FORMATS)),
       stateDir: v.optional(v.pipe(v.string(), v.minLength(1))),
       apps: v.optional(v.array(AppName)),
       allowCommands: v.optional(v.array(AllowPattern)),

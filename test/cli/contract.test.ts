@@ -757,6 +757,29 @@ describe("corrupt data in ZooKeeper", () => {
     expect(await withRaw(connect, (raw) => raw.exists("/apps/broken"))).toBeNull();
   });
 
+  // Regression (issue 10): a spec corrupted to `"slots": "many"` was reported with valibot's
+  // internal regex (`Invalid format: Expected /^(?:[1-9]\d?|100)%$/ but received "many"`).
+  test("an invalid value in a spec is reported with the rule in words, never a regex", async () => {
+    const connect = zk.withChroot("corrupt-words");
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    const spec = await showSpec(connect, "web");
+    const { name: _name, ...stored } = spec;
+    await withRaw(connect, async (raw) => {
+      await raw.set("/apps/web", Buffer.from(JSON.stringify({ ...stored, slots: "many" })));
+      await raw.create("/apps/verbs", Buffer.from(JSON.stringify({ ...stored, maxFailures: "2" })));
+    });
+    const rule = "slots: slots must be a whole number ≥ 1 or a percentage like 25%";
+    const fleet = record(json(await cli(connect, ["status", "--json"])));
+    expect(fleet.invalidApps).toEqual([
+      { name: "verbs", error: "maxFailures: must be a whole number from 0 to 1000000" },
+      { name: "web", error: rule },
+    ]);
+    const shown = await cli(connect, ["app", "show", "web"]);
+    expectOneLineError(shown, 1, [`/apps/web: ${rule}`]);
+    const texts = [shown.stderr, (await cli(connect, ["status"])).stdout, (await cli(connect, ["app", "list"])).stdout];
+    for (const text of texts) expect(text).not.toMatch(/\/\^|Expected \/|Invalid (format|type)/);
+  });
+
   test("a corrupt host status node is reported, not fatal", async () => {
     const connect = zk.withChroot("corrupt-host");
     expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
