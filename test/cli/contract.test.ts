@@ -22,6 +22,7 @@ import {
   zkCliLs,
 } from "../helpers/cli.ts";
 import { freePort, useZooKeeper } from "../helpers/zookeeper.ts";
+import { startWriteGate } from "../helpers/zk-write-gate.ts";
 
 const zk = useZooKeeper();
 useCli();
@@ -887,13 +888,19 @@ describe("two concurrent publishers", () => {
   type Outcome = "serialised" | "raced";
 
   /**
-   * Runs `app create <app> <a>` and `app create <app> <b>` at the same moment and checks the
-   * contract: each exits 0 or 1; not both 1; the final version is one of them and its publisher
-   * exited 0; if both exited 0 the last one recorded the other as previousVersion (nobody was
-   * silently overwritten); if one exited 1 it said "concurrently" and its version never landed.
-   * Every success leaves exactly one history entry.
+   * `app create <app> <a>` and `app create <app> <b>` with the interleaving a compare-and-set is
+   * for, forced: each publisher reaches ZooKeeper through its own write gate
+   * (helpers/zk-write-gate.ts), which holds its first write until both publishers hold one — so
+   * both have read the app — then lets `first`'s write go, and the other's once `first` has
+   * exited. (Two processes merely started together overlapped in only some rounds, so a test
+   * of 10 such rounds failed now and then, and passed without proving anything when none did.)
+   *
+   * Checks the contract: each exits 0 or 1; not both 1; the final version is one of them and its
+   * publisher exited 0; if both exited 0 the last one recorded the other as previousVersion
+   * (nobody was silently overwritten); if one exited 1 it said "concurrently" and its version
+   * never landed. Every success leaves exactly one history entry.
    */
-  async function raceRound(connect: string, raw: ZkClient, app: string, a: string, b: string): Promise<Outcome> {
+  async function raceRound(connect: string, raw: ZkClient, app: string, a: string, b: string, first: "a" | "b"): Promise<Outcome> {
     const read = async (): Promise<Record<string, unknown> | undefined> => {
       const stat = await raw.exists(`/apps/${app}`);
       if (stat === null) return undefined;
@@ -905,11 +912,31 @@ describe("two concurrent publishers", () => {
     };
     const before = await read();
     const historyBefore = await historyCount();
-    const [ra, rb] = await Promise.all([
-      cli(connect, ["app", "create", app, a, ...CMDS], { CONVEYOR_ACTOR: "publisher-a" }),
-      cli(connect, ["app", "create", app, b, ...CMDS], { CONVEYOR_ACTOR: "publisher-b" }),
-    ]);
-    const where = `${app} (was ${String(before?.version ?? "absent")}) ${a} vs ${b}:\nA ${show(ra)}\nB ${show(rb)}`;
+    const { chroot } = splitConnect(connect);
+    const gates = await Promise.all([startWriteGate(zk.port), startWriteGate(zk.port)]);
+    let ra: CliResult;
+    let rb: CliResult;
+    try {
+      const runs = ([a, b] as const).map((version, i) =>
+        cli(`${gates[i]?.address}${chroot}`, ["app", "create", app, version, ...CMDS], { CONVEYOR_ACTOR: `publisher-${i === 0 ? "a" : "b"}` }),
+      );
+      // Both have read the app and sent their write (a publisher that exits first is a failure).
+      await Promise.all(
+        gates.map((gate, i) =>
+          Promise.race([gate.holding, runs[i]?.then((r) => Promise.reject(new Error(`publisher ${i === 0 ? "a" : "b"} exited before writing: ${show(r)}`)))]),
+        ),
+      );
+      const [one, two] = first === "a" ? [0, 1] : [1, 0];
+      gates[one]?.release();
+      const firstResult = await runs[one];
+      gates[two]?.release();
+      const secondResult = await runs[two];
+      if (!firstResult || !secondResult) throw new Error("no result");
+      [ra, rb] = first === "a" ? [firstResult, secondResult] : [secondResult, firstResult];
+    } finally {
+      await Promise.all(gates.map((g) => g.close()));
+    }
+    const where = `${app} (was ${String(before?.version ?? "absent")}) ${a} vs ${b}, ${first} first:\nA ${show(ra)}\nB ${show(rb)}`;
     expect([0, 1], where).toContain(ra.code);
     expect([0, 1], where).toContain(rb.code);
     expect(ra.code + rb.code, `both lost: ${where}`).toBeLessThan(2);
@@ -923,32 +950,34 @@ describe("two concurrent publishers", () => {
       return "serialised";
     }
     expectOneLineError(loser, 1, ["concurrently"]);
+    expect(after?.version, `the publisher released first must win: ${where}`).toBe(first === "a" ? a : b);
     if (before !== undefined) expect(after?.previousVersion, where).toBe(before.version);
     return "raced";
   }
 
-  test("never both lost, never silently overwritten (10 publish rounds, 3 create rounds)", async () => {
+  test("never both lost, never silently overwritten: the publisher whose read was overtaken fails; a second creator publishes on top", async () => {
     const connect = zk.withChroot("race");
     expectOk(await cli(connect, ["app", "create", "app", "v0", ...CMDS]));
-    // One publish first: the first change after create is the known bug below, tested there.
     expectOk(await cli(connect, ["app", "create", "app", "v0.1"]));
     await withRaw(connect, async (raw) => {
-      const outcomes: Outcome[] = [];
-      for (let i = 1; i <= 10; i++) outcomes.push(await raceRound(connect, raw, "app", `v${i}a`, `v${i}b`));
-      // Two processes started together overlap in 5 to 9 rounds of 10 here: make sure the
-      // loser's path really ran (if this ever fails on a fast machine, add rounds).
-      expect(outcomes).toContain("raced");
-      // Both create a fresh app: one creates, the other publishes on top of it (or loses).
-      for (let i = 0; i < 3; i++) await raceRound(connect, raw, `fresh${i}`, "1.0a", "1.0b");
+      for (const [i, first] of (["a", "b", "a"] as const).entries()) {
+        expect(await raceRound(connect, raw, "app", `v${i + 1}a`, `v${i + 1}b`, first)).toBe("raced");
+      }
+      // Both create a fresh app: one creates it, the other's create fails and it publishes on
+      // top, naming the first version as the previous one.
+      for (const [i, first] of (["a", "b"] as const).entries()) {
+        expect(await raceRound(connect, raw, `fresh${i}`, "1.0a", "1.0b", first)).toBe("serialised");
+      }
     });
   }, 60_000);
 
   test("the first publish after create is compare-and-set too", async () => {
     const connect = zk.withChroot("race-first");
-    const apps = Array.from({ length: 12 }, (_, i) => `first${i}`);
-    await Promise.all(apps.map((app) => cli(connect, ["app", "create", app, "v0", ...CMDS]).then(expectOk)));
     await withRaw(connect, async (raw) => {
-      await Promise.all(apps.map((app) => raceRound(connect, raw, app, "v1a", "v1b")));
+      for (const [i, first] of (["a", "b"] as const).entries()) {
+        expectOk(await cli(connect, ["app", "create", `first${i}`, "v0", ...CMDS]));
+        expect(await raceRound(connect, raw, `first${i}`, "v1a", "v1b", first)).toBe("raced");
+      }
     });
   }, 60_000);
 });
