@@ -16,7 +16,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export const EXIT_CODES_HELP = [
   "  0  ok",
-  "  1  operation failed (rollout failed, halted or timed out, app missing, concurrent change, invalid data in ZooKeeper)",
+  "  1  operation failed (rollout failed, halted or timed out, app or chroot missing, concurrent change, invalid data in ZooKeeper)",
   "  2  usage or invalid input (the bad value is named; nothing was written)",
   "  3  ZooKeeper unreachable or not authorised",
 ].join("\n");
