@@ -1,12 +1,18 @@
 import type { ZkClient } from "../zk/client.ts";
 import { appPath } from "../zk/paths.ts";
+import { parseAppName } from "../config/parse-input.ts";
 import { AppNotFoundError } from "./errors.ts";
 
 /**
  * Removes the app and its whole subtree (status, queue, history). Agents notice the app node's
  * deletion through their watch and stop serving it; a running deploy finishes on its own.
+ * `validName` false (parseDeletableAppName): a node with an invalid name is removed as well,
+ * but if there is none the name was a typo — the usual invalid-name UsageError.
  */
-export async function deleteApp(zk: ZkClient, app: string): Promise<void> {
-  if (!(await zk.exists(appPath(app)))) throw new AppNotFoundError(app);
+export async function deleteApp(zk: ZkClient, app: string, validName = true): Promise<void> {
+  if (!(await zk.exists(appPath(app)))) {
+    if (!validName) parseAppName(app); // throws: names the rule
+    throw new AppNotFoundError(app);
+  }
   await zk.deleteRecursive(appPath(app));
 }

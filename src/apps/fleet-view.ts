@@ -3,7 +3,7 @@ import type { AgentInfo, HostStatus } from "../config/payloads.ts";
 import type { Slots } from "../config/slots.ts";
 import { parseQueueNode } from "../zk/recipes/queue-node.ts";
 
-export type AppState = "converged" | "rolling" | "paused" | "halted";
+export type AppState = "converged" | "failed" | "rolling" | "paused" | "halted";
 export type HostState = "current" | "queued" | "deploying" | "verifying" | "failed" | "offline";
 
 export interface HostView {
@@ -201,8 +201,35 @@ function countStates(hosts: HostView[], failuresThisRollout: number): AppView["c
 function appState(spec: AppSpec, hosts: HostView[], failuresThisRollout: number, pending: number): AppState {
   if (spec.paused) return "paused";
   if (failuresThisRollout > spec.maxFailures) return "halted";
-  if (pending > 0) return "rolling"; // live agents that serve it have not reported yet
-  // An offline host that already runs the version does not hold convergence back.
-  const done = hosts.every((h) => (h.state === "current" || h.state === "offline") && h.version === spec.version);
-  return done ? "converged" : "rolling";
+  return rolloutVerdict(hosts, pending, spec) ?? "rolling";
+}
+
+// ---- verdicts: one rule for `status` (appState) and `--wait` (evaluateRollout) -------------
+
+/** The rollout a verdict is about: the app's current version and rollout. */
+type Rollout = Pick<AppSpec, "version" | "rolloutId">;
+
+/** Whether a host is finished with the rollout: it reports the version for this rollout. */
+export function hostDone(host: HostView, rollout: Rollout): boolean {
+  if (host.version !== rollout.version) return false;
+  // An offline host that already runs the version is done; a live one must report on this rollout.
+  return host.state === "offline" || (host.state === "current" && host.rolloutId === rollout.rolloutId);
+}
+
+/** Whether a host failed this rollout (it is not retried: that is its verdict). */
+export function hostFailed(host: HostView, rollout: Rollout): boolean {
+  return host.state === "failed" && host.rolloutId === rollout.rolloutId;
+}
+
+/**
+ * The end of a rollout once every targeted host has a verdict (done or failed) and no live
+ * agent that serves the app is still to report: `converged` if at least one host runs the
+ * version, `failed` if none does — "converged on 0 hosts" would pass a release that deployed
+ * nowhere. Undefined while a host has no verdict yet, or when there is no host at all.
+ * (A halt — failures over the budget — is decided before this, by the caller.)
+ */
+export function rolloutVerdict(hosts: readonly HostView[], pendingAgents: number, rollout: Rollout): "converged" | "failed" | undefined {
+  if (pendingAgents > 0 || hosts.length === 0) return undefined;
+  if (!hosts.every((h) => hostDone(h, rollout) || hostFailed(h, rollout))) return undefined;
+  return hosts.some((h) => hostDone(h, rollout)) ? "converged" : "failed";
 }

@@ -1,10 +1,13 @@
 import type { ZkClient } from "../zk/client.ts";
 import { FleetReader } from "./fleet-reader.ts";
-import type { AppView, HostView } from "./fleet-view.ts";
+import { type AppView, type HostView, hostDone, hostFailed, rolloutVerdict } from "./fleet-view.ts";
 
 export type RolloutOutcome =
-  /** Every targeted host runs the version (hosts that failed within the budget are listed). */
+  /** Every targeted host has a verdict and at least one runs the version (hosts that failed
+   *  within the budget are listed). */
   | { kind: "converged"; view: AppView; failed: HostView[] }
+  /** Every targeted host has a verdict and none runs the version: all failed, within the budget. */
+  | { kind: "failed"; view: AppView; failed: HostView[] }
   /** Failures exceeded the budget: the rollout stopped admitting. */
   | { kind: "halted"; view: AppView; failed: HostView[] }
   /** Time ran out; `waiting` never finished (offline ones are marked so), `failed` failed. */
@@ -12,7 +15,8 @@ export type RolloutOutcome =
   /** Someone published another rollout meanwhile. */
   | { kind: "superseded"; view: AppView }
   | { kind: "deleted" }
-  /** No live agent serves the app and no host ever reported on it. */
+  /** When the wait started, no live agent served the app: no targeted host online (none ever
+   *  reported, or every one is offline) and no live agent of its groups still to report. */
   | { kind: "no-hosts"; view: AppView };
 
 export interface WaitingHost {
@@ -28,19 +32,16 @@ export interface WaitOptions {
   onUpdate?: (view: AppView) => void;
 }
 
-/** Whether a host is finished with the rollout: it reports the version for this rollout. */
-export function hostDone(host: HostView, view: AppView): boolean {
-  if (host.version !== view.version) return false;
-  // An offline host that already runs the version is done; a live one must report on this rollout.
-  return host.state === "offline" || (host.state === "current" && host.rolloutId === view.rolloutId);
-}
-
 function failedThisRollout(view: AppView): HostView[] {
-  return view.hosts.filter((h) => h.state === "failed" && h.rolloutId === view.rolloutId);
+  return view.hosts.filter((h) => hostFailed(h, view));
 }
 
-/** Decides whether the rollout has ended; undefined while it is still going. */
-export function evaluateRollout(view: AppView | undefined, rolloutId: string): RolloutOutcome | undefined {
+/**
+ * Decides whether the rollout has ended; undefined while it is still going. `starting`: this
+ * is the first look of a wait — only then does "no live agent serves the app" end it, so an
+ * agent restarting in the middle of a wait (gone for a moment) never does.
+ */
+export function evaluateRollout(view: AppView | undefined, rolloutId: string, options: { starting?: boolean } = {}): RolloutOutcome | undefined {
   if (!view) return { kind: "deleted" };
   if (view.rolloutId !== rolloutId) return { kind: "superseded", view };
   const failed = failedThisRollout(view);
@@ -54,10 +55,12 @@ export function evaluateRollout(view: AppView | undefined, rolloutId: string): R
     });
     return reported ? { kind: "halted", view, failed } : undefined;
   }
-  if (view.hosts.length === 0 && view.pendingAgents.length === 0) return { kind: "no-hosts", view };
-  if (view.pendingAgents.length > 0) return undefined;
-  const unfinished = view.hosts.filter((h) => !hostDone(h, view) && !failed.includes(h));
-  return unfinished.length === 0 ? { kind: "converged", view, failed } : undefined;
+  // The same rule as the app state `status` shows (fleet-view.ts appState).
+  const verdict = rolloutVerdict(view.hosts, view.pendingAgents.length, view);
+  if (verdict !== undefined) return { kind: verdict, view, failed };
+  // Nobody will ever report: waiting would only run into --wait-timeout (30 min by default).
+  const served = view.pendingAgents.length > 0 || view.hosts.some((h) => h.online);
+  return options.starting && !served ? { kind: "no-hosts", view } : undefined;
 }
 
 function waitingHosts(view: AppView): WaitingHost[] {
@@ -89,11 +92,11 @@ export async function waitForRollout(zk: ZkClient, app: string, rolloutId: strin
   const deadline = Date.now() + options.timeoutMs;
   try {
     await reader.load();
-    for (;;) {
+    for (let starting = true; ; starting = false) {
       changed = false;
       const view = reader.snapshot().apps[0];
       if (view) options.onUpdate?.(view);
-      const outcome = evaluateRollout(view, rolloutId);
+      const outcome = evaluateRollout(view, rolloutId, { starting });
       if (outcome) return outcome;
       if (changed) continue;
       const remaining = deadline - Date.now();

@@ -30,7 +30,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
     const command = cli.commands.find((c) => c.rawName === spec.usage);
     command?.action((...actionArgs: unknown[]) => {
       const args = actionArgs.filter((a): a is string => typeof a === "string");
-      run = () => spec.run(args, context(input, cli));
+      run = () => spec.run(args, context(input, cli, spec));
     });
   }
   try {
@@ -102,13 +102,14 @@ function buildCli(program: string, commands: CommandSpec[]): CAC {
   return cli;
 }
 
-function context(input: GroupInput, cli: CAC): CommandContext {
+function context(input: GroupInput, cli: CAC, spec: CommandSpec): CommandContext {
   return {
     argv: input.argv,
     env: input.env,
     io: input.io,
     options: new RawOptions(input.argv, cli.options),
     signal: input.signal,
+    createsChroot: spec.createsChroot === true,
   };
 }
 

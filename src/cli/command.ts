@@ -10,6 +10,8 @@ export interface CommandContext {
   options: RawOptions;
   /** Aborted on SIGINT/SIGTERM; long-running commands stop cleanly. */
   signal: AbortSignal;
+  /** The command may create a missing chroot (CommandSpec.createsChroot). */
+  createsChroot: boolean;
 }
 
 export interface OptionSpec {
@@ -25,5 +27,10 @@ export interface CommandSpec {
   description: string;
   options?: OptionSpec[];
   examples?: string[];
+  /**
+   * Only commands that start a tree (app create, acl init, agent) create a missing chroot; any
+   * other finds a mistyped one missing and says so (src/cli/session.ts connectZk).
+   */
+  createsChroot?: true;
   run(args: string[], ctx: CommandContext): Promise<number>;
 }

@@ -5,7 +5,7 @@ import { ZkError, isConnectivity, isNoAuth } from "../zk/errors.ts";
 /** The documented exit codes; nothing else is ever returned. */
 export const ExitCode = {
   ok: 0,
-  /** The operation failed: rollout failed or halted, app missing, concurrent change. */
+  /** The operation failed: rollout failed, halted or timed out, app missing, concurrent change. */
   failed: 1,
   /** Usage or invalid input; nothing was written. */
   usage: 2,
@@ -16,7 +16,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export const EXIT_CODES_HELP = [
   "  0  ok",
-  "  1  operation failed (rollout failed or halted, app missing, concurrent change, invalid data in ZooKeeper)",
+  "  1  operation failed (rollout failed, halted or timed out, app or chroot missing, concurrent change, invalid data in ZooKeeper)",
   "  2  usage or invalid input (the bad value is named; nothing was written)",
   "  3  ZooKeeper unreachable or not authorised",
 ].join("\n");

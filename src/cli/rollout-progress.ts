@@ -1,18 +1,19 @@
 import { resolveSlots } from "../config/slots.ts";
 import { formatDuration } from "../config/durations.ts";
 import { printable } from "../config/printable.ts";
-import type { AppView, HostView } from "../apps/fleet-view.ts";
-import { hostDone } from "../apps/rollout-wait.ts";
+import { type AppView, type HostView, hostDone } from "../apps/fleet-view.ts";
 import { type Io, renderTable } from "./io.ts";
 
 /**
  * Progress of a rollout while `--wait` blocks. In a terminal: one live line (done/total,
  * deploying, queued, failed, ETA) rewritten in place. Otherwise (CI logs): one plain line per
- * host event, so the log reads as a timeline.
+ * host event, so the log reads as a timeline. In both, a line when the app is paused or
+ * resumed: a paused rollout admits nobody, and a wait that says nothing looks hung.
  */
 export class RolloutProgress {
   private readonly seen = new Map<string, string>();
   private lastLine = "";
+  private paused = false;
 
   constructor(
     private readonly io: Io,
@@ -21,6 +22,10 @@ export class RolloutProgress {
   ) {}
 
   update(view: AppView): void {
+    if (view.paused !== this.paused) {
+      this.paused = view.paused;
+      this.note(view.paused ? `${view.name} is paused: waiting for "conveyor app resume ${view.name}"` : `${view.name} resumed`);
+    }
     if (this.live) {
       const line = progressLine(view, Date.now() - this.started);
       if (line !== this.lastLine) {
@@ -35,6 +40,12 @@ export class RolloutProgress {
       this.seen.set(host.host, key);
       this.io.out(`[+${formatSeconds(Date.now() - this.started)}] ${host.host.padEnd(12)} ${describeHost(host, view)}`);
     }
+  }
+
+  /** A line of its own: above the live line in a terminal (which is drawn again), else timed. */
+  private note(text: string): void {
+    if (this.live) this.io.write(`\r\x1b[2K${text}\n${this.lastLine}`);
+    else this.io.out(`[+${formatSeconds(Date.now() - this.started)}] ${text}`);
   }
 
   /** Ends the live line so what follows starts on a fresh line. */

@@ -1,7 +1,10 @@
 import { resolveActor } from "../config/actor.ts";
-import { type Settings, resolveSettings } from "../config/settings.ts";
+import { UsageError } from "../config/errors.ts";
+import { DEFAULT_CONNECT_SOURCE, type Settings, resolveSettings } from "../config/settings.ts";
+import { OperationError } from "../apps/errors.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
 import { ZkClient } from "../zk/client.ts";
+import { enclosingConveyorTree } from "../zk/chroot-guard.ts";
 import type { CommandContext } from "./command.ts";
 import { readGlobalFlags } from "./global-options.ts";
 
@@ -16,18 +19,59 @@ export function loadSettings(ctx: CommandContext): Promise<Settings> {
  */
 export async function withZk<T>(ctx: CommandContext, fn: (zk: ZkClient, settings: Settings) => Promise<T>): Promise<T> {
   const settings = await loadSettings(ctx);
-  const zk = await ZkClient.connect({
-    connectString: settings.connectString,
-    credentials: settings.credentials,
-    connectTimeoutMs: settings.connectTimeoutMs,
-    operationTimeoutMs: settings.connectTimeoutMs,
-  });
+  const zk = await connectZk(ctx, settings, { operationTimeoutMs: settings.connectTimeoutMs });
   try {
     await zk.adoptTreeAcl();
     return await fn(zk, settings);
   } finally {
     await zk.close();
   }
+}
+
+/**
+ * The one way a command (the agent included) connects, and the one home of the chroot rules:
+ * - a chroot inside a Conveyor tree (`/conveyor/apps`) is refused, exit 2, before anything is
+ *   written: it would be taken for a tree of its own;
+ * - a missing chroot is created only by commands that start a tree (CommandSpec.createsChroot:
+ *   app create, acl init, agent); any other exits 1 naming it — a mistyped chroot must not be
+ *   created silently and then reported as "no apps".
+ * The client is closed again if a rule refuses.
+ */
+export async function connectZk(
+  ctx: CommandContext,
+  settings: Settings,
+  options: { sessionTimeoutMs?: number; operationTimeoutMs?: number } = {},
+): Promise<ZkClient> {
+  const zk = await ZkClient.connect({
+    connectString: settings.connectString,
+    credentials: settings.credentials,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    ...options,
+    createChroot: false,
+  });
+  try {
+    await checkChroot(zk, settings, ctx.createsChroot);
+  } catch (error) {
+    await zk.close();
+    throw error;
+  }
+  return zk;
+}
+
+async function checkChroot(zk: ZkClient, settings: Settings, mayCreate: boolean): Promise<void> {
+  if (zk.chroot === "") return; // the server's root always exists
+  const source = settings.connectSource;
+  const tree = await enclosingConveyorTree(zk);
+  if (tree) {
+    const servers = settings.connectString.trim().split("/")[0] ?? "";
+    throw new UsageError(
+      `the chroot ${zk.chroot} (in ${source}) lies inside the Conveyor tree at ${tree.root || "/"} (its ${tree.under}): use the Conveyor root as the chroot, e.g. --zk ${servers}${tree.root || "/"}`,
+    );
+  }
+  if (await zk.existsOutsideChroot(zk.chroot)) return;
+  if (mayCreate) return zk.ensureChroot();
+  const check = source === DEFAULT_CONNECT_SOURCE ? "--zk" : source;
+  throw new OperationError(`ZooKeeper has no ${zk.chroot} (the chroot in ${source}): nothing was ever created there; check ${check}`);
 }
 
 export function mutationContext(ctx: CommandContext): MutationContext {

@@ -13,8 +13,12 @@ import { ExitCode } from "./exit-codes.ts";
 import { printJson } from "./io.ts";
 import { RolloutProgress, firstLine, summaryTable } from "./rollout-progress.ts";
 
+/** How a wait ends, for --help (README "CI recipe" says the same). */
+export const WAIT_OUTCOMES_HELP =
+  "exit 0 converged (every targeted host has a verdict and at least one runs the version); 1 failed (every host failed), halted, timeout, superseded, deleted, or no-hosts (no live agent serves the app)";
+
 export const WAIT_OPTIONS: OptionSpec[] = [
-  { flag: "--wait", description: "Block until the rollout ends; exit 0 converged, 1 halted/timed out" },
+  { flag: "--wait", description: `Block until the rollout ends: ${WAIT_OUTCOMES_HELP}` },
   { flag: "--wait-timeout <duration>", description: "Give up waiting after this long (default 30m)" },
 ];
 
@@ -33,9 +37,11 @@ export function readWaitOptions(ctx: CommandContext): { wait: boolean; timeoutMs
 
 /**
  * Waits for the rollout `spec` started, prints progress and a summary, and returns the exit
- * code: 0 when every targeted host runs the version; 1 when the rollout halted, timed out, was
- * superseded or deleted, or no agent serves the app. With `rollbackOnFailure`, a halted rollout
- * is rolled back to the previous version and that rollout is waited for too (still exit 1).
+ * code: 0 when it converged (every targeted host has a verdict, at least one runs the version,
+ * failures within the budget); 1 when every host failed, the rollout halted, timed out, was
+ * superseded or deleted, or no agent serves the app. With `rollbackOnFailure`, a failed or
+ * halted rollout is rolled back to the previous version and that rollout is waited for too
+ * (still exit 1).
  */
 export async function waitAndReport(
   ctx: CommandContext,
@@ -51,7 +57,7 @@ export async function waitAndReport(
     { rollout: spec.rolloutId, version: spec.version, outcome },
   ];
   let code = report(ctx, app, spec, outcome, started, json);
-  if (outcome.kind === "halted" && options.rollbackOnFailure) {
+  if ((outcome.kind === "halted" || outcome.kind === "failed") && options.rollbackOnFailure) {
     const target = spec.previousVersion;
     const rolledBack =
       target === undefined || target === spec.version
@@ -102,6 +108,10 @@ function report(ctx: CommandContext, app: string, spec: AppSpec, outcome: Rollou
         ctx.io.err(`warning: ${h.host} failed (exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}), within --max-failures`);
       }
       break;
+    case "failed":
+      ctx.io.err(`error: ${app} ${spec.version}: rollout failed: no host succeeded (${outcome.failed.length} failed, within --max-failures ${spec.maxFailures}) after ${took}`);
+      for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
+      break;
     case "halted":
       ctx.io.err(`error: ${app} ${spec.version}: rollout halted after ${took}: failures exceeded --max-failures ${spec.maxFailures}`);
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
@@ -116,9 +126,16 @@ function report(ctx: CommandContext, app: string, spec: AppSpec, outcome: Rollou
     case "deleted":
       ctx.io.err(`error: app "${app}" was deleted while waiting`);
       break;
-    case "no-hosts":
-      ctx.io.err(`error: no agent serves app "${app}" (no live agent in its groups, and no host has reported on it)`);
+    case "no-hosts": {
+      const offline = outcome.view.hosts.map((h) => h.host);
+      const named = offline.length > 10 ? `${offline.slice(0, 10).join(", ")}, …` : offline.join(", ");
+      ctx.io.err(
+        offline.length === 0
+          ? `error: no agent serves app "${app}" (no live agent in its groups, and no host has reported on it)`
+          : `error: no agent serves app "${app}": its ${offline.length} host(s) are offline (${named}) and no other live agent in its groups serves it`,
+      );
       break;
+    }
   }
   return code;
 }

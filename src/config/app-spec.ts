@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { GroupName, Version } from "./names.ts";
+import { jsonObject, wholeNumber } from "./rules.ts";
 import { Slots } from "./slots.ts";
 
 export const MAX_COMMAND_LENGTH = 8_192;
@@ -15,13 +16,13 @@ export const CommandTemplate = v.pipe(
 
 export const Timestamp = v.pipe(v.string(), v.isoTimestamp("timestamp must be ISO 8601"));
 /** Who made a change: free text (user@host, a CI URL) but bounded and single-line. */
-export const Actor = v.pipe(v.string(), v.maxLength(512), v.regex(/^[^\n\r\0]*$/, "actor must be one line"));
+export const Actor = v.pipe(v.string(), v.maxLength(512, "actor must be at most 512 characters"), v.regex(/^[^\n\r\0]*$/, "actor must be one line"));
 export const RolloutId = v.pipe(v.string(), v.regex(/^r[0-9a-z]{6,40}$/, "invalid rollout id"));
 
-const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000));
+const Count = wholeNumber(0, 1_000_000);
 
 /** /apps/<app>: what every agent serving the app should run, and how widely at once. */
-export const AppSpec = v.object({
+export const AppSpec = jsonObject({
   version: Version,
   rolloutId: RolloutId,
   previousVersion: v.optional(Version),
@@ -31,12 +32,12 @@ export const AppSpec = v.object({
   verifyCmd: v.optional(CommandTemplate),
   groups: v.pipe(v.array(GroupName), v.maxLength(256)),
   maxFailures: Count,
-  deployTimeoutSec: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_DEPLOY_TIMEOUT_SEC)),
+  deployTimeoutSec: wholeNumber(1, MAX_DEPLOY_TIMEOUT_SEC),
   paused: v.boolean(),
   /** Failures of this rollout that `app resume` forgave: they no longer count toward the budget. */
   ignoredFailures: v.optional(Count),
   /** Canary: admit only this many hosts in this rollout until promoted. */
-  canary: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000))),
+  canary: v.optional(wholeNumber(1, 100_000)),
   /** Promote by itself once every canary host is current and verified. */
   canaryAuto: v.optional(v.boolean()),
   promoted: v.optional(v.boolean()),

@@ -2,7 +2,9 @@ import * as v from "valibot";
 import { firstIssue } from "./decode.ts";
 import { UsageError } from "./errors.ts";
 import { printable, quote } from "./printable.ts";
+import { readSmallFile } from "./small-file.ts";
 import { AppName, GroupName, HostId } from "./names.ts";
+import { oneOf } from "./rules.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/conveyor/conveyor.toml";
 export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
@@ -30,13 +32,13 @@ export const ConfigFile = strict({
   auth: v.optional(v.string()),
   authFile: v.optional(v.string()),
   connectTimeout: v.optional(v.string()),
-  logLevel: v.optional(v.picklist(LOG_LEVELS)),
+  logLevel: v.optional(oneOf(LOG_LEVELS)),
   agent: v.optional(
     strict({
       hostId: v.optional(HostId),
       groups: v.optional(v.array(GroupName)),
       sessionTimeout: v.optional(v.string()),
-      logFormat: v.optional(v.picklist(LOG_FORMATS)),
+      logFormat: v.optional(oneOf(LOG_FORMATS)),
       stateDir: v.optional(v.pipe(v.string(), v.minLength(1))),
       apps: v.optional(v.array(AppName)),
       allowCommands: v.optional(v.array(AllowPattern)),
@@ -51,19 +53,10 @@ export type ConfigFile = v.InferOutput<typeof ConfigFile>;
  */
 export async function loadConfigFile(explicitPath: string | undefined): Promise<{ path?: string; config: ConfigFile }> {
   const path = explicitPath ?? DEFAULT_CONFIG_PATH;
-  const shown = explicitPath === undefined ? path : quote(path).slice(1, -1);
-  let text: string;
-  try {
-    const file = Bun.file(path);
-    if (!(await file.exists())) {
-      if (explicitPath !== undefined) throw new UsageError(`config file ${shown} does not exist`);
-      return { config: {} };
-    }
-    text = await file.text();
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError(`config file ${shown} cannot be read: ${describe(error)}`);
-  }
+  const shown = quote(path).slice(1, -1);
+  // The default path may be missing; anything else there (a directory, …) is still an error.
+  const text = await readSmallFile(path, "config file", { optional: explicitPath === undefined });
+  if (text === undefined) return { config: {} };
   let parsed: unknown;
   try {
     parsed = Bun.TOML.parse(text);

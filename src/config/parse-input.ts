@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { UsageError } from "./errors.ts";
-import { AppName, GroupName, HostId, Version } from "./names.ts";
+import { AppName, GroupName, HostId, NAME_PATTERN, Version } from "./names.ts";
+import { isZnodeName } from "../zk/paths.ts";
 import { type Slots, parseSlots } from "./slots.ts";
 import { parseDurationMs } from "./durations.ts";
 import { CommandTemplate } from "./app-spec.ts";
@@ -15,6 +16,17 @@ export function parseWith<const S extends v.GenericSchema>(schema: S, value: unk
 }
 
 export const parseAppName = (value: string): string => parseWith(AppName, value, "app name");
+
+/**
+ * `app delete` also takes a name that `status` and `app list` show as invalid (a node made by
+ * hand, e.g. with zkCli), so it can be removed without zkCli: any name a node under /apps can
+ * have. `valid` false: the caller must find the node, else it is a UsageError after all (a
+ * typo). A name no node can have is the usual UsageError here, before connecting.
+ */
+export function parseDeletableAppName(value: string): { name: string; valid: boolean } {
+  if (!isZnodeName(value) || NAME_PATTERN.test(value)) return { name: parseAppName(value), valid: true };
+  return { name: value, valid: false };
+}
 export const parseHostId = (value: string, label = "host id"): string => parseWith(HostId, value, label);
 export const parseVersion = (value: string): string => parseWith(Version, value, "version");
 export const parseCommand = (value: string, label: string): string => parseWith(CommandTemplate, value, label);

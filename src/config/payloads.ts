@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { Actor, RolloutId, Timestamp } from "./app-spec.ts";
 import { AppName, GroupName, HostId, Version } from "./names.ts";
+import { jsonObject, oneOf, wholeNumber } from "./rules.ts";
 
 /** What a host reports it runs: output of get-version-cmd, kept short and printable. */
 export const ObservedVersion = v.pipe(v.string(), v.maxLength(256));
@@ -9,14 +10,14 @@ export const HOST_STATES = ["current", "queued", "deploying", "verifying", "fail
 export type StoredHostState = (typeof HOST_STATES)[number];
 
 /** /apps/<app>/hosts/<host>, written only by that host's agent. */
-export const HostStatus = v.object({
-  state: v.picklist(HOST_STATES),
+export const HostStatus = jsonObject({
+  state: oneOf(HOST_STATES),
   version: ObservedVersion,
   target: Version,
   rolloutId: RolloutId,
   since: Timestamp,
   updatedAt: Timestamp,
-  queuePosition: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  queuePosition: v.optional(wholeNumber(1)),
   exitCode: v.optional(v.nullable(v.pipe(v.number(), v.integer()))),
   error: v.optional(v.pipe(v.string(), v.maxLength(4_096))),
   outputTail: v.optional(v.pipe(v.string(), v.maxLength(8_192))),
@@ -25,11 +26,11 @@ export const HostStatus = v.object({
 export type HostStatus = v.InferOutput<typeof HostStatus>;
 
 /** /apps/<app>/leases/<host>-<sid>-N: a held slot. */
-export const Lease = v.object({ host: HostId, version: Version, since: Timestamp });
+export const Lease = jsonObject({ host: HostId, version: Version, since: Timestamp });
 export type Lease = v.InferOutput<typeof Lease>;
 
 /** /apps/<app>/failures/<rolloutId>-<host>. */
-export const Failure = v.object({
+export const Failure = jsonObject({
   exitCode: v.nullable(v.pipe(v.number(), v.integer())),
   at: Timestamp,
   error: v.pipe(v.string(), v.maxLength(4_096)),
@@ -49,10 +50,10 @@ export const HISTORY_ACTIONS = [
 ] as const;
 
 /** /apps/<app>/history/h-N. */
-export const HistoryEntry = v.object({
+export const HistoryEntry = jsonObject({
   at: Timestamp,
   by: Actor,
-  action: v.picklist(HISTORY_ACTIONS),
+  action: oneOf(HISTORY_ACTIONS),
   from: v.optional(v.pipe(v.string(), v.maxLength(256))),
   to: v.optional(v.pipe(v.string(), v.maxLength(256))),
   detail: v.optional(v.pipe(v.string(), v.maxLength(1_024))),
@@ -60,12 +61,12 @@ export const HistoryEntry = v.object({
 export type HistoryEntry = v.InferOutput<typeof HistoryEntry>;
 
 /** /agents/<host>: presence of a live agent (ephemeral). */
-export const AgentInfo = v.object({
+export const AgentInfo = jsonObject({
   groups: v.pipe(v.array(GroupName), v.maxLength(256)),
   /** The agent's local allowlist of apps, if it has one (it serves no other app). */
   apps: v.optional(v.pipe(v.array(AppName), v.maxLength(10_000))),
   agentVersion: v.pipe(v.string(), v.maxLength(128)),
-  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  pid: wholeNumber(1),
   startedAt: Timestamp,
 });
 export type AgentInfo = v.InferOutput<typeof AgentInfo>;

@@ -5,6 +5,7 @@ import { parseDurationMs } from "./durations.ts";
 import { UsageError } from "./errors.ts";
 import { NAME_PATTERN } from "./names.ts";
 import { quote } from "./printable.ts";
+import { readSmallFile } from "./small-file.ts";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -21,6 +22,8 @@ export interface GlobalFlags {
 
 export interface Settings {
   connectString: string;
+  /** Where connectString came from, for messages: "--zk", "CONVEYOR_ZK", "zk in the config file …", or the default. */
+  connectSource: string;
   credentials: DigestCredential[];
   connectTimeoutMs: number;
   logLevel: LogLevel;
@@ -31,6 +34,7 @@ export interface Settings {
 
 export const DEFAULT_CONNECT = "127.0.0.1:2181/conveyor";
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_CONNECT_SOURCE = `the default --zk ${DEFAULT_CONNECT}`;
 
 type Env = Record<string, string | undefined>;
 
@@ -38,6 +42,14 @@ type Env = Record<string, string | undefined>;
 export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Settings> {
   const { path, config } = await loadConfigFile(flags.config);
   const connectString = flags.zk ?? env.CONVEYOR_ZK ?? config.zk ?? DEFAULT_CONNECT;
+  const connectSource =
+    flags.zk !== undefined
+      ? "--zk"
+      : env.CONVEYOR_ZK !== undefined
+        ? "CONVEYOR_ZK"
+        : config.zk !== undefined
+          ? `zk in the config file ${quote(path ?? "")}`
+          : DEFAULT_CONNECT_SOURCE;
   const parsed = parseConnectString(connectString);
   if (typeof parsed === "string") throw new UsageError(parsed);
 
@@ -56,6 +68,7 @@ export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Set
 
   return {
     connectString,
+    connectSource,
     credentials,
     connectTimeoutMs,
     logLevel: levelText as LogLevel,
@@ -86,11 +99,6 @@ export function parseCredential(text: string, source: string): DigestCredential 
 }
 
 export async function readCredentialFile(path: string, source: string): Promise<DigestCredential> {
-  let text: string;
-  try {
-    text = await Bun.file(path).text();
-  } catch {
-    throw new UsageError(`${source}: cannot read ${quote(path)}`);
-  }
+  const text = (await readSmallFile(path, source)) ?? "";
   return parseCredential(text.trim(), `${source} ${quote(path)}`);
 }

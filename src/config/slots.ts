@@ -2,13 +2,20 @@ import * as v from "valibot";
 
 export const MAX_SLOTS = 100_000;
 
-/** A slot count as stored: a whole number ≥ 1, or "N%" of the app's hosts (1–100). */
+const SLOTS_RULE = "slots must be a whole number ≥ 1 or a percentage like 25%";
+const SLOTS_RANGE = `slots must be a whole number from 1 to ${MAX_SLOTS} or a percentage like 25%`;
+
+/**
+ * A slot count as stored: a whole number ≥ 1, or "N%" of the app's hosts (1–100). Each branch
+ * has its own messages: when the input has a branch's type (a string that is no percentage),
+ * the union reports that branch's issue, not its own message.
+ */
 export const Slots = v.union(
   [
-    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_SLOTS)),
-    v.pipe(v.string(), v.regex(/^(?:[1-9]\d?|100)%$/)),
+    v.pipe(v.number(SLOTS_RULE), v.integer(SLOTS_RULE), v.minValue(1, SLOTS_RULE), v.maxValue(MAX_SLOTS, SLOTS_RANGE)),
+    v.pipe(v.string(SLOTS_RULE), v.regex(/^(?:[1-9]\d?|100)%$/, SLOTS_RULE)),
   ],
-  "slots must be a whole number ≥ 1 or a percentage like 25%",
+  SLOTS_RULE,
 );
 export type Slots = v.InferOutput<typeof Slots>;
 

@@ -55,7 +55,8 @@ export interface ZkClientOptions {
   credentials?: DigestCredential[];
   /** ACL for each node this client creates (chroot-relative path). Default: world-open. */
   aclFor?: (path: string) => ZkAcl[];
-  /** Create the chroot when it is missing (the CLI does; default true). */
+  /** Create the chroot when it is missing (default true). The CLI passes false and decides per
+   *  command (src/cli/session.ts), calling ensureChroot() itself. */
   createChroot?: boolean;
 }
 
@@ -374,8 +375,22 @@ export class ZkClient {
     });
   }
 
+  /**
+   * Whether `path`, an absolute path of the server's tree, exists — outside the chroot, e.g. the
+   * chroot itself or its ancestors (see chroot-guard.ts).
+   */
+  async existsOutsideChroot(path: string): Promise<boolean> {
+    const stat = await this.bounded<zookeeper.Stat | undefined>(path, (done) => this.lib.exists(path, done));
+    return stat !== undefined && stat !== null;
+  }
+
+  /** The children of `path`, an absolute path of the server's tree (outside the chroot). */
+  async childrenOutsideChroot(path: string): Promise<string[]> {
+    return this.bounded<string[]>(path, (done) => this.lib.getChildren(path, (e, c) => done(e, c)));
+  }
+
   /** Creates each missing segment of the chroot (paths outside the chroot, so no prefixing). */
-  private async ensureChroot(): Promise<void> {
+  async ensureChroot(): Promise<void> {
     let current = "";
     for (const segment of this.target.chroot.split("/").filter(Boolean)) {
       current += `/${segment}`;

@@ -33,6 +33,14 @@ export const appSubdirs = (app: string): string[] => [
   canaryDir(app),
 ];
 
+/**
+ * Whether `name` can be one segment of a ZooKeeper path: what the server accepts (PathUtils):
+ * not empty, not "." or "..", no "/", no control characters, no surrogates or private use.
+ */
+export function isZnodeName(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !/[/\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/.test(name);
+}
+
 /** The last segment of a path. */
 export const basename = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
 

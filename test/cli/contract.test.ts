@@ -7,6 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { ZkClient } from "../../src/zk/client.ts";
 import {
@@ -22,6 +23,7 @@ import {
   zkCliLs,
 } from "../helpers/cli.ts";
 import { freePort, useZooKeeper } from "../helpers/zookeeper.ts";
+import { startWriteGate } from "../helpers/zk-write-gate.ts";
 
 const zk = useZooKeeper();
 useCli();
@@ -341,6 +343,50 @@ describe("invalid input", () => {
     expect(await zkCliLs(server, "/")).not.toContain(chroot.slice(1));
   });
 
+  // Regression (issue 10): `--config` naming a directory or /dev/zero said "does not exist", and a
+  // FIFO hung the command for ever. Every file named by the user (--config, --auth-file,
+  // authFile in the config, acl init --agent-auth-file) is now said to be what it is, is never
+  // blocked on, and is read only up to 1 MiB.
+  test("a file option naming a directory, a device, a FIFO or a huge file: exit 2 at once saying what it is", async () => {
+    const connect = zk.withChroot("files");
+    const { server, chroot } = splitConnect(connect);
+    const dir = emptyDir("files-");
+    const fifo = join(dir, "fifo");
+    const mkfifo = Bun.spawnSync(["mkfifo", fifo], { env: { PATH: "/usr/bin:/bin" } });
+    expect(mkfifo.exitCode, mkfifo.stderr.toString()).toBe(0);
+    const huge = join(dir, "huge.toml");
+    writeFileSync(huge, `# ${"x".repeat(2 * 1_048_576)}\n`);
+    const hugeAuth = join(dir, "huge.auth");
+    writeFileSync(hugeAuth, `admin:${"x".repeat(2 * 1_048_576)}\n`);
+    const viaConfig = join(dir, "authfile-fifo.toml");
+    writeFileSync(viaConfig, `authFile = "${fifo}"\n`);
+    const cases: { args: string[]; mentions: string[] }[] = [
+      { args: ["--config", dir, "app", "list"], mentions: [`config file "${dir}" is a directory`] },
+      { args: ["--config", "/dev/zero", "app", "list"], mentions: ['config file "/dev/zero" is a character device'] },
+      { args: ["--config", fifo, "app", "list"], mentions: [`config file "${fifo}" is a FIFO`] },
+      { args: ["--config", huge, "app", "list"], mentions: [`config file "${huge}" is larger than 1 MiB`] },
+      { args: ["--auth-file", fifo, "app", "list"], mentions: [`--auth-file "${fifo}" is a FIFO`] },
+      { args: ["--auth-file", "/dev/zero", "app", "list"], mentions: ['--auth-file "/dev/zero" is a character device'] },
+      { args: ["--auth-file", dir, "app", "list"], mentions: [`--auth-file "${dir}" is a directory`] },
+      { args: ["--auth-file", hugeAuth, "app", "list"], mentions: [`--auth-file "${hugeAuth}" is larger than 1 MiB`] },
+      { args: ["--config", viaConfig, "app", "list"], mentions: [`authFile in the config file "${fifo}" is a FIFO`] },
+      { args: ["--auth", "admin:secret", "acl", "init", "--agent-auth-file", fifo], mentions: [`--agent-auth-file "${fifo}" is a FIFO`] },
+      { args: ["--auth", "admin:secret", "acl", "init", "--agent-auth-file", "/dev/zero"], mentions: ['--agent-auth-file "/dev/zero" is a character device'] },
+    ];
+    const results = await Promise.all(cases.map((c) => runCli(["--zk", connect, ...c.args], { timeoutMs: 10_000 })));
+    results.forEach((r, i) => {
+      const c = cases[i];
+      if (c === undefined) return;
+      try {
+        expect(r.timedOut, show(r)).toBe(false);
+        expectOneLineError(r, 2, c.mentions);
+      } catch (error) {
+        throw new Error(`conveyor ${c.args.join(" ")}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+    expect(await zkCliLs(server, "/")).not.toContain(chroot.slice(1));
+  });
+
   test("a negative value after a space (--max-failures -1, --slots -1) is named with its flag, in one line", async () => {
     const connect = zk.withChroot("negative");
     for (const flag of ["--max-failures", "--slots"]) {
@@ -379,19 +425,32 @@ describe("usage and help", () => {
   });
 
   test("unknown option exits 2 naming it, without touching ZooKeeper", async () => {
-    const results = await Promise.all([
-      runCli(["--zk", "127.0.0.1:1/x", "app", "list", "--frob"]),
-      runCli(["--zk", "127.0.0.1:1/x", "status", "--bogus=1"]),
-      runCli(["--zk", "127.0.0.1:1/x", "app", "create", "web", "1.0", ...CMDS, "--slot", "2"]),
-    ]);
-    const names = ["--frob", "--bogus", "--slot"];
-    results.forEach((r, i) => {
-      expect(r.code, show(r)).toBe(2);
-      expect(r.stdout).toBe("");
-      expect(r.stderr).toContain(names[i] ?? "?");
-      expect(r.stderr).not.toMatch(STACK_LINE);
-      expect(r.ms).toBeLessThan(5_000); // it did not wait on 127.0.0.1:1
+    // A listener in ZooKeeper's place counts connections: "not touched" is counted, not timed.
+    let connections = 0;
+    const listener = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
     });
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", () => resolve()));
+    const address = listener.address();
+    const target = `127.0.0.1:${typeof address === "object" && address !== null ? address.port : 1}/x`;
+    try {
+      const results = await Promise.all([
+        runCli(["--zk", target, "app", "list", "--frob"]),
+        runCli(["--zk", target, "status", "--bogus=1"]),
+        runCli(["--zk", target, "app", "create", "web", "1.0", ...CMDS, "--slot", "2"]),
+      ]);
+      const names = ["--frob", "--bogus", "--slot"];
+      results.forEach((r, i) => {
+        expect(r.code, show(r)).toBe(2);
+        expect(r.stdout).toBe("");
+        expect(r.stderr).toContain(names[i] ?? "?");
+        expect(r.stderr).not.toMatch(STACK_LINE);
+      });
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+    }
   });
 
   test("an unknown option before the command is named", async () => {
@@ -471,6 +530,45 @@ describe("app set-slots / list / delete", () => {
     expect(webNode).toBeNull();
   });
 
+  // Regression (issue 10): an app node whose name is not a valid app name (made with zkCli) is
+  // listed as INVALID by status and app list, but `app delete` refused the name (exit 2), so only
+  // zkCli could remove it. Any name that can be a znode under /apps is accepted by delete; one
+  // that could never exist is still exit 2, and so is an invalid name that does not exist.
+  test("app delete removes an app whose node name is invalid, as listed; names that cannot exist are still exit 2", async () => {
+    const connect = zk.withChroot("delete-invalid");
+    const { server, chroot } = splitConnect(connect);
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    const names = ["bad name", "x;y", "$(id)", "ünï", "line\u2028break", "x".repeat(200)];
+    await withRaw(connect, async (raw) => {
+      for (const name of names) await raw.create(`/apps/${name}`, Buffer.from("{}"));
+      await raw.create("/apps/x;y/hosts"); // a subtree goes too
+      await raw.create("/apps/x;y/hosts/h1", hostStatus("current", "1.0", "1.0", "r0000000"));
+    });
+    const listed = list(json(await cli(connect, ["app", "list", "--json"]))).map((a) => record(a));
+    expect(listed.filter((a) => a.error !== undefined).map((a) => a.name).sort()).toEqual([...names].sort());
+
+    for (const name of names) {
+      const r = await cli(connect, ["app", "delete", name]);
+      expectOk(r);
+      // Named as in every message: quoted, escaped, shortened past 80 characters.
+      const shown = name.length > 80 ? `"${name.slice(0, 77)}..."` : JSON.stringify(name).replace("\u2028", "\\u2028");
+      expect(r.stdout).toBe(`deleted ${shown}\n`);
+    }
+    expect(await zkCliLs(server, `${chroot}/apps`)).toEqual(["web"]);
+    const fleet = record(json(await cli(connect, ["status", "--json"])));
+    expect(fleet.invalidApps).toEqual([]);
+
+    // Could never be a node under /apps: exit 2 before connecting. An invalid name that is not
+    // there: exit 2 too (it is a typo, not a missing app).
+    const never = ["a/b", "..", ".", "", "tab\there", "del\u007f"];
+    for (const name of [...never, "no such"]) {
+      const r = await cli(connect, ["app", "delete", name]);
+      expectOneLineError(r, 2, [JSON.stringify(name).replace("\u007f", "\\u007f"), "app name"]);
+    }
+    const unreachable = await runCli(["--zk", "127.0.0.1:1/x", "--connect-timeout", "5s", "app", "delete", "a/b"]);
+    expectOneLineError(unreachable, 2, ['"a/b"']);
+  });
+
   test("show, set-slots, delete and status of a missing app exit 1 with `does not exist`", async () => {
     const connect = zk.withChroot("missing-app");
     expectOk(await cli(connect, ["app", "create", "other", "1.0", ...CMDS]));
@@ -543,11 +641,93 @@ describe("status", () => {
 
   test("status with no apps", async () => {
     const connect = zk.withChroot("status-empty");
+    await withRaw(connect, async () => undefined); // a raw client creates the chroot: an empty tree
     const status = record(json(await cli(connect, ["status", "--json"])));
     expect(status).toMatchObject({ apps: [], agents: [] });
     const text = await cli(connect, ["status"]);
     expectOk(text);
     expect(text.stdout).toMatch(/no apps/);
+  });
+});
+
+describe("the chroot", () => {
+  // Regression (issue 10): every command created a missing chroot, so `status` against a
+  // mistyped one created it silently and said "no apps". Only app create, acl init and agent
+  // may create it; every other command exits 1 naming it, and leaves nothing behind.
+  test("a command that only reads or changes apps never creates the chroot: exit 1 naming it", async () => {
+    const connect = zk.withChroot("never-created");
+    const { server, chroot } = splitConnect(connect);
+    const commands: string[][] = [
+      ["status"],
+      ["status", "web"],
+      ["status", "--watch"],
+      ["app", "list"],
+      ["app", "show", "web"],
+      ["app", "set-slots", "web", "2"],
+      ["app", "delete", "web"],
+      ["app", "wait", "web"],
+      ["app", "pause", "web"],
+      ["app", "resume", "web"],
+      ["app", "retry", "web"],
+      ["app", "promote", "web"],
+      ["app", "rollback", "web"],
+      ["app", "history", "web"],
+      ["acl", "show"],
+    ];
+    const results = await Promise.all(commands.map((args) => runCli(["--zk", connect, ...args], { timeoutMs: 15_000 })));
+    results.forEach((r, i) => {
+      try {
+        expectOneLineError(r, 1, [`ZooKeeper has no ${chroot} (the chroot in --zk)`, "check --zk"]);
+      } catch (error) {
+        throw new Error(`conveyor ${commands[i]?.join(" ")}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+    // Where the connect string came from is named too.
+    const viaEnv = await runCli(["app", "list"], { env: { CONVEYOR_ZK: connect } });
+    expectOneLineError(viaEnv, 1, [`ZooKeeper has no ${chroot} (the chroot in CONVEYOR_ZK)`, "check CONVEYOR_ZK"]);
+    expect(await zkCliLs(server, "/")).not.toContain(chroot.slice(1));
+
+    // app create creates it (and then everything else works on it).
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    expectOk(await cli(connect, ["app", "list"]));
+  });
+
+  // Regression (issue 10): a chroot that points inside a Conveyor tree (`--zk host:port/conveyor/apps`)
+  // was taken as a tree of its own: an agent registered under it and every other agent saw an
+  // app called "agents". Refused (exit 2, naming the chroot and the Conveyor root), by every
+  // command and the agent, before anything is written.
+  test("a chroot inside a Conveyor tree (its apps or agents) is refused by every command and the agent", async () => {
+    const connect = zk.withChroot("tree");
+    const { server, chroot } = splitConnect(connect);
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    const inside = [`${chroot}/apps`, `${chroot}/apps/web`, `${chroot}/apps/newapp`, `${chroot}/apps/web/hosts`];
+    const runs = [
+      ...inside.map((c) => ["--zk", `${server}${c}`, "status"]),
+      ["--zk", `${server}${chroot}/apps`, "app", "create", "agents", "1.0", ...CMDS],
+      ["--zk", `${server}${chroot}/apps/newapp`, "app", "create", "web", "1.0", ...CMDS],
+      ["--zk", `${server}${chroot}/apps`, "agent", "--host-id", "h1", "--state-dir", emptyDir("state-")],
+    ];
+    const results = await Promise.all(runs.map((args) => runCli(args, { timeoutMs: 15_000 })));
+    results.forEach((r, i) => {
+      const args = runs[i] ?? [];
+      try {
+        expectOneLineError(r, 2, [`${args[1]?.slice(server.length)} (in --zk)`, `inside the Conveyor tree at ${chroot}`, `--zk ${server}${chroot}`]);
+      } catch (error) {
+        throw new Error(`conveyor ${args.join(" ")}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+    // Nothing was written inside the tree.
+    expect(await zkCliLs(server, `${chroot}/apps`)).toEqual(["web"]);
+    expect(await zkCliLs(server, `${chroot}/apps/web`)).toEqual(["canary", "failures", "history", "hosts", "leases", "lock"]);
+    // Once agents registered, /agents marks the tree as well.
+    await withRaw(connect, (raw) => raw.mkdirp("/agents"));
+    expectOneLineError(await runCli(["--zk", `${server}${chroot}/agents`, "app", "list"]), 2, [`inside the Conveyor tree at ${chroot}`]);
+
+    // A chroot whose name merely contains such a segment, outside any tree, is fine.
+    const own = zk.withChroot("apps-parent");
+    const elsewhere = `${own}/apps/conveyor`;
+    expectOk(await cli(elsewhere, ["app", "create", "web", "1.0", ...CMDS]));
+    expectOk(await cli(elsewhere, ["status"]));
   });
 });
 
@@ -590,6 +770,29 @@ describe("corrupt data in ZooKeeper", () => {
     // An operator can still remove it.
     expectOk(await cli(connect, ["app", "delete", "broken"]));
     expect(await withRaw(connect, (raw) => raw.exists("/apps/broken"))).toBeNull();
+  });
+
+  // Regression (issue 10): a spec corrupted to `"slots": "many"` was reported with valibot's
+  // internal regex (`Invalid format: Expected /^(?:[1-9]\d?|100)%$/ but received "many"`).
+  test("an invalid value in a spec is reported with the rule in words, never a regex", async () => {
+    const connect = zk.withChroot("corrupt-words");
+    expectOk(await cli(connect, ["app", "create", "web", "1.0", ...CMDS]));
+    const spec = await showSpec(connect, "web");
+    const { name: _name, ...stored } = spec;
+    await withRaw(connect, async (raw) => {
+      await raw.set("/apps/web", Buffer.from(JSON.stringify({ ...stored, slots: "many" })));
+      await raw.create("/apps/verbs", Buffer.from(JSON.stringify({ ...stored, maxFailures: "2" })));
+    });
+    const rule = "slots: slots must be a whole number ≥ 1 or a percentage like 25%";
+    const fleet = record(json(await cli(connect, ["status", "--json"])));
+    expect(fleet.invalidApps).toEqual([
+      { name: "verbs", error: "maxFailures: must be a whole number from 0 to 1000000" },
+      { name: "web", error: rule },
+    ]);
+    const shown = await cli(connect, ["app", "show", "web"]);
+    expectOneLineError(shown, 1, [`/apps/web: ${rule}`]);
+    const texts = [shown.stderr, (await cli(connect, ["status"])).stdout, (await cli(connect, ["app", "list"])).stdout];
+    for (const text of texts) expect(text).not.toMatch(/\/\^|Expected \/|Invalid (format|type)/);
   });
 
   test("a corrupt host status node is reported, not fatal", async () => {
@@ -699,13 +902,19 @@ describe("two concurrent publishers", () => {
   type Outcome = "serialised" | "raced";
 
   /**
-   * Runs `app create <app> <a>` and `app create <app> <b>` at the same moment and checks the
-   * contract: each exits 0 or 1; not both 1; the final version is one of them and its publisher
-   * exited 0; if both exited 0 the last one recorded the other as previousVersion (nobody was
-   * silently overwritten); if one exited 1 it said "concurrently" and its version never landed.
-   * Every success leaves exactly one history entry.
+   * `app create <app> <a>` and `app create <app> <b>` with the interleaving a compare-and-set is
+   * for, forced: each publisher reaches ZooKeeper through its own write gate
+   * (helpers/zk-write-gate.ts), which holds its first write until both publishers hold one — so
+   * both have read the app — then lets `first`'s write go, and the other's once `first` has
+   * exited. (Two processes merely started together overlapped in only some rounds, so a test
+   * of 10 such rounds failed now and then, and passed without proving anything when none did.)
+   *
+   * Checks the contract: each exits 0 or 1; not both 1; the final version is one of them and its
+   * publisher exited 0; if both exited 0 the last one recorded the other as previousVersion
+   * (nobody was silently overwritten); if one exited 1 it said "concurrently" and its version
+   * never landed. Every success leaves exactly one history entry.
    */
-  async function raceRound(connect: string, raw: ZkClient, app: string, a: string, b: string): Promise<Outcome> {
+  async function raceRound(connect: string, raw: ZkClient, app: string, a: string, b: string, first: "a" | "b"): Promise<Outcome> {
     const read = async (): Promise<Record<string, unknown> | undefined> => {
       const stat = await raw.exists(`/apps/${app}`);
       if (stat === null) return undefined;
@@ -717,11 +926,31 @@ describe("two concurrent publishers", () => {
     };
     const before = await read();
     const historyBefore = await historyCount();
-    const [ra, rb] = await Promise.all([
-      cli(connect, ["app", "create", app, a, ...CMDS], { CONVEYOR_ACTOR: "publisher-a" }),
-      cli(connect, ["app", "create", app, b, ...CMDS], { CONVEYOR_ACTOR: "publisher-b" }),
-    ]);
-    const where = `${app} (was ${String(before?.version ?? "absent")}) ${a} vs ${b}:\nA ${show(ra)}\nB ${show(rb)}`;
+    const { chroot } = splitConnect(connect);
+    const gates = await Promise.all([startWriteGate(zk.port), startWriteGate(zk.port)]);
+    let ra: CliResult;
+    let rb: CliResult;
+    try {
+      const runs = ([a, b] as const).map((version, i) =>
+        cli(`${gates[i]?.address}${chroot}`, ["app", "create", app, version, ...CMDS], { CONVEYOR_ACTOR: `publisher-${i === 0 ? "a" : "b"}` }),
+      );
+      // Both have read the app and sent their write (a publisher that exits first is a failure).
+      await Promise.all(
+        gates.map((gate, i) =>
+          Promise.race([gate.holding, runs[i]?.then((r) => Promise.reject(new Error(`publisher ${i === 0 ? "a" : "b"} exited before writing: ${show(r)}`)))]),
+        ),
+      );
+      const [one, two] = first === "a" ? [0, 1] : [1, 0];
+      gates[one]?.release();
+      const firstResult = await runs[one];
+      gates[two]?.release();
+      const secondResult = await runs[two];
+      if (!firstResult || !secondResult) throw new Error("no result");
+      [ra, rb] = first === "a" ? [firstResult, secondResult] : [secondResult, firstResult];
+    } finally {
+      await Promise.all(gates.map((g) => g.close()));
+    }
+    const where = `${app} (was ${String(before?.version ?? "absent")}) ${a} vs ${b}, ${first} first:\nA ${show(ra)}\nB ${show(rb)}`;
     expect([0, 1], where).toContain(ra.code);
     expect([0, 1], where).toContain(rb.code);
     expect(ra.code + rb.code, `both lost: ${where}`).toBeLessThan(2);
@@ -735,32 +964,34 @@ describe("two concurrent publishers", () => {
       return "serialised";
     }
     expectOneLineError(loser, 1, ["concurrently"]);
+    expect(after?.version, `the publisher released first must win: ${where}`).toBe(first === "a" ? a : b);
     if (before !== undefined) expect(after?.previousVersion, where).toBe(before.version);
     return "raced";
   }
 
-  test("never both lost, never silently overwritten (10 publish rounds, 3 create rounds)", async () => {
+  test("never both lost, never silently overwritten: the publisher whose read was overtaken fails; a second creator publishes on top", async () => {
     const connect = zk.withChroot("race");
     expectOk(await cli(connect, ["app", "create", "app", "v0", ...CMDS]));
-    // One publish first: the first change after create is the known bug below, tested there.
     expectOk(await cli(connect, ["app", "create", "app", "v0.1"]));
     await withRaw(connect, async (raw) => {
-      const outcomes: Outcome[] = [];
-      for (let i = 1; i <= 10; i++) outcomes.push(await raceRound(connect, raw, "app", `v${i}a`, `v${i}b`));
-      // Two processes started together overlap in 5 to 9 rounds of 10 here: make sure the
-      // loser's path really ran (if this ever fails on a fast machine, add rounds).
-      expect(outcomes).toContain("raced");
-      // Both create a fresh app: one creates, the other publishes on top of it (or loses).
-      for (let i = 0; i < 3; i++) await raceRound(connect, raw, `fresh${i}`, "1.0a", "1.0b");
+      for (const [i, first] of (["a", "b", "a"] as const).entries()) {
+        expect(await raceRound(connect, raw, "app", `v${i + 1}a`, `v${i + 1}b`, first)).toBe("raced");
+      }
+      // Both create a fresh app: one creates it, the other's create fails and it publishes on
+      // top, naming the first version as the previous one.
+      for (const [i, first] of (["a", "b"] as const).entries()) {
+        expect(await raceRound(connect, raw, `fresh${i}`, "1.0a", "1.0b", first)).toBe("serialised");
+      }
     });
   }, 60_000);
 
   test("the first publish after create is compare-and-set too", async () => {
     const connect = zk.withChroot("race-first");
-    const apps = Array.from({ length: 12 }, (_, i) => `first${i}`);
-    await Promise.all(apps.map((app) => cli(connect, ["app", "create", app, "v0", ...CMDS]).then(expectOk)));
     await withRaw(connect, async (raw) => {
-      await Promise.all(apps.map((app) => raceRound(connect, raw, app, "v1a", "v1b")));
+      for (const [i, first] of (["a", "b"] as const).entries()) {
+        expectOk(await cli(connect, ["app", "create", `first${i}`, "v0", ...CMDS]));
+        expect(await raceRound(connect, raw, `first${i}`, "v1a", "v1b", first)).toBe("raced");
+      }
     });
   }, 60_000);
 });
@@ -773,16 +1004,18 @@ describe("unreachable ZooKeeper", () => {
         runCli(["--zk", `${target}/t-unreachable`, "--connect-timeout", "1s", "app", "create", "web", "1.0", ...CMDS], { timeoutMs: 20_000 }),
       ),
     );
+    // Which timeout ended each run is in its message; the times only show that it did wait
+    // that long (an upper bound would assume a fast machine; the harness kills at 20/25 s).
     for (const r of short) {
-      expectOneLineError(r, 3, ["unreachable"]);
-      expect(r.ms, show(r)).toBeLessThan(3_000);
+      expectOneLineError(r, 3, ["unreachable (no session within 1 s)"]);
+      expect(r.timedOut).toBe(false);
+      expect(r.ms, show(r)).toBeGreaterThanOrEqual(1_000);
     }
     for (const { label, result } of unreachableDefaultTimeout) {
       const r = await result;
-      expectOneLineError(r, 3, [label]);
+      expectOneLineError(r, 3, [label, "unreachable (no session within 10 s)"]);
       expect(r.timedOut).toBe(false);
-      expect(r.ms, show(r)).toBeLessThan(12_000);
-      expect(r.ms, show(r)).toBeGreaterThan(5_000); // the default really is ~10 s, not 1 s
+      expect(r.ms, show(r)).toBeGreaterThanOrEqual(10_000);
     }
   }, 30_000);
 });

@@ -13,6 +13,7 @@ import { setSlots } from "../../src/apps/set-slots.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { historyDir } from "../../src/zk/paths.ts";
 import { useCli } from "../helpers/cli.ts";
+import type { AgentEvent } from "../helpers/agent-events.ts";
 import { readDeployLog } from "../helpers/deploy-log.ts";
 import { testActor } from "../helpers/in-process-fleet.ts";
 import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
@@ -86,6 +87,11 @@ function loginName(): string {
   return name;
 }
 
+/** An agent at the head of the slot queue looked and found the app paused. */
+function pausedHead(e: AgentEvent): boolean {
+  return e.message === "waiting for a slot" && e.fields.reason === "paused";
+}
+
 function deploysOf(log: string, host: string, version: string): number {
   return readDeployLog(log).filter((e) => e.kind === "start" && e.host === host && e.version === version).length;
 }
@@ -102,12 +108,14 @@ describe("pause and resume", () => {
     const paused = await cli(s.connect, ["app", "pause", "web"]);
     expectOk(paused);
     expect(paused.stdout).toContain("paused");
+    const published = s.events.all.length;
     expectOk(await cli(s.connect, ["app", "create", "web", "2.0"]));
     expect((await showSpec(s.connect, "web")).paused).toBe(true); // publishing does not unpause
 
-    // Every host has seen 2.0 and queues for it.
+    // Every host has seen 2.0 and queues for it, and the head of the queue has looked and found
+    // the app paused: until the app changes nobody can be admitted (nothing to sleep on).
     await waitFor(async () => (await peek(s, "web"))?.hosts.every((h) => h.state === "queued" && h.target === "2.0"), 10_000, "all hosts queued for 2.0");
-    await Bun.sleep(1_000); // nothing happens while paused
+    await s.events.waitFor(pausedHead, 10_000, "the queue head to find the app paused", published);
     expect(readDeployLog(s.log)).toEqual([]);
     const view = await appStatus(s.connect, "web");
     expect(view.state).toBe("paused");
@@ -136,13 +144,17 @@ describe("pause and resume", () => {
     expectOk(await cli(s.connect, ["app", "create", "web", "2.0"]));
     // The first host is deploying (held at the gate): pause now, then let it finish.
     await waitFor(() => readDeployLog(s.log).some((e) => e.kind === "start"), 10_000, "a deploy to start");
+    const beforePause = s.events.all.length;
     expectOk(await cli(s.connect, ["app", "pause", "web"]));
     expect(readDeployLog(s.log).filter((e) => e.kind === "start")).toHaveLength(1);
     const first = readDeployLog(s.log)[0]?.host ?? "";
+    // The head of the queue (waiting for the busy slot) has seen the pause ...
+    const seen = await s.events.waitFor(pausedHead, 10_000, "the queue head to see the pause", beforePause);
     writeFileSync(gate, "");
-    // It finishes (its slot is released) ...
+    // ... the first host finishes and releases its slot, and the head, woken by that, looks again
+    // and finds the app still paused: from now on nothing happens until resume.
     await waitFor(async () => (await peek(s, "web"))?.hosts.find((h) => h.host === first)?.state === "current", 10_000, `${first} current`);
-    await Bun.sleep(1_000);
+    await s.events.waitFor(pausedHead, 10_000, "the queue head to look again after the release", seen.index + 1);
     // ... and nobody else was admitted meanwhile.
     expect(readDeployLog(s.log).filter((e) => e.kind === "start").map((e) => e.host)).toEqual([first]);
     const view = await appStatus(s.connect, "web");
@@ -169,10 +181,17 @@ describe("pause and resume", () => {
     expect(halted.state).toBe("halted");
     expect(halted.hosts).toMatchObject([{ host: "h1", state: "failed", exitCode: 3 }]);
 
-    // Three more hosts arrive: the halt admits none of them.
+    // Three more hosts arrive: the halt admits none of them (the head of their queue has looked
+    // and found the rollout halted).
+    const arriving = s.events.all.length;
     const late = [await s.fleet.start("h2"), await s.fleet.start("h3"), await s.fleet.start("h4")];
     await waitFor(async () => (await peek(s, "web"))?.hosts.filter((h) => h.state === "queued").length === 3, 10_000, "3 hosts queued");
-    await Bun.sleep(500);
+    await s.events.waitFor(
+      (e) => e.message === "waiting for a slot" && String(e.fields.reason).startsWith("halted"),
+      10_000,
+      "the queue head to find the rollout halted",
+      arriving,
+    );
     expect(readDeployLog(s.log).filter((e) => e.host !== "h1")).toEqual([]);
     expect((await appStatus(s.connect, "web")).state).toBe("halted");
 
@@ -188,6 +207,7 @@ describe("pause and resume", () => {
     expect(afterResume.hosts.find((h) => h.host === "h1")).toMatchObject({ state: "failed", rolloutId: halted.rolloutId });
     expect(versionFiles(late)).toEqual(allOn(late, "1.0"));
     expect(deploysOf(s.log, "h1", "1.0")).toBe(1); // not retried
+    // (Nothing h1's agent does tells that it decided not to retry: a short look for a retry.)
     await Bun.sleep(300);
     expect(deploysOf(s.log, "h1", "1.0")).toBe(1);
 

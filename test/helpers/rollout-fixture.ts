@@ -18,6 +18,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
+import { AgentEvents } from "./agent-events.ts";
 import { type CliResult, runCli } from "./cli.ts";
 import { type FleetAgent, InProcessFleet } from "./in-process-fleet.ts";
 import { stopAllLive } from "./pty.ts";
@@ -31,6 +32,8 @@ export interface RolloutSetup {
   agents: FleetAgent[];
   /** The deploy log every deploy appends start/end lines to (helpers/deploy-log.ts). */
   log: string;
+  /** Everything the agents logged (debug included), to wait for a decision instead of sleeping. */
+  events: AgentEvents;
 }
 
 export interface RolloutFixtureOptions {
@@ -74,9 +77,10 @@ export function useRolloutFixture(zookeeper: ZooKeeperFixture, options: RolloutF
   return {
     async setup(prefix, hosts) {
       const connect = zookeeper.withChroot(prefix);
-      fleet = new InProcessFleet({ connectString: connect });
+      const events = new AgentEvents();
+      fleet = new InProcessFleet({ connectString: connect, logger: events });
       const agents = await fleet.startMany("h", hosts);
-      return { connect, fleet, agents, log: join(fleet.root, "deploys.log") };
+      return { connect, fleet, agents, log: join(fleet.root, "deploys.log"), events };
     },
 
     cli,

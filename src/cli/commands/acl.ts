@@ -10,6 +10,7 @@ import { loadSettings, withZk } from "../session.ts";
 export const aclInit: CommandSpec = {
   usage: "init",
   description: "Lock the tree: specs/history writable by the admin identity only, agent nodes by agents, no world access",
+  createsChroot: true,
   options: [
     { flag: "--agent-auth <user:pass>", description: "The identity agents use (their --auth); required" },
     { flag: "--agent-auth-file <path>", description: "Read the agent USER:PASS from a file instead" },

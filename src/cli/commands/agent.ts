@@ -6,16 +6,16 @@ import { quote } from "../../config/printable.ts";
 import { parseDurationInput, parseGroups, parseHostId } from "../../config/parse-input.ts";
 import { Agent, DuplicateHostError } from "../../agent/agent.ts";
 import { ShellCommandRunner } from "../../agent/command-runner.ts";
-import { ZkClient } from "../../zk/client.ts";
 import { VERSION } from "../../version.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { type LogFormat, createLogger } from "../logger.ts";
-import { loadSettings } from "../session.ts";
+import { connectZk, loadSettings } from "../session.ts";
 
 export const agent: CommandSpec = {
   usage: "agent",
   description: "Run the deploy agent on this server (foreground; for systemd)",
+  createsChroot: true,
   options: [
     { flag: "--host-id <id>", description: "This server's id in ZooKeeper (default: the hostname)" },
     { flag: "--groups <a,b>", description: "Groups this server belongs to; apps with groups deploy only to members" },
@@ -40,12 +40,7 @@ export const agent: CommandSpec = {
     // nothing to reload (settings are read at start): log it and go on.
     process.on("SIGHUP", () => logger.warn("SIGHUP ignored: the agent has nothing to reload; restart it to apply new settings"));
 
-    const zk = await ZkClient.connect({
-      connectString: settings.connectString,
-      credentials: settings.credentials,
-      sessionTimeoutMs,
-      connectTimeoutMs: settings.connectTimeoutMs,
-    });
+    const zk = await connectZk(ctx, settings, { sessionTimeoutMs });
     const daemon = new Agent(
       {
         host,

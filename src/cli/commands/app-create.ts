@@ -20,6 +20,7 @@ import { mutationContext, withZk } from "../session.ts";
 export const appCreate: CommandSpec = {
   usage: "create <app> <version>",
   description: "Create an app, or publish a new version of it (keeps every attribute not given)",
+  createsChroot: true,
   options: [
     { flag: "--slots <n>", description: "How many hosts may deploy at once: a number or N% of the app's hosts (default 1)" },
     { flag: "--get-version-cmd <cmd>", description: "Prints the version a host runs (required on create)" },
@@ -31,7 +32,7 @@ export const appCreate: CommandSpec = {
     { flag: "--canary <n>", description: "Admit only N hosts in this rollout until \"app promote\"" },
     { flag: "--canary-auto", description: "With --canary: promote by itself once every canary host is current" },
     ...WAIT_OPTIONS,
-    { flag: "--rollback-on-failure", description: "With --wait: if the rollout halts, roll back to the previous version and wait for that (exit 1)" },
+    { flag: "--rollback-on-failure", description: "With --wait: if the rollout fails or halts, roll back to the previous version and wait for that (exit 1)" },
   ],
   examples: [
     "conveyor app create myapp 1.0 --slots 2 --get-version-cmd 'cat /srv/myapp/VERSION' --deploy-cmd '/srv/deploy.sh %(version)s'",

@@ -1,5 +1,5 @@
-import { printable } from "../../config/printable.ts";
-import { parseAppName, parseSlotsInput } from "../../config/parse-input.ts";
+import { printable, quote } from "../../config/printable.ts";
+import { parseAppName, parseDeletableAppName, parseSlotsInput } from "../../config/parse-input.ts";
 import { deleteApp } from "../../apps/delete-app.ts";
 import { listApps, readApp } from "../../apps/read-app.ts";
 import { setSlots } from "../../apps/set-slots.ts";
@@ -86,13 +86,13 @@ export const appList: CommandSpec = {
 
 export const appDelete: CommandSpec = {
   usage: "delete <app>",
-  description: "Delete an app and everything under it (status, queue, history)",
+  description: "Delete an app and everything under it (status, queue, history); also an app listed as INVALID for its name",
   examples: ["conveyor app delete myapp"],
   async run([appArg = ""], ctx) {
-    const app = parseAppName(appArg);
-    await withZk(ctx, (zk) => deleteApp(zk, app));
+    const { name: app, valid } = parseDeletableAppName(appArg);
+    await withZk(ctx, (zk) => deleteApp(zk, app, valid));
     if (ctx.options.flag("json")) printJson(ctx.io, { app, deleted: true });
-    else ctx.io.out(`deleted ${app}`);
+    else ctx.io.out(`deleted ${valid ? app : quote(app)}`);
     return ExitCode.ok;
   },
 };

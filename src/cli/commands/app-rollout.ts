@@ -10,7 +10,7 @@ import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
 import { mutationContext, withZk } from "../session.ts";
-import { WAIT_OPTIONS, readWaitOptions, readWaitTimeout, waitAndReport } from "../wait-for-rollout.ts";
+import { WAIT_OPTIONS, WAIT_OUTCOMES_HELP, readWaitOptions, readWaitTimeout, waitAndReport } from "../wait-for-rollout.ts";
 
 type Action = (zk: ZkClient, app: string, ctx: MutationContext) => Promise<AppSpec>;
 
@@ -83,7 +83,7 @@ export const appRollback: CommandSpec = {
 
 export const appWait: CommandSpec = {
   usage: "wait <app>",
-  description: "Attach to the rollout in progress and wait for it to end (exit codes as --wait)",
+  description: `Attach to the rollout in progress and wait for it to end: ${WAIT_OUTCOMES_HELP}`,
   options: [WAIT_OPTIONS[1] ?? { flag: "--wait-timeout <duration>", description: "" }],
   examples: ["conveyor app wait myapp --wait-timeout 20m"],
   async run([appArg = ""], ctx) {
