@@ -24,6 +24,7 @@ export interface SlotDeps<T> {
  */
 export class HeldSlot<T> {
   private released = false;
+  private restoring: Promise<void> = Promise.resolve();
 
   private constructor(
     private lease: Lease<T>,
@@ -56,12 +57,20 @@ export class HeldSlot<T> {
   }
 
   /**
-   * Creates the lease again. With `onlyIfGone`, nothing happens while the node still exists
-   * (only we can have made it: it names our host and session; a second one would leak until the
-   * session ends). After a session loss the old node may linger on the server for a moment, so
-   * that case re-creates unconditionally.
+   * Creates the lease again, then deletes the one it replaces. With `onlyIfGone`, nothing
+   * happens while the node still exists (only we can have made it: it names our host and
+   * session). After a session loss the old node may linger on the server for a moment, so that
+   * case re-creates unconditionally.
    */
-  async restore(why: string, onlyIfGone = false): Promise<void> {
+  restore(why: string, onlyIfGone = false): Promise<void> {
+    // One at a time (a deleted-lease watch and a new session can ask at once): two creates in
+    // flight under one session prefix could not tell, after a lost answer, which node is whose.
+    const next = this.restoring.then(() => this.restoreNow(why, onlyIfGone));
+    this.restoring = next.catch(() => undefined);
+    return next;
+  }
+
+  private async restoreNow(why: string, onlyIfGone: boolean): Promise<void> {
     if (this.released) return;
     const before = this.lease;
     if (onlyIfGone && (await this.deps.zk.exists(before.path)) !== null) return;
@@ -73,6 +82,9 @@ export class HeldSlot<T> {
     this.lease = lease;
     this.deps.log.warn(why, { lease: lease.path });
     this.watchLease();
+    // The node it replaces: gone with a lost session (then this deletes nothing), or — replaced
+    // while it still existed — it would stay counted until our session ends.
+    await before.release();
   }
 
   /** Deletes the lease (once the work's processes are gone). Safe to call twice. */

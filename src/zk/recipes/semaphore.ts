@@ -2,7 +2,7 @@ import type { ZkClient } from "../client.ts";
 import { ZkError, isConnectionLoss, isNoNode, isNodeExists } from "../errors.ts";
 import { basename, sequenceOf } from "../paths.ts";
 import type { WatchEvent, Watcher } from "../watchers.ts";
-import { parseQueueNode, queueNodePrefix } from "./queue-node.ts";
+import { queueNodePrefix } from "./queue-node.ts";
 
 /**
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
@@ -109,9 +109,10 @@ export class Semaphore<T = undefined> {
         return this.leaseAt(await zk.create(`${leasesDir}/${name}`, leaseData, "ephemeralSequential"), undefined);
       } catch (error) {
         if (!isConnectionLoss(error)) throw error;
-        // Unknown outcome (ZOOKEEPER-1262): our session id in the name tells if it was created.
+        // Unknown outcome (ZOOKEEPER-1262): our session id in the name tells if it was created
+        // (the newest such node: the caller may still hold the lease this one replaces).
         const names = await this.retrying(() => zk.children(leasesDir), sessionId);
-        const mine = names.find((n) => n.startsWith(name));
+        const mine = newestWithPrefix(names, name);
         if (mine) return this.leaseAt(`${leasesDir}/${mine}`, undefined);
       }
     }
@@ -187,7 +188,7 @@ export class Semaphore<T = undefined> {
       } catch (error) {
         if (!isConnectionLoss(error)) throw error;
         const names = await this.retrying(() => zk.children(leasesDir), sessionId, signal);
-        const mine = names.find((n) => n.startsWith(basename(prefix)));
+        const mine = newestWithPrefix(names, basename(prefix));
         if (mine) return `${leasesDir}/${mine}`;
       }
     }
@@ -220,8 +221,7 @@ export class Semaphore<T = undefined> {
         // once it is lost (rejects with sessionExpired), the node is gone with it.
         await this.untilConnected(sessionId);
         const names = await this.retrying(() => zk.children(lockDir), sessionId);
-        const mine = names.filter((n) => parseQueueNode(n)?.sessionId === sessionId && n.startsWith(prefix));
-        const newest = mine.sort((a, b) => sequenceOf(b) - sequenceOf(a))[0];
+        const newest = newestWithPrefix(names, prefix);
         if (newest) return `${lockDir}/${newest}`;
       }
     }
@@ -323,6 +323,17 @@ export function placeInQueue(names: readonly string[], ours: string): { predeces
   }
   if (!found) return undefined;
   return predecessor === undefined ? { ahead } : { predecessor, ahead };
+}
+
+/** The sequential node named `<prefix><sequence>` with the highest sequence: the one created
+ *  last by that owner and session. */
+function newestWithPrefix(names: readonly string[], prefix: string): string | undefined {
+  let newest: string | undefined;
+  for (const name of names) {
+    if (!name.startsWith(prefix) || Number.isNaN(sequenceOf(name))) continue;
+    if (newest === undefined || sequenceOf(name) > sequenceOf(newest)) newest = name;
+  }
+  return newest;
 }
 
 /** `promise`, or an AcquireAbortedError as soon as `signal` aborts (also if it already has). */
