@@ -3,6 +3,7 @@ import { VERSION_PATTERN } from "../config/names.ts";
 import type { CommandResult, CommandRunner } from "./command-runner.ts";
 import { type DeployJournal, processStartTicks } from "./deploy-journal.ts";
 import type { Logger } from "./logger.ts";
+import { sleep } from "./sleep.ts";
 import { type PlaceholderValues, commandEnv, renderCommand } from "./placeholders.ts";
 
 export interface AppCommandsDeps {
@@ -121,7 +122,7 @@ export class AppCommands {
       if (outcome.interrupted || outcome.refused || signal?.aborted) break;
       if (attempt < PROBE_ATTEMPTS) {
         this.deps.log.warn("get-version-cmd failed; trying again", { attempt, error: outcome.error ?? "" });
-        await abortableSleep(PROBE_RETRY_MS, signal);
+        await sleep(PROBE_RETRY_MS, signal);
       }
     }
     return { ...outcome, error: outcome.error ?? "get-version-cmd gave no result" };
@@ -145,16 +146,4 @@ function describeResult(label: string, result: CommandResult, timeoutMs: number)
     return { error: `${label} ${why}` };
   }
   return {};
-}
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

@@ -14,9 +14,10 @@ import { type DeployJournal, type JournalEntry, journaledGroupAlive } from "./de
 import { HeldSlot, type SlotDeps } from "./held-slot.ts";
 import { HostReporter, type Report } from "./host-reporter.ts";
 import type { Logger } from "./logger.ts";
+import { sleep } from "./sleep.ts";
 
 /** Reconciles in a row that may end on a missing node before the worker waits for a change. */
-const MAX_MISSING_NODE_RETRIES = 5;
+const MAX_MISSING_NODE_RETRIES = 8;
 
 export interface WorkerDeps {
   zk: ZkClient;
@@ -314,6 +315,9 @@ export class AppWorker {
         // missing must not become a busy loop; the next change of the app tries again.
         const layout = await this.repairLayout().catch(() => "gone" as const);
         if ((layout === "repaired" || layout === "intact") && this.missingNodeRetries < MAX_MISSING_NODE_RETRIES) {
+          // Backing off: someone deleting the tree node by node (zkCli deleteall, app delete)
+          // may take a while, and another agent may be re-creating what we miss meanwhile.
+          await sleep(Math.min(100 * 2 ** this.missingNodeRetries, 2_000), this.probeAbort.signal);
           this.missingNodeRetries += 1;
           this.dirty = true;
         } else if (layout === "intact") {

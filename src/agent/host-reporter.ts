@@ -5,6 +5,9 @@ import { isNoNode, isNodeExists } from "../zk/errors.ts";
 import { failurePath, hostStatusPath } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
 
+/** Tries to create a node whose directory keeps vanishing (someone deleting the tree). */
+const MAX_CREATE_ATTEMPTS = 5;
+
 /** States a host stays in until the next rollout. */
 const SETTLED_STATES: ReadonlySet<StoredHostState> = new Set(["current", "failed"]);
 
@@ -63,7 +66,7 @@ export class HostReporter {
     const since = this.last?.state === report.state ? this.last.since : at;
     const status: HostStatus = { ...report, since, updatedAt: at };
     const data = encodeZnode(HostStatus, { ...status, outputTail: clip(status.outputTail, 8_192), error: clip(status.error, 4_096) });
-    const write = this.pending.then(() => this.write(data));
+    const write = this.pending.then(async () => void (await this.write(data)));
     const last = { state: report.state, since, key, data, write };
     this.last = last;
     // The chain itself never rejects (a failed write must not block later ones); the caller's
@@ -83,22 +86,27 @@ export class HostReporter {
    * A settled report (current, failed) may stand for a long time: if someone deletes the node
    * (zkCli, the hosts directory removed), write it again, or `status` and `--wait` would count
    * this host as never reported. Transient states need no watch: the next report re-creates the
-   * node. A watch that fires for our own next write is simply not renewed.
+   * node. A watch that fires for our own next write is simply not renewed. A node already gone
+   * when the watch is set (deleted again right after we wrote it) counts as deleted.
    */
   private async watchOwnNode(): Promise<void> {
+    const path = hostStatusPath(this.app, this.host);
+    let stat: Awaited<ReturnType<ZkClient["exists"]>>;
     try {
-      await this.zk.exists(hostStatusPath(this.app, this.host), this.ownNodeWatcher);
+      stat = await this.zk.exists(path, this.ownNodeWatcher);
     } catch {
-      // Disconnected: after a new session every report is written again (reset).
+      return; // disconnected: after a new session every report is written again (reset)
     }
+    if (stat === null) this.ownNodeWatcher({ type: "deleted", path });
   }
 
   private readonly ownNodeWatcher = (event: WatchEvent): void => {
     const last = this.last;
     if (!last || !SETTLED_STATES.has(last.state)) return;
     if (event.type === "deleted") {
+      // Until the node stays, or the app is gone (then nothing is written and we stop).
       this.pending = this.pending.then(() => this.write(last.data)).then(
-        () => this.watchOwnNode(),
+        (written) => (written && this.last === last ? this.watchOwnNode() : undefined),
         () => undefined,
       );
     } else if (event.type === "dataChanged") {
@@ -106,13 +114,18 @@ export class HostReporter {
     }
   };
 
-  private async write(data: Buffer): Promise<void> {
+  /** Sets (or creates) our status node; false when the app is gone and nothing was written. */
+  private async write(data: Buffer): Promise<boolean> {
     const path = hostStatusPath(this.app, this.host);
-    try {
-      await this.zk.set(path, data);
-    } catch (error) {
-      if (!isNoNode(error)) throw error;
-      if (!(await this.createRepairing(path, data))) await this.zk.set(path, data);
+    for (;;) {
+      try {
+        await this.zk.set(path, data);
+        return true;
+      } catch (error) {
+        if (!isNoNode(error)) throw error;
+      }
+      const created = await this.createRepairing(path, data);
+      if (created !== "exists") return created === "created";
     }
   }
 
@@ -123,19 +136,19 @@ export class HostReporter {
   }
 
   /**
-   * Creates a node under one of the app's directories, re-creating the directory once if it
-   * was deleted. False when the node already exists; true when created, or dropped because the
-   * app is gone.
+   * Creates a node under one of the app's directories, re-creating the directory if it was
+   * deleted (again and again while someone deletes it: bounded). `gone`: the app itself is
+   * gone (or its directories may not be re-created) — nothing was written.
    */
-  private async createRepairing(path: string, data: Buffer): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
+  private async createRepairing(path: string, data: Buffer): Promise<"created" | "exists" | "gone"> {
+    for (let attempt = 1; ; attempt++) {
       try {
         await this.zk.create(path, data);
-        return true;
+        return "created";
       } catch (error) {
-        if (isNodeExists(error)) return false;
+        if (isNodeExists(error)) return "exists";
         if (!isNoNode(error)) throw error;
-        if (attempt > 0 || !(await this.repairLayout())) return true; // app deleted
+        if (attempt >= MAX_CREATE_ATTEMPTS || !(await this.repairLayout())) return "gone";
       }
     }
   }
