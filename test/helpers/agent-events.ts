@@ -9,6 +9,7 @@
 //   await events.waitFor((e) => e.fields.reason === "paused", 10_000, "the head to see the pause", mark);
 
 import type { LogFields, Logger } from "../../src/agent/logger.ts";
+import { untilNotified } from "./until-notified.ts";
 
 export interface AgentEvent {
   /** Position in `all`. */
@@ -29,25 +30,15 @@ export class AgentEvents implements Logger {
 
   /** The first event at index `from` or later that matches; rejects after `timeoutMs`. */
   waitFor(match: (event: AgentEvent) => boolean, timeoutMs: number, what: string, from = 0): Promise<AgentEvent> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.all.slice(from).find(match);
-        if (!found) return;
-        done();
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        done();
+    return untilNotified(
+      this.listeners,
+      () => this.all.slice(from).find(match),
+      timeoutMs,
+      () => {
         const recent = this.all.slice(Math.max(from, this.all.length - 20)).map((e) => `${e.message} ${JSON.stringify(e.fields)}`);
-        reject(new Error(`no agent event for ${what} within ${timeoutMs} ms; the last ones:\n${recent.join("\n")}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-      };
-      this.listeners.add(check);
-      check();
-    });
+        return `no agent event for ${what} within ${timeoutMs} ms; the last ones:\n${recent.join("\n")}`;
+      },
+    );
   }
 
   private add(level: AgentEvent["level"], message: string, fields: LogFields): void {

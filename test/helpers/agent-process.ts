@@ -16,6 +16,7 @@ import { afterEach, beforeAll } from "bun:test";
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureBinary, processTempDir } from "./cli.ts";
+import { untilNotified } from "./until-notified.ts";
 
 // Whether any process of a group still exists (zombies included): the agent's own check.
 export { groupAlive } from "../../src/agent/deploy-journal.ts";
@@ -237,28 +238,17 @@ class AgentHandle implements AgentProcess {
 
   waitForLog(pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpExecArray> {
     const re = new RegExp(pattern.source, pattern.flags.replace("g", ""));
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
+    return untilNotified(
+      this.listeners,
+      () => {
         const match = re.exec(this.out.slice(from));
-        if (match) {
-          done();
-          resolve(match);
-        } else if (this.exit) {
-          done();
-          reject(new Error(`agent ${this.hostId} (pid ${this.pid}) exited (${describeExit(this.exit)}) without logging ${pattern}; output:\n${this.out}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`agent ${this.hostId} (pid ${this.pid}) did not log ${pattern} within ${timeoutMs} ms; output:\n${this.out}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-      };
-      this.listeners.add(check);
-      check();
-    });
+        if (match) return match;
+        if (this.exit) return new Error(`agent ${this.hostId} (pid ${this.pid}) exited (${describeExit(this.exit)}) without logging ${pattern}; output:\n${this.out}`);
+        return undefined;
+      },
+      timeoutMs,
+      () => `agent ${this.hostId} (pid ${this.pid}) did not log ${pattern} within ${timeoutMs} ms; output:\n${this.out}`,
+    );
   }
 
   /** Notes the process groups of the commands the agent runs right now. */

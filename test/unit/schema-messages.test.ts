@@ -12,21 +12,10 @@ import { AppSpec } from "../../src/config/app-spec.ts";
 import { ConfigFile } from "../../src/config/config-file.ts";
 import { firstIssue } from "../../src/config/decode.ts";
 import { AgentInfo, Failure, HistoryEntry, HostStatus, Lease } from "../../src/config/payloads.ts";
+import { SAMPLE_SPEC } from "../helpers/sample-spec.ts";
 
 const AT = "2026-01-01T00:00:00.000Z";
-const SPEC = {
-  version: "1.0",
-  rolloutId: "rabcdefg",
-  slots: 1,
-  getVersionCmd: "cat VERSION",
-  deployCmd: "deploy %(version)s",
-  groups: [],
-  maxFailures: 0,
-  deployTimeoutSec: 600,
-  paused: false,
-  updatedAt: AT,
-  updatedBy: "ci",
-};
+const SPEC = { ...SAMPLE_SPEC, updatedAt: AT };
 const STATUS = { state: "current", version: "1.0", target: "1.0", rolloutId: "rabcdefg", since: AT, updatedAt: AT };
 const AGENT = { groups: [], agentVersion: "0.1.0", pid: 1, startedAt: AT };
 

@@ -3,20 +3,9 @@ import { AppSpec } from "../../src/config/app-spec.ts";
 import { decodeZnode, encodeZnode } from "../../src/config/decode.ts";
 import { InvalidDataError } from "../../src/config/errors.ts";
 import { HostStatus } from "../../src/config/payloads.ts";
+import { SAMPLE_SPEC } from "../helpers/sample-spec.ts";
 
-const spec: AppSpec = {
-  version: "1.0",
-  rolloutId: "rabc12345",
-  slots: 2,
-  getVersionCmd: "cat VERSION",
-  deployCmd: "deploy %(version)s",
-  groups: [],
-  maxFailures: 0,
-  deployTimeoutSec: 600,
-  paused: false,
-  updatedAt: "2026-11-24T20:00:00.000Z",
-  updatedBy: "ci",
-};
+const spec: AppSpec = { ...SAMPLE_SPEC };
 
 function reason(data: Buffer): string {
   try {
