@@ -3,6 +3,7 @@ import { NAME_PATTERN } from "../config/names.ts";
 import { AgentInfo } from "../config/payloads.ts";
 import type { ConnectionState, ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoAuth, isNoNode, isNodeExists } from "../zk/errors.ts";
+import { servesApp } from "../apps/targeting.ts";
 import { AGENTS, APPS, agentPath } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
 import { AppWorker } from "./app-worker.ts";
@@ -293,7 +294,7 @@ export class Agent {
         logger: this.deps.logger,
         now: this.deps.now,
         host: this.config.host,
-        groups: this.config.groups,
+        targeting: this.config,
         allowCommand: (command) => this.allowCommand(command),
         killSignal: this.killController.signal,
         journal: this.journal,
@@ -308,9 +309,9 @@ export class Agent {
     return worker;
   }
 
+  /** Whether to run a worker for the app at all (its groups are checked once its spec is read). */
   private serves(app: string): boolean {
-    if (!NAME_PATTERN.test(app)) return false;
-    return this.config.apps === undefined || this.config.apps.includes(app);
+    return NAME_PATTERN.test(app) && servesApp(this.config, app);
   }
 
   private allowCommand(command: string): boolean {

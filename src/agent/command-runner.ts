@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { groupAlive } from "./deploy-journal.ts";
+import { GroupTermination, groupAlive } from "./process-group.ts";
 
 export interface CommandRequest {
   /** Already rendered: placeholders substituted. */
@@ -31,7 +31,6 @@ export interface CommandRunner {
 }
 
 export const OUTPUT_TAIL_BYTES = 2_048;
-const KILL_GRACE_MS = 5_000;
 const GROUP_POLL_MS = 50;
 /** After the group is gone, how long to wait for the last output still in the pipes. */
 const STDIO_DRAIN_MS = 200;
@@ -75,28 +74,14 @@ export class ShellCommandRunner implements CommandRunner {
       });
       child.stderr?.on("data", append);
 
-      let sigkillAt: number | undefined;
-      const killGroup = (sig: NodeJS.Signals): void => {
-        if (pgid === undefined) return;
-        if (sig === "SIGKILL") sigkillAt ??= Date.now();
-        try {
-          process.kill(-pgid, sig);
-        } catch {
-          // Group already gone.
-        }
-      };
-      let graceTimer: ReturnType<typeof setTimeout> | undefined;
-      const terminate = (): void => {
-        killGroup("SIGTERM");
-        graceTimer = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
-      };
+      const ending = pgid === undefined ? undefined : new GroupTermination(pgid);
       const timeoutTimer = setTimeout(() => {
         timedOut = true;
-        terminate();
+        ending?.terminate();
       }, request.timeoutMs);
       const onAbort = (): void => {
         killed = true;
-        killGroup("SIGKILL");
+        ending?.kill();
       };
       request.signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -106,7 +91,7 @@ export class ShellCommandRunner implements CommandRunner {
         if (finished) return;
         finished = true;
         clearTimeout(timeoutTimer);
-        if (graceTimer) clearTimeout(graceTimer);
+        ending?.dispose();
         request.signal?.removeEventListener("abort", onAbort);
         const text = tail.subarray(Math.max(0, tail.length - OUTPUT_TAIL_BYTES)).toString("utf8");
         resolve({
@@ -137,9 +122,7 @@ export class ShellCommandRunner implements CommandRunner {
         // critical path — then back off for long-lived leftovers.
         let delay = 1;
         const waitGroup = (): void => {
-          // After SIGKILL only unreaped zombies can remain (if PID 1 does not reap): stop waiting.
-          const zombiesOnly = sigkillAt !== undefined && Date.now() - sigkillAt > 2_000;
-          if (pgid === undefined || !groupAlive(pgid) || zombiesOnly) {
+          if (pgid === undefined || !groupAlive(pgid) || ending?.onlyZombiesLeft) {
             // Normally the pipes close right after the group ends (the version's first line
             // must not be cut short); if they do not, a process outside the group holds them.
             groupGone = true;

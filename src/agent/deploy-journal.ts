@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { GroupTermination, groupAlive } from "./process-group.ts";
 
 /** A deploy (or verify) command that is running: enough to find its process group again. */
 export interface JournalEntry {
@@ -74,16 +75,6 @@ export function processStartTicks(pid: number): string | undefined {
   }
 }
 
-/** Whether any process of the group still exists. */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Whether a journaled deploy's process group still runs. While its leader (the shell) lives,
  * the leader's start time guards against pid reuse. Once the leader is gone, members may go on
@@ -94,4 +85,26 @@ export function journaledGroupAlive(entry: Pick<JournalEntry, "pgid" | "startTic
   if (!groupAlive(entry.pgid)) return false;
   const leaderStart = processStartTicks(entry.pgid);
   return leaderStart === undefined || leaderStart === entry.startTicks;
+}
+
+/** How often a restarted agent looks whether an orphaned deploy is still running (not our child:
+ *  no exit event to wait for). */
+const ORPHAN_POLL_MS = 200;
+
+/**
+ * Resolves once a journaled deploy of a previous agent run has ended, ending it at its own
+ * timeout like any deploy (SIGTERM, SIGKILL after the grace period; only zombies left counts as
+ * ended).
+ */
+export async function waitForOrphan(entry: JournalEntry): Promise<void> {
+  const deadline = Date.parse(entry.startedAt) + entry.timeoutMs;
+  const ending = new GroupTermination(entry.pgid);
+  try {
+    while (journaledGroupAlive(entry) && !ending.onlyZombiesLeft) {
+      if (Date.now() > deadline) ending.terminate();
+      await Bun.sleep(ORPHAN_POLL_MS);
+    }
+  } finally {
+    ending.dispose();
+  }
 }

@@ -15,3 +15,13 @@ export const silentLogger: Logger = {
   warn: () => undefined,
   error: () => undefined,
 };
+
+/** A logger that adds `fields` to every line (e.g. the app and host of a worker). */
+export function withFields(base: Logger, fields: LogFields): Logger {
+  return {
+    debug: (m, f) => base.debug(m, { ...fields, ...f }),
+    info: (m, f) => base.info(m, { ...fields, ...f }),
+    warn: (m, f) => base.warn(m, { ...fields, ...f }),
+    error: (m, f) => base.error(m, { ...fields, ...f }),
+  };
+}

@@ -1,7 +1,9 @@
 import type { AppSpec } from "../config/app-spec.ts";
 import type { AgentInfo, HostStatus } from "../config/payloads.ts";
 import type { Slots } from "../config/slots.ts";
+import { agentPath, hostStatusPath } from "../zk/paths.ts";
 import { parseQueueNode } from "../zk/recipes/queue-node.ts";
+import { servesApp } from "./targeting.ts";
 
 export type AppState = "converged" | "failed" | "rolling" | "paused" | "halted";
 export type HostState = "current" | "queued" | "deploying" | "verifying" | "failed" | "offline";
@@ -90,10 +92,6 @@ export function failuresOf(names: string[], spec: Pick<AppSpec, "rolloutId" | "i
   return Math.max(0, rolloutHosts(names, spec.rolloutId).length - (spec.ignoredFailures ?? 0));
 }
 
-/** Whether an agent in `groups` serves an app with `appGroups` (empty = every agent). */
-export function groupsMatch(appGroups: readonly string[], agentGroups: readonly string[]): boolean {
-  return appGroups.length === 0 || appGroups.some((g) => agentGroups.includes(g));
-}
 
 /** The status shown by `conveyor status`, derived from what was read; no I/O. */
 export function buildFleetStatus(raw: RawFleet): FleetStatus {
@@ -102,7 +100,7 @@ export function buildFleetStatus(raw: RawFleet): FleetStatus {
   for (const { host, info } of raw.agents) {
     const value = info.value;
     if (value) agents.push({ host, groups: value.groups, agentVersion: value.agentVersion, ...(value.apps ? { apps: value.apps } : {}) });
-    else invalidNodes.push({ path: `/agents/${host}`, error: info.error });
+    else invalidNodes.push({ path: agentPath(host), error: info.error });
   }
   const online = new Set(agents.map((a) => a.host));
   const apps: AppView[] = [];
@@ -119,7 +117,7 @@ export function buildFleetStatus(raw: RawFleet): FleetStatus {
 
 function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: AgentView[], invalid: FleetStatus["invalidNodes"]): AppView {
   const positions = queuePositions(app.queue);
-  const serves = (a: AgentView): boolean => groupsMatch(spec.groups, a.groups) && (a.apps === undefined || a.apps.includes(app.name));
+  const serves = (a: AgentView): boolean => servesApp(a, app.name, spec.groups);
   // A live agent that does not serve the app never reports on it again: its old status must
   // not hold the rollout (and `--wait`) back. An offline host's groups are unknown: it stays.
   const untargetedHosts = new Set(agents.filter((a) => !serves(a)).map((a) => a.host));
@@ -127,7 +125,7 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
   for (const { host, status } of app.hosts) {
     if (untargetedHosts.has(host)) continue;
     if (status.value) hosts.push(hostView(host, status.value, online.has(host), positions.get(host)));
-    else invalid.push({ path: `/apps/${app.name}/hosts/${host}`, error: status.error });
+    else invalid.push({ path: hostStatusPath(app.name, host), error: status.error });
   }
   const reported = new Set(app.hosts.map((h) => h.host));
   const pendingAgents = agents.filter((a) => !reported.has(a.host) && serves(a)).map((a) => a.host);

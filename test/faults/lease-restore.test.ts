@@ -89,7 +89,7 @@ async function deployingWorker(prefix: string): Promise<Harness> {
     logger,
     now: () => new Date(),
     host: "h1",
-    groups: [],
+    targeting: { groups: [] },
     allowCommand: () => true,
     killSignal: new AbortController().signal,
     journal: new DeployJournal(undefined),

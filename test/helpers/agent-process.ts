@@ -19,7 +19,7 @@ import { ensureBinary, processTempDir } from "./cli.ts";
 import { untilNotified } from "./until-notified.ts";
 
 // Whether any process of a group still exists (zombies included): the agent's own check.
-export { groupAlive } from "../../src/agent/deploy-journal.ts";
+export { groupAlive } from "../../src/agent/process-group.ts";
 
 export interface StartAgentOptions {
   /** ZooKeeper connect string with chroot, e.g. "127.0.0.1:PORT/t-x-123". */

@@ -5,7 +5,8 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DeployJournal, groupAlive, processStartTicks } from "../../src/agent/deploy-journal.ts";
+import { DeployJournal, processStartTicks } from "../../src/agent/deploy-journal.ts";
+import { groupAlive } from "../../src/agent/process-group.ts";
 import { killGroup } from "../helpers/agent-process.ts";
 import { waitFor } from "../helpers/wait.ts";
 
