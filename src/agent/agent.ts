@@ -192,9 +192,7 @@ export class Agent {
       pid: this.config.pid,
       startedAt: now().toISOString(),
     });
-    await zk.mkdirp(AGENTS).catch((error: unknown) => {
-      if (!isNodeExists(error)) throw error;
-    });
+    await zk.mkdirp(AGENTS);
     const deadline = Date.now() + waitLimitMs;
     let warned = false;
     for (;;) {

@@ -41,7 +41,6 @@ export const isNodeExists = isKind("nodeExists");
 export const isBadVersion = isKind("badVersion");
 export const isNotEmpty = isKind("notEmpty");
 export const isConnectionLoss = isKind("connectionLoss");
-export const isSessionExpired = isKind("sessionExpired");
 export const isUnreachable = isKind("unreachable");
 export const isClosed = isKind("closed");
 

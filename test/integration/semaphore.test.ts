@@ -341,6 +341,61 @@ describe("Semaphore", () => {
     await (await first.sem.acquire(text("again"))).release();
   }, 20_000);
 
+  // Regression (issue 11): untilConnected left its connection-state listener registered when the
+  // abort won (and its abort listener when the state change won): one more listener per wait
+  // for a reconnect. A view of the client that reports itself disconnected and fails one
+  // listing with a connection loss makes the semaphore wait there; then the caller aborts.
+  test("an acquire aborted while waiting for a reconnect leaves no state or abort listener behind", async () => {
+    const env = await setup("until-connected", { limit: 1 });
+    let connected = true;
+    let failListing = false;
+    let registered = 0;
+    let removed = 0;
+    const m = await member(env, "h1", {
+      overrides: (real) => ({
+        get isConnected() {
+          return connected;
+        },
+        children: async (path: string, watcher?: Watcher) => {
+          if (failListing && path === LOCK) {
+            failListing = false;
+            connected = false;
+            throw new ZkError("connectionLoss", "connection lost (test)", path);
+          }
+          return real.children(path, watcher);
+        },
+        onState: (listener: (state: string) => void) => {
+          registered++;
+          const off = real.onState(listener);
+          return () => {
+            removed++;
+            off();
+          };
+        },
+      }),
+    });
+    const abort = new AbortController();
+    let abortListeners = 0;
+    const add = abort.signal.addEventListener.bind(abort.signal);
+    const remove = abort.signal.removeEventListener.bind(abort.signal);
+    abort.signal.addEventListener = (...args: Parameters<typeof add>): void => {
+      abortListeners++;
+      add(...args);
+    };
+    abort.signal.removeEventListener = (...args: Parameters<typeof remove>): void => {
+      abortListeners--;
+      remove(...args);
+    };
+    failListing = true;
+    const acquire = track(m.sem.acquire(text("h1"), { signal: abort.signal }));
+    await waitForStrict(() => registered > 0, 5_000, "the semaphore to wait for a reconnect");
+    abort.abort();
+    const outcome = await settleWithin(acquire.promise, 5_000);
+    expect(outcome.status === "rejected" && outcome.error).toBeInstanceOf(AcquireAbortedError);
+    expect({ registered, removed }).toEqual({ registered: 1, removed: 1 });
+    expect(abortListeners).toBe(0);
+  });
+
   // Regression (was a bug: src/zk/recipes/semaphore.ts waitFor() ~line 206 and admit() ~line 155): the abort
   // listener is added only after the awaited read that precedes the wait. An abort that lands
   // while that read is in flight has already fired its one "abort" event, so the listener never

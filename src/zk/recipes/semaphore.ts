@@ -1,5 +1,5 @@
 import type { ZkClient } from "../client.ts";
-import { ZkError, isConnectionLoss, isNoNode, isNodeExists } from "../errors.ts";
+import { ZkError, isConnectionLoss, isNoNode } from "../errors.ts";
 import { basename, sequenceOf } from "../paths.ts";
 import type { WatchEvent, Watcher } from "../watchers.ts";
 import { queueNodePrefix } from "./queue-node.ts";
@@ -266,12 +266,16 @@ export class Semaphore<T = undefined> {
     while (!zk.isConnected) {
       throwIfAborted(signal);
       this.assertSession(sessionId);
+      // Whichever comes first, both listeners go: a wait that ended by abort used to leave its
+      // state listener behind (one more per disconnected wait), and the other way round.
       await new Promise<void>((resolve) => {
-        const off = zk.onState(() => {
+        const done = (): void => {
           off();
+          signal?.removeEventListener("abort", done);
           resolve();
-        });
-        signal?.addEventListener("abort", () => resolve(), { once: true });
+        };
+        const off = zk.onState(done);
+        signal?.addEventListener("abort", done, { once: true });
       });
     }
     this.assertSession(sessionId);
@@ -356,4 +360,3 @@ function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new AcquireAbortedError("acquire cancelled");
 }
 
-export { isNodeExists };
