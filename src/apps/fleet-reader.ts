@@ -6,7 +6,7 @@ import { NAME_PATTERN } from "../config/names.ts";
 import { AgentInfo, HostStatus } from "../config/payloads.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoNode } from "../zk/errors.ts";
-import { AGENTS, APPS, agentPath, appPath, failuresDir, hostStatusPath, hostsDir, lockDir } from "../zk/paths.ts";
+import { AGENTS, APPS, agentPath, appPath, failuresDir, hostStatusPath, hostsDir, layoutNode, lockDir } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
 import { type FleetStatus, type RawApp, type RawFleet, buildFleetStatus } from "./fleet-view.ts";
 
@@ -121,17 +121,27 @@ export class FleetReader {
   }
 
   private async refresh(path: string): Promise<void> {
-    if (path === AGENTS) return this.readAgentList();
-    if (path === APPS) return this.readAppList();
-    const parts = path.split("/").filter(Boolean);
-    const [root, name, sub, leaf] = parts;
-    if (root === "agents" && name) return this.readAgent(name);
-    if (root !== "apps" || !name) return;
-    if (parts.length === 2) return this.readSpec(name);
-    if (sub === "hosts" && leaf) return this.readHost(name, leaf);
-    if (sub === "hosts") return this.readHostList(name);
-    if (sub === "lock") return this.readQueue(name);
-    if (sub === "failures") return this.readFailures(name);
+    const node = layoutNode(path);
+    switch (node.kind) {
+      case "agents":
+        return this.readAgentList();
+      case "apps":
+        return this.readAppList();
+      case "agent":
+        return this.readAgent(node.host);
+      case "app":
+        return this.readSpec(node.app);
+      case "appEntry":
+        if (node.dir === "hosts") return this.readHost(node.app, node.name);
+        return;
+      case "appDir":
+        if (node.dir === "hosts") return this.readHostList(node.app);
+        if (node.dir === "lock") return this.readQueue(node.app);
+        if (node.dir === "failures") return this.readFailures(node.app);
+        return;
+      default:
+        return;
+    }
   }
 
   // Each list is published only after its new members were read, so a snapshot never shows a

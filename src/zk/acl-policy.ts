@@ -1,4 +1,5 @@
 import { Perm, type ZkAcl } from "./acl.ts";
+import { type AppDir, layoutNode } from "./paths.ts";
 
 /** The two digest identities of a locked tree (`user:base64(sha1)` ids, never passwords). */
 export interface AclIdentities {
@@ -7,21 +8,22 @@ export interface AclIdentities {
 }
 
 /** Per-app directories agents write: their queue, slots, status, failures, canary markers. */
-const AGENT_WRITABLE_APP_DIRS = new Set(["lock", "leases", "hosts", "failures", "canary"]);
+const AGENT_WRITABLE_APP_DIRS: ReadonlySet<AppDir> = new Set(["lock", "leases", "hosts", "failures", "canary"]);
 const AGENT_WRITE = Perm.read | Perm.write | Perm.create | Perm.delete;
 
 /**
  * The ACL every node gets once `acl init` has locked the tree. The admin (CI) identity may do
  * everything; the agent identity may read everything and write only what agents own — the
- * per-app lock/, leases/, hosts/, failures/, canary/ subtrees and /agents. App specs and
- * history are read-only to agents. Nobody else (world) has any access.
+ * per-app lock/, leases/, hosts/, failures/, canary/ subtrees and /agents. App specs, history
+ * and the ACL info are read-only to agents. Nobody else (world) has any access.
  */
 export function lockedAcl(ids: AclIdentities, path: string): ZkAcl[] {
   const admin: ZkAcl = { scheme: "digest", id: ids.admin, perms: Perm.all };
-  const parts = path.split("/").filter(Boolean);
-  // ACL_INFO ("/acl") falls through to read-only for agents, like specs.
+  const node = layoutNode(path);
   const agentWrites =
-    parts[0] === "agents" || (parts[0] === "apps" && parts.length >= 3 && AGENT_WRITABLE_APP_DIRS.has(parts[2] ?? ""));
+    node.kind === "agents" ||
+    node.kind === "agent" ||
+    ((node.kind === "appDir" || node.kind === "appEntry") && AGENT_WRITABLE_APP_DIRS.has(node.dir));
   return [admin, { scheme: "digest", id: ids.agent, perms: agentWrites ? AGENT_WRITE : Perm.read }];
 }
 

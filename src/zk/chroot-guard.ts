@@ -1,12 +1,15 @@
 import type { ZkClient } from "./client.ts";
 import { isNoAuth, isNoNode } from "./errors.ts";
+import { AGENTS, APPS, basename, historyDir } from "./paths.ts";
+
+const TREE_DIRS = [basename(APPS), basename(AGENTS)];
 
 /** A chroot is refused when it lies inside a Conveyor tree: where this tree is, and under what. */
 export interface EnclosingTree {
   /** The Conveyor root: an absolute path, "" for the server's root. */
   root: string;
   /** The directory of that tree the chroot lies in (or is). */
-  under: "apps" | "agents";
+  under: string;
 }
 
 /**
@@ -23,7 +26,7 @@ export async function enclosingConveyorTree(zk: ZkClient): Promise<EnclosingTree
   // Outermost first: in /conveyor/apps/web/agents the tree is /conveyor.
   for (let i = 0; i < segments.length; i++) {
     const under = segments[i];
-    if (under !== "apps" && under !== "agents") continue;
+    if (under === undefined || !TREE_DIRS.includes(under)) continue;
     const root = segments
       .slice(0, i)
       .map((s) => `/${s}`)
@@ -40,18 +43,18 @@ export async function enclosingConveyorTree(zk: ZkClient): Promise<EnclosingTree
  * created with.
  */
 async function isConveyorRoot(zk: ZkClient, root: string): Promise<boolean> {
-  if (!(await zk.existsOutsideChroot(`${root}/apps`))) return false;
-  if (await zk.existsOutsideChroot(`${root}/agents`)) return true;
+  if (!(await zk.existsOutsideChroot(`${root}${APPS}`))) return false;
+  if (await zk.existsOutsideChroot(`${root}${AGENTS}`)) return true;
   let names: string[];
   try {
-    names = await zk.childrenOutsideChroot(`${root}/apps`);
+    names = await zk.childrenOutsideChroot(`${root}${APPS}`);
   } catch (error) {
     if (isNoNode(error) || isNoAuth(error)) return false;
     throw error;
   }
   // In a Conveyor tree the first app answers; a few more in case one is being created.
   for (const name of names.slice(0, 5)) {
-    if (await zk.existsOutsideChroot(`${root}/apps/${name}/history`)) return true;
+    if (await zk.existsOutsideChroot(`${root}${historyDir(name)}`)) return true;
   }
   return false;
 }

@@ -7,31 +7,55 @@ export const AGENTS = "/agents";
 /** The two digest identities of a locked tree, written by `acl init`. */
 export const ACL_INFO = "/acl";
 
+/** The directories every app node owns, created with the app. */
+export const APP_DIRS = ["lock", "leases", "hosts", "failures", "history", "canary"] as const;
+export type AppDir = (typeof APP_DIRS)[number];
+
 export const appPath = (app: string): string => `${APPS}/${app}`;
-export const lockDir = (app: string): string => `${appPath(app)}/lock`;
-export const leasesDir = (app: string): string => `${appPath(app)}/leases`;
-export const hostsDir = (app: string): string => `${appPath(app)}/hosts`;
+export const appDir = (app: string, dir: AppDir): string => `${appPath(app)}/${dir}`;
+export const lockDir = (app: string): string => appDir(app, "lock");
+export const leasesDir = (app: string): string => appDir(app, "leases");
+export const hostsDir = (app: string): string => appDir(app, "hosts");
 export const hostStatusPath = (app: string, host: string): string => `${hostsDir(app)}/${host}`;
-export const failuresDir = (app: string): string => `${appPath(app)}/failures`;
+export const failuresDir = (app: string): string => appDir(app, "failures");
 export const failurePath = (app: string, rolloutId: string, host: string): string =>
   `${failuresDir(app)}/${rolloutId}-${host}`;
 /** Canary admissions: `<rolloutId>-<host>`, created with the lease while a canary is open. */
-export const canaryDir = (app: string): string => `${appPath(app)}/canary`;
+export const canaryDir = (app: string): string => appDir(app, "canary");
 export const canaryMarkerPath = (app: string, rolloutId: string, host: string): string =>
   `${canaryDir(app)}/${rolloutId}-${host}`;
-export const historyDir = (app: string): string => `${appPath(app)}/history`;
+export const historyDir = (app: string): string => appDir(app, "history");
 export const historyPrefix = (app: string): string => `${historyDir(app)}/h-`;
 export const agentPath = (host: string): string => `${AGENTS}/${host}`;
 
 /** Sub-directories every app node owns; created with the app. */
-export const appSubdirs = (app: string): string[] => [
-  lockDir(app),
-  leasesDir(app),
-  hostsDir(app),
-  failuresDir(app),
-  historyDir(app),
-  canaryDir(app),
-];
+export const appSubdirs = (app: string): string[] => APP_DIRS.map((dir) => appDir(app, dir));
+
+/** What a chroot-relative path is in the layout: the inverse of the builders above. */
+export type LayoutNode =
+  | { kind: "root" | "apps" | "agents" | "aclInfo" | "other" }
+  | { kind: "agent"; host: string }
+  | { kind: "app"; app: string }
+  | { kind: "appDir"; app: string; dir: AppDir }
+  /** A child of an app directory: hosts/<host>, lock/<node>, failures/<rolloutId>-<host>, … */
+  | { kind: "appEntry"; app: string; dir: AppDir; name: string };
+
+export function layoutNode(path: string): LayoutNode {
+  const parts = path.split("/").filter(Boolean);
+  const [top, name, dir, entry, ...deeper] = parts;
+  if (top === undefined) return { kind: "root" };
+  if (`/${top}` === ACL_INFO && name === undefined) return { kind: "aclInfo" };
+  if (`/${top}` === AGENTS) {
+    if (name === undefined) return { kind: "agents" };
+    return dir === undefined ? { kind: "agent", host: name } : { kind: "other" };
+  }
+  if (`/${top}` !== APPS) return { kind: "other" };
+  if (name === undefined) return { kind: "apps" };
+  if (dir === undefined) return { kind: "app", app: name };
+  if (!(APP_DIRS as readonly string[]).includes(dir) || deeper.length > 0) return { kind: "other" };
+  const known = dir as AppDir;
+  return entry === undefined ? { kind: "appDir", app: name, dir: known } : { kind: "appEntry", app: name, dir: known, name: entry };
+}
 
 /**
  * Whether `name` can be one segment of a ZooKeeper path: what the server accepts (PathUtils):
