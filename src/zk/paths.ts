@@ -1,5 +1,5 @@
 /**
- * The ZooKeeper layout of DESIGN.md, relative to the chroot. Names passed in are already
+ * The ZooKeeper layout (docs/ARCHITECTURE.md), relative to the chroot. Names passed in are already
  * validated (app and host ids never contain "/"), so joining is safe.
  */
 export const APPS = "/apps";
