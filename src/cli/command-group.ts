@@ -1,6 +1,6 @@
 import { cac, type CAC } from "cac";
 import { UsageError } from "../config/errors.ts";
-import { printable, quote } from "../config/printable.ts";
+import { printable, quote } from "../text/printable.ts";
 import type { CommandContext, CommandSpec, Env } from "./command.ts";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.ts";
 import { GLOBAL_OPTIONS } from "./global-options.ts";

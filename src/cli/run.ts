@@ -1,5 +1,5 @@
 import { UsageError } from "../config/errors.ts";
-import { quote } from "../config/printable.ts";
+import { quote } from "../text/printable.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import type { CommandSpec, Env } from "./command.ts";
 import { runCommandGroup } from "./command-group.ts";

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { InvalidDataError } from "./errors.ts";
-import { printable } from "./printable.ts";
+import { printable } from "../text/printable.ts";
 
 /** Largest payload we parse: ZooKeeper's own limit (jute.maxbuffer) is 1 MiB. */
 export const MAX_PAYLOAD_BYTES = 1_048_576;

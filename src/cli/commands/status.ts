@@ -1,5 +1,5 @@
 import { parseAppName } from "../../config/parse-input.ts";
-import { printable } from "../../config/printable.ts";
+import { firstLine, printable } from "../../text/printable.ts";
 import { type AppView, type FleetStatus, readFleetStatus } from "../../apps/fleet-status.ts";
 import { AppNotFoundError } from "../../apps/errors.ts";
 import type { CommandSpec } from "../command.ts";
@@ -9,6 +9,10 @@ import { withZk } from "../session.ts";
 import { FleetReader } from "../../apps/fleet-reader.ts";
 import type { ZkClient } from "../../zk/client.ts";
 import type { CommandContext } from "../command.ts";
+
+/** A failed host's detail in the table (and in --watch lines) is the first line of its error, kept narrower
+ *  than --wait's reports so a status row stays readable. */
+const DETAIL_WIDTH = 80;
 
 export const status: CommandSpec = {
   usage: "status [app]",
@@ -58,7 +62,7 @@ function renderApp(app: AppView, now: Date): string {
     printable(h.version) || "-",
     h.target,
     ago(h.since, now),
-    h.state === "failed" ? `exit ${h.exitCode ?? "-"}: ${firstLine(h.error ?? "")}` : "",
+    h.state === "failed" ? `exit ${h.exitCode ?? "-"}: ${firstLine(h.error, DETAIL_WIDTH)}` : "",
   ]);
   return `${head}\n${renderTable(["HOST", "STATE", "VERSION", "TARGET", "SINCE", "DETAIL"], rows, "  ")}${untargeted}`;
 }
@@ -69,11 +73,6 @@ function ago(iso: string, now: Date): string {
   if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
   if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ago`;
   return `${Math.floor(seconds / 86400)}d ago`;
-}
-
-function firstLine(text: string): string {
-  const line = printable(text.split("\n")[0] ?? "");
-  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }
 
 /**
@@ -134,7 +133,7 @@ function changeLines(fleet: FleetStatus, seen: Map<string, string>): string[] {
     emit(app.name, `${app.name} ${app.version} ${app.state} slots=${app.slots} current=${app.counts.current}/${app.counts.total}`);
     for (const h of app.hosts) {
       const position = h.queuePosition === undefined ? "" : ` #${h.queuePosition}`;
-      const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error ?? "")}` : "";
+      const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error, DETAIL_WIDTH)}` : "";
       emit(`${app.name}/${h.host}`, `${app.name} ${h.host} ${h.state}${position} version=${printable(h.version) || "-"} target=${h.target}${failure}`);
     }
   }
