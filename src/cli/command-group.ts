@@ -133,5 +133,3 @@ export function helpText(cli: CAC): string {
   }
   return lines.join("\n");
 }
-
-export { UsageError };

@@ -6,7 +6,7 @@ import { readApp } from "../../apps/read-app.ts";
 import type { AppSpec } from "../../config/app-spec.ts";
 import type { MutationContext } from "../../apps/mutate-app.ts";
 import type { ZkClient } from "../../zk/client.ts";
-import type { CommandContext, CommandSpec } from "../command.ts";
+import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
 import { mutationContext, withZk } from "../session.ts";
@@ -126,5 +126,3 @@ async function historyOf(zk: ZkClient, app: string, limit: number) {
   await readApp(zk, app); // a clear "does not exist" for a missing app
   return readHistory(zk, app, limit);
 }
-
-export type { CommandContext };
