@@ -6,7 +6,7 @@ import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
 import { withZk } from "../session.ts";
-import { FleetReader } from "../../apps/fleet-reader.ts";
+import { FleetWatch } from "../../apps/fleet-watch.ts";
 import type { ZkClient } from "../../zk/client.ts";
 import type { CommandContext } from "../command.ts";
 
@@ -78,44 +78,23 @@ function ago(iso: string, now: Date): string {
 /**
  * Live view: in a terminal the whole status is redrawn in place on every change; otherwise
  * (pipes, CI, --json) one line (or one JSON document) per change. Driven by watches through
- * FleetReader, so an idle fleet costs nothing and a change shows within milliseconds.
+ * FleetWatch, so an idle fleet costs nothing and a change shows within milliseconds.
  */
 async function watchStatus(ctx: CommandContext, zk: ZkClient, only: string | undefined): Promise<number> {
-  let wake: () => void = () => undefined;
-  let changed = true;
-  const reader = new FleetReader(zk, {
-    ...(only === undefined ? {} : { app: only }),
-    watch: true,
-    onChange: () => {
-      changed = true;
-      wake();
-    },
-  });
+  const watch = new FleetWatch(zk, only === undefined ? {} : { app: only });
   const json = ctx.options.flag("json");
   const seen = new Map<string, string>();
   try {
-    await reader.load();
-    while (!ctx.signal.aborted) {
-      if (changed) {
-        changed = false;
-        const fleet = reader.snapshot();
-        if (json) ctx.io.out(JSON.stringify(fleet));
-        else if (ctx.io.isTty) ctx.io.write(`\x1b[H\x1b[2J${renderFleet(fleet, new Date())}\n\n(watching; Ctrl-C to stop)\n`);
-        else for (const line of changeLines(fleet, seen)) ctx.io.out(line);
-      }
-      // Let a burst of events settle (at most ~50 ms) so one change is one redraw.
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          ctx.signal.removeEventListener("abort", done);
-          resolve();
-        };
-        wake = () => setTimeout(done, 30);
-        if (changed) wake();
-        ctx.signal.addEventListener("abort", done, { once: true });
-      });
-    }
+    await watch.load();
+    do {
+      const fleet = watch.snapshot();
+      if (json) ctx.io.out(JSON.stringify(fleet));
+      else if (ctx.io.isTty) ctx.io.write(`\x1b[H\x1b[2J${renderFleet(fleet, new Date())}\n\n(watching; Ctrl-C to stop)\n`);
+      else for (const line of changeLines(fleet, seen)) ctx.io.out(line);
+      // Let a burst of events settle (30 ms after the first) so one change is one redraw.
+    } while ((await watch.waitForChange({ signal: ctx.signal, settleMs: 30 })) === "changed");
   } finally {
-    reader.stop();
+    watch.stop();
   }
   return ExitCode.ok;
 }
