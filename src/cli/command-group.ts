@@ -3,7 +3,7 @@ import { UsageError } from "../config/errors.ts";
 import { printable, quote } from "../text/printable.ts";
 import type { CommandContext, CommandSpec, Env } from "./command.ts";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.ts";
-import { GLOBAL_OPTIONS } from "./global-options.ts";
+import { GLOBAL_OPTION_SPECS } from "./global-options.ts";
 import type { Io } from "./io.ts";
 import { RawOptions } from "./raw-options.ts";
 
@@ -63,7 +63,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
  */
 function joinNegativeValues(argv: string[], commands: CommandSpec[]): string[] {
   const valued = new Set(
-    [...GLOBAL_OPTIONS, ...commands.flatMap((c) => c.options ?? [])]
+    [...GLOBAL_OPTION_SPECS, ...commands.flatMap((c) => c.options ?? [])]
       .filter((o) => o.flag.includes("<"))
       .map((o) => o.flag.split(" ")[0]),
   );
@@ -83,7 +83,7 @@ function joinNegativeValues(argv: string[], commands: CommandSpec[]): string[] {
 
 function buildCli(program: string, commands: CommandSpec[]): CAC {
   const cli = cac(program);
-  for (const option of GLOBAL_OPTIONS) cli.option(option.flag, option.description);
+  for (const option of GLOBAL_OPTION_SPECS) cli.option(option.flag, option.description);
   for (const spec of commands) {
     const command = cli.command(spec.usage, spec.description);
     for (const option of spec.options ?? []) command.option(option.flag, option.description);
