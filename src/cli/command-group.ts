@@ -6,6 +6,7 @@ import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.ts";
 import { GLOBAL_OPTION_SPECS } from "./global-options.ts";
 import type { Io } from "./io.ts";
 import { RawOptions } from "./raw-options.ts";
+import { unknownOptionAsTyped } from "./unknown-option.ts";
 
 export interface GroupInput {
   /** What help shows as the program, e.g. "conveyor app". */
@@ -36,7 +37,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
   try {
     cli.parse(["conveyor", input.program, ...joinNegativeValues(input.argv, input.commands)], { run: false });
   } catch (error) {
-    return usage(input.io, cli, error);
+    return usage(input.io, cli, error, input.argv);
   }
   if (cli.options.help === true) {
     input.io.out(helpText(cli));
@@ -51,7 +52,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
   try {
     cli.runMatchedCommand();
   } catch (error) {
-    return usage(input.io, cli, error);
+    return usage(input.io, cli, error, input.argv);
   }
   if (!run) return ExitCode.usage;
   return run();
@@ -113,9 +114,12 @@ function context(input: GroupInput, cli: CAC, spec: CommandSpec): CommandContext
   };
 }
 
-/** cac's complaint as one line (it may quote what was typed, control characters and all). */
-function usage(io: Io, cli: CAC, error: unknown): number {
-  const message = printable((error instanceof Error ? error.message : String(error)).replaceAll("`", '"'));
+/** cac's complaint as one line (it may quote what was typed, control characters and all); an
+ *  unknown option is named as typed in `argv`. */
+function usage(io: Io, cli: CAC, error: unknown, argv: readonly string[]): number {
+  const text = error instanceof Error ? error.message : String(error);
+  const typed = unknownOptionAsTyped(text, argv);
+  const message = typed === undefined ? printable(text.replaceAll("`", '"')) : `unknown option ${quote(typed)}`;
   const hint = cli.matchedCommand ? ` ${cli.matchedCommand.name}` : "";
   io.err(`error: ${message} (see "${cli.name}${hint} --help")`);
   return ExitCode.usage;
