@@ -2,7 +2,7 @@ import { UsageError } from "../../config/errors.ts";
 import { parseAppName, parseCount, parseVersion } from "../../config/parse-input.ts";
 import { readHistory } from "../../apps/history.ts";
 import { pauseApp, promoteApp, resumeApp, retryApp, rollbackApp } from "../../apps/operator-actions.ts";
-import { readApp } from "../../apps/read-app.ts";
+import { readApp, readAppNode } from "../../apps/read-app.ts";
 import type { AppSpec } from "../../config/app-spec.ts";
 import type { MutationContext } from "../../apps/mutate-app.ts";
 import type { ZkClient } from "../../zk/client.ts";
@@ -123,6 +123,8 @@ export const appHistory: CommandSpec = {
 };
 
 async function historyOf(zk: ZkClient, app: string, limit: number) {
-  await readApp(zk, app); // a clear "does not exist" for a missing app
+  // A clear "does not exist" for a missing app; an app whose spec is invalid still has its
+  // history (who wrote what, before repairing it).
+  await readAppNode(zk, app);
   return readHistory(zk, app, limit);
 }
