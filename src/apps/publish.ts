@@ -131,7 +131,7 @@ async function createApp(zk: ZkClient, request: PublishRequest, ctx: MutationCon
   const { getVersionCmd, deployCmd } = attributes;
   if (getVersionCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --get-version-cmd is required to create it`);
   if (deployCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --deploy-cmd is required to create it`);
-  const spec = freshSpec(request, { getVersionCmd, deployCmd }, ctx.now(), ctx.actor);
+  const spec = freshSpec(request, { getVersionCmd, deployCmd }, ctx);
   await repairTreeLayout(zk);
   const txn = zk.transaction().create(appPath(app), encodeZnode(AppSpecSchema, spec));
   for (const dir of appSubdirs(app)) txn.create(dir);
@@ -172,7 +172,7 @@ async function replaceInvalidSpec(zk: ZkClient, request: PublishRequest, ctx: Mu
   }
   const salvaged = salvageField(node.data, "version", Version);
   const previousVersion = salvaged === version ? undefined : salvaged;
-  const spec = freshSpec(request, { getVersionCmd, deployCmd, previousVersion }, ctx.now(), ctx.actor);
+  const spec = freshSpec(request, { getVersionCmd, deployCmd }, ctx, previousVersion);
   const { path, reason } = node.invalid;
   const detail = [`replaced an invalid spec (${firstLine(reason, 200)})`, canaryDetail(rollout).detail].filter(Boolean).join("; ");
   try {
@@ -196,13 +196,14 @@ async function replaceInvalidSpec(zk: ZkClient, request: PublishRequest, ctx: Mu
 /** The spec of a new app (or of one whose spec is replaced): the attributes given, defaults for the rest. */
 function freshSpec(
   { version, attributes, rollout }: PublishRequest,
-  commands: { getVersionCmd: string; deployCmd: string; previousVersion?: string | undefined },
-  now: Date,
-  actor: string,
+  commands: { getVersionCmd: string; deployCmd: string },
+  ctx: MutationContext,
+  previousVersion?: string,
 ): AppSpec {
+  const now = ctx.now();
   return {
     version,
-    ...(commands.previousVersion === undefined ? {} : { previousVersion: commands.previousVersion }),
+    ...(previousVersion === undefined ? {} : { previousVersion }),
     rolloutId: newRolloutId(now),
     slots: attributes.slots ?? DEFAULT_SLOTS,
     getVersionCmd: commands.getVersionCmd,
@@ -214,7 +215,7 @@ function freshSpec(
     paused: false,
     ...(rollout.canary === undefined ? {} : { canary: rollout.canary, canaryAuto: rollout.canaryAuto === true }),
     updatedAt: now.toISOString(),
-    updatedBy: actor,
+    updatedBy: ctx.actor,
   };
 }
 
