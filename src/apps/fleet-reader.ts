@@ -8,9 +8,7 @@ import type { ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoNode } from "../zk/errors.ts";
 import { AGENTS, APPS, agentPath, appPath, failuresDir, hostStatusPath, hostsDir, layoutNode, lockDir } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
-import { type FleetStatus, type RawApp, type RawFleet, buildFleetStatus } from "./fleet-view.ts";
-
-type Decoded<T> = { value: T; error?: undefined } | { value?: undefined; error: string };
+import { type Decoded, type FleetStatus, type RawApp, type RawFleet, buildFleetStatus } from "./fleet-view.ts";
 
 /**
  * Reads every node `status` needs — /agents, the apps, their hosts, queues and failures — and

@@ -63,7 +63,8 @@ export interface FleetStatus {
   invalidNodes: { path: string; error: string }[];
 }
 
-type Decoded<T> = { value: T; error?: undefined } | { value?: undefined; error: string };
+/** A node read back from ZooKeeper: its validated payload, or why it failed validation. */
+export type Decoded<T> = { value: T; error?: undefined } | { value?: undefined; error: string };
 
 export interface RawApp {
   name: string;

@@ -1,14 +1,18 @@
 import { type AppSpec, DEFAULT_DEPLOY_TIMEOUT_SEC, DEFAULT_MAX_FAILURES, DEFAULT_SLOTS } from "../config/app-spec.ts";
 import { AppSpec as AppSpecSchema } from "../config/app-spec.ts";
-import { encodeZnode } from "../config/decode.ts";
-import { UsageError } from "../config/errors.ts";
+import { encodeZnode, salvageField } from "../config/decode.ts";
+import { InvalidDataError, UsageError } from "../config/errors.ts";
+import { Version } from "../config/names.ts";
 import type { Slots } from "../config/slots.ts";
+import { firstLine } from "../text/printable.ts";
 import { repairTreeLayout } from "../zk/app-layout.ts";
 import type { ZkClient } from "../zk/client.ts";
-import { isNodeExists } from "../zk/errors.ts";
+import { isBadVersion, isNoNode, isNodeExists } from "../zk/errors.ts";
 import { appPath, appSubdirs, historyPrefix } from "../zk/paths.ts";
 import { AppNotFoundError, OperationError } from "./errors.ts";
+import { pruneHistory, pruneRolloutMarkers } from "./history.ts";
 import { type MutationContext, historyEntry, newRolloutId, updateApp } from "./mutate-app.ts";
+import { type AppNode, readAppNode } from "./read-app.ts";
 
 /** Attributes `app create` may set; anything undefined keeps its current value. */
 export interface AppAttributes {
@@ -52,6 +56,8 @@ export function startRollout(
 export interface PublishResult {
   spec: AppSpec;
   created: boolean;
+  /** Set when the app's spec failed validation and was replaced: where, and why it was invalid. */
+  repaired?: { path: string; reason: string };
 }
 
 /**
@@ -59,6 +65,9 @@ export interface PublishResult {
  * given, records previousVersion, writes a new rolloutId. Compare-and-set throughout: if another
  * publisher changes the app between our read and our write, we fail with a clear error rather
  * than overwrite their version (a concurrent non-publish change, e.g. set-slots, is merged).
+ *
+ * A spec that fails validation (written by hand, say) is replaced when the attributes a create
+ * needs are given (replaceInvalidSpec); otherwise the error says how to do that.
  */
 export async function publishApp(
   zk: ZkClient,
@@ -73,6 +82,11 @@ export async function publishApp(
     try {
       return { spec: await publishExisting(zk, request, ctx), created: false };
     } catch (error) {
+      if (error instanceof InvalidDataError && error.path === appPath(app)) {
+        const repaired = await replaceInvalidSpec(zk, request, ctx);
+        if (repaired) return { ...repaired, created: false };
+        continue; // valid again, or gone: publish or create after all
+      }
       if (!(error instanceof AppNotFoundError)) throw error;
     }
     try {
@@ -112,17 +126,88 @@ async function publishExisting(zk: ZkClient, { app, version, attributes, rollout
   });
 }
 
-async function createApp(zk: ZkClient, { app, version, attributes, rollout }: PublishRequest, ctx: MutationContext): Promise<AppSpec> {
+async function createApp(zk: ZkClient, request: PublishRequest, ctx: MutationContext): Promise<AppSpec> {
+  const { app, version, attributes, rollout } = request;
   const { getVersionCmd, deployCmd } = attributes;
   if (getVersionCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --get-version-cmd is required to create it`);
   if (deployCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --deploy-cmd is required to create it`);
+  const spec = freshSpec(request, { getVersionCmd, deployCmd }, ctx);
+  await repairTreeLayout(zk);
+  const txn = zk.transaction().create(appPath(app), encodeZnode(AppSpecSchema, spec));
+  for (const dir of appSubdirs(app)) txn.create(dir);
+  txn.create(historyPrefix(app), historyEntry({ action: "create", to: version, ...canaryDetail(rollout) }, ctx), "persistentSequential");
+  await txn.commit();
+  return spec;
+}
+
+/**
+ * Replaces an app spec that fails validation, as `app create` would create it: the attributes
+ * given, defaults for the rest, a new rollout — and, as previousVersion, the version the
+ * invalid spec still names if that one is valid, so a rollback has somewhere to go. Host status,
+ * failures and history stay. Reached only after publishExisting found the spec invalid, and
+ * that (updateApp) has re-created the app's missing directories first — agents may not on a
+ * locked tree.
+ *
+ * Compare-and-set on the invalid node's version: if anyone writes it after our read, we fail
+ * rather than overwrite them. Undefined when the spec is valid again (someone repaired it: the
+ * caller publishes on top) or the app is gone (the caller creates it). Without
+ * --get-version-cmd and --deploy-cmd it fails saying how to repair.
+ */
+async function replaceInvalidSpec(zk: ZkClient, request: PublishRequest, ctx: MutationContext): Promise<Omit<PublishResult, "created"> | undefined> {
+  const { app, version, attributes, rollout } = request;
+  // The missing directories were re-created by updateApp (publishExisting) just before it found the spec invalid.
+  let node: AppNode;
+  try {
+    node = await readAppNode(zk, app);
+  } catch (error) {
+    if (error instanceof AppNotFoundError) return undefined;
+    throw error;
+  }
+  if (!node.invalid) return undefined;
+  const { getVersionCmd, deployCmd } = attributes;
+  if (getVersionCmd === undefined || deployCmd === undefined) {
+    throw new OperationError(
+      `${node.invalid.message}; to replace it, run "conveyor app create ${app} ${version}" with --get-version-cmd and --deploy-cmd (every other attribute starts from its default unless given)`,
+    );
+  }
+  const salvaged = salvageField(node.data, "version", Version);
+  const previousVersion = salvaged === version ? undefined : salvaged;
+  const spec = freshSpec(request, { getVersionCmd, deployCmd }, ctx, previousVersion);
+  const { path, reason } = node.invalid;
+  const detail = [`replaced an invalid spec (${firstLine(reason, 200)})`, canaryDetail(rollout).detail].filter(Boolean).join("; ");
+  try {
+    await zk
+      .transaction()
+      .set(appPath(app), encodeZnode(AppSpecSchema, spec), node.stat.version)
+      .create(historyPrefix(app), historyEntry({ action: "repaired", ...(salvaged === undefined ? {} : { from: salvaged }), to: version, detail }, ctx), "persistentSequential")
+      .commit();
+  } catch (error) {
+    if (isBadVersion(error)) {
+      throw new OperationError(`app "${app}" was changed by someone else while its invalid spec was being replaced; not overwriting — run the command again`);
+    }
+    if (isNoNode(error)) return undefined; // the app (or its history directory) was deleted meanwhile: start over
+    throw error;
+  }
+  await pruneHistory(zk, app);
+  await pruneRolloutMarkers(zk, app);
+  return { spec, repaired: { path, reason } };
+}
+
+/** The spec of a new app (or of one whose spec is replaced): the attributes given, defaults for the rest. */
+function freshSpec(
+  { version, attributes, rollout }: PublishRequest,
+  commands: { getVersionCmd: string; deployCmd: string },
+  ctx: MutationContext,
+  previousVersion?: string,
+): AppSpec {
   const now = ctx.now();
-  const spec: AppSpec = {
+  return {
     version,
+    ...(previousVersion === undefined ? {} : { previousVersion }),
     rolloutId: newRolloutId(now),
     slots: attributes.slots ?? DEFAULT_SLOTS,
-    getVersionCmd,
-    deployCmd,
+    getVersionCmd: commands.getVersionCmd,
+    deployCmd: commands.deployCmd,
     ...(typeof attributes.verifyCmd === "string" ? { verifyCmd: attributes.verifyCmd } : {}),
     groups: attributes.groups ?? [],
     maxFailures: attributes.maxFailures ?? DEFAULT_MAX_FAILURES,
@@ -132,12 +217,6 @@ async function createApp(zk: ZkClient, { app, version, attributes, rollout }: Pu
     updatedAt: now.toISOString(),
     updatedBy: ctx.actor,
   };
-  await repairTreeLayout(zk);
-  const txn = zk.transaction().create(appPath(app), encodeZnode(AppSpecSchema, spec));
-  for (const dir of appSubdirs(app)) txn.create(dir);
-  txn.create(historyPrefix(app), historyEntry({ action: "create", to: version, ...canaryDetail(rollout) }, ctx), "persistentSequential");
-  await txn.commit();
-  return spec;
 }
 
 function canaryDetail(rollout: RolloutOptions): { detail?: string } {

@@ -12,16 +12,35 @@ export interface StoredApp {
   stat: NodeStat;
 }
 
-/** Reads and validates an app; AppNotFoundError when missing, InvalidDataError when corrupt. */
-export async function readApp(zk: ZkClient, app: string): Promise<StoredApp> {
+/**
+ * The app node as stored: its validated spec, or why it is invalid with its raw payload. The
+ * stat either way, so even an invalid spec can be replaced by compare-and-set. AppNotFoundError
+ * when missing.
+ */
+export type AppNode = (StoredApp & { invalid?: undefined }) | { invalid: InvalidDataError; data: Buffer; stat: NodeStat; spec?: undefined };
+
+export async function readAppNode(zk: ZkClient, app: string): Promise<AppNode> {
   const path = appPath(app);
+  let node: { data: Buffer; stat: NodeStat };
   try {
-    const { data, stat } = await zk.get(path);
-    return { spec: decodeZnode(AppSpec, data, path), stat };
+    node = await zk.get(path);
   } catch (error) {
     if (isNoNode(error)) throw new AppNotFoundError(app);
     throw error;
   }
+  try {
+    return { spec: decodeZnode(AppSpec, node.data, path), stat: node.stat };
+  } catch (error) {
+    if (error instanceof InvalidDataError) return { invalid: error, ...node };
+    throw error;
+  }
+}
+
+/** Reads and validates an app; AppNotFoundError when missing, InvalidDataError when corrupt. */
+export async function readApp(zk: ZkClient, app: string): Promise<StoredApp> {
+  const node = await readAppNode(zk, app);
+  if (node.invalid) throw node.invalid;
+  return node;
 }
 
 export type ListedApp = { name: string; spec: AppSpec; error?: undefined } | { name: string; spec?: undefined; error: string };

@@ -1,5 +1,5 @@
 import type { ZkClient } from "../zk/client.ts";
-import { FleetReader } from "./fleet-reader.ts";
+import { FleetWatch } from "./fleet-watch.ts";
 import { type AppView, type HostView, hostDone, hostFailed, rolloutVerdict } from "./fleet-view.ts";
 
 export type RolloutOutcome =
@@ -79,44 +79,21 @@ function waitingHosts(view: AppView): WaitingHost[] {
  * after a reconnect. Rejects only on abort or on a lasting ZooKeeper failure.
  */
 export async function waitForRollout(zk: ZkClient, app: string, rolloutId: string, options: WaitOptions): Promise<RolloutOutcome> {
-  let changed = false;
-  let wake: () => void = () => undefined;
-  const reader = new FleetReader(zk, {
-    app,
-    watch: true,
-    onChange: () => {
-      changed = true;
-      wake();
-    },
-  });
+  const watch = new FleetWatch(zk, { app });
   const deadline = Date.now() + options.timeoutMs;
   try {
-    await reader.load();
+    await watch.load();
     for (let starting = true; ; starting = false) {
-      changed = false;
-      const view = reader.snapshot().apps[0];
+      const view = watch.snapshot().apps[0];
       if (view) options.onUpdate?.(view);
       const outcome = evaluateRollout(view, rolloutId, { starting });
       if (outcome) return outcome;
-      if (changed) continue;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0 && view) return { kind: "timeout", view, waiting: waitingHosts(view), failed: failedThisRollout(view) };
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, Math.max(0, remaining));
-        const onAbort = (): void => {
-          clearTimeout(timer);
-          reject(options.signal?.reason ?? new Error("aborted"));
-        };
-        if (options.signal?.aborted) return onAbort();
-        options.signal?.addEventListener("abort", onAbort, { once: true });
-        wake = () => {
-          clearTimeout(timer);
-          options.signal?.removeEventListener("abort", onAbort);
-          resolve();
-        };
-      });
+      // Only after the verdict: a change that ended the rollout just as time ran out still counts.
+      if (view && Date.now() >= deadline) return { kind: "timeout", view, waiting: waitingHosts(view), failed: failedThisRollout(view) };
+      const woke = await watch.waitForChange({ deadline, signal: options.signal });
+      if (woke === "aborted") throw options.signal?.reason ?? new Error("aborted");
     }
   } finally {
-    reader.stop();
+    watch.stop();
   }
 }

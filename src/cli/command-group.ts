@@ -1,11 +1,12 @@
 import { cac, type CAC } from "cac";
 import { UsageError } from "../config/errors.ts";
-import { printable, quote } from "../config/printable.ts";
+import { printable, quote } from "../text/printable.ts";
 import type { CommandContext, CommandSpec, Env } from "./command.ts";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.ts";
-import { GLOBAL_OPTIONS } from "./global-options.ts";
+import { GLOBAL_OPTION_SPECS } from "./global-options.ts";
 import type { Io } from "./io.ts";
 import { RawOptions } from "./raw-options.ts";
+import { unknownOptionAsTyped } from "./unknown-option.ts";
 
 export interface GroupInput {
   /** What help shows as the program, e.g. "conveyor app". */
@@ -36,7 +37,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
   try {
     cli.parse(["conveyor", input.program, ...joinNegativeValues(input.argv, input.commands)], { run: false });
   } catch (error) {
-    return usage(input.io, cli, error);
+    return usage(input.io, cli, error, input.argv);
   }
   if (cli.options.help === true) {
     input.io.out(helpText(cli));
@@ -51,7 +52,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
   try {
     cli.runMatchedCommand();
   } catch (error) {
-    return usage(input.io, cli, error);
+    return usage(input.io, cli, error, input.argv);
   }
   if (!run) return ExitCode.usage;
   return run();
@@ -63,7 +64,7 @@ export async function runCommandGroup(input: GroupInput): Promise<number> {
  */
 function joinNegativeValues(argv: string[], commands: CommandSpec[]): string[] {
   const valued = new Set(
-    [...GLOBAL_OPTIONS, ...commands.flatMap((c) => c.options ?? [])]
+    [...GLOBAL_OPTION_SPECS, ...commands.flatMap((c) => c.options ?? [])]
       .filter((o) => o.flag.includes("<"))
       .map((o) => o.flag.split(" ")[0]),
   );
@@ -83,7 +84,7 @@ function joinNegativeValues(argv: string[], commands: CommandSpec[]): string[] {
 
 function buildCli(program: string, commands: CommandSpec[]): CAC {
   const cli = cac(program);
-  for (const option of GLOBAL_OPTIONS) cli.option(option.flag, option.description);
+  for (const option of GLOBAL_OPTION_SPECS) cli.option(option.flag, option.description);
   for (const spec of commands) {
     const command = cli.command(spec.usage, spec.description);
     for (const option of spec.options ?? []) command.option(option.flag, option.description);
@@ -113,9 +114,12 @@ function context(input: GroupInput, cli: CAC, spec: CommandSpec): CommandContext
   };
 }
 
-/** cac's complaint as one line (it may quote what was typed, control characters and all). */
-function usage(io: Io, cli: CAC, error: unknown): number {
-  const message = printable((error instanceof Error ? error.message : String(error)).replaceAll("`", '"'));
+/** cac's complaint as one line (it may quote what was typed, control characters and all); an
+ *  unknown option is named as typed in `argv`. */
+function usage(io: Io, cli: CAC, error: unknown, argv: readonly string[]): number {
+  const text = error instanceof Error ? error.message : String(error);
+  const typed = unknownOptionAsTyped(text, argv);
+  const message = typed === undefined ? printable(text.replaceAll("`", '"')) : `unknown option ${quote(typed)}`;
   const hint = cli.matchedCommand ? ` ${cli.matchedCommand.name}` : "";
   io.err(`error: ${message} (see "${cli.name}${hint} --help")`);
   return ExitCode.usage;
@@ -133,5 +137,3 @@ export function helpText(cli: CAC): string {
   }
   return lines.join("\n");
 }
-
-export { UsageError };

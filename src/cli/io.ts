@@ -1,4 +1,4 @@
-import { printable } from "../config/printable.ts";
+import { printable } from "../text/printable.ts";
 /** Where the CLI writes; tests and the agent's in-process harness pass their own. */
 export interface Io {
   /** A line to stdout (newline added). */

@@ -1,6 +1,6 @@
 import { resolveSlots } from "../config/slots.ts";
 import { formatDuration } from "../config/durations.ts";
-import { printable } from "../config/printable.ts";
+import { firstLine, printable } from "../text/printable.ts";
 import { type AppView, type HostView, hostDone } from "../apps/fleet-view.ts";
 import { type Io, renderTable } from "./io.ts";
 
@@ -102,11 +102,6 @@ export function summaryTable(view: AppView): string {
   ]);
   for (const host of view.pendingAgents) rows.push([host, "never reported", "-"]);
   return renderTable(["HOST", "RESULT", "DURATION"], rows);
-}
-
-export function firstLine(text: string | undefined): string {
-  const line = printable((text ?? "").split("\n")[0] ?? "");
-  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
 }
 
 function formatSeconds(ms: number): string {

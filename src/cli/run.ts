@@ -1,5 +1,5 @@
 import { UsageError } from "../config/errors.ts";
-import { quote } from "../config/printable.ts";
+import { quote } from "../text/printable.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import type { CommandSpec, Env } from "./command.ts";
 import { runCommandGroup } from "./command-group.ts";
@@ -10,7 +10,7 @@ import { status } from "./commands/status.ts";
 import { agent } from "./commands/agent.ts";
 import { aclInit, aclShow } from "./commands/acl.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
-import { VALUE_GLOBALS } from "./global-options.ts";
+import { globalOptionTakesValue } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
 
 const APP_COMMANDS: CommandSpec[] = [
@@ -74,8 +74,6 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
   }
 }
 
-const FLAG_GLOBALS = new Set(["--json", "--help", "-h"]);
-
 /**
  * Index of the first word that is not an option or a global option's value. An unknown option
  * before the command is refused here: cac would take the command word as its value.
@@ -84,15 +82,12 @@ function commandWordIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i] ?? "";
     if (token === "--") return -1;
-    if (VALUE_GLOBALS.has(token)) {
-      i++;
-      continue;
-    }
     if (!token.startsWith("-")) return i;
-    const name = token.split("=")[0] ?? token;
-    if (!FLAG_GLOBALS.has(name) && !VALUE_GLOBALS.has(name)) {
-      throw new UsageError(`unknown option ${quote(name)} before the command (see "conveyor --help")`);
+    const takesValue = globalOptionTakesValue(token);
+    if (takesValue === undefined) {
+      throw new UsageError(`unknown option ${quote(token.split("=")[0])} before the command (see "conveyor --help")`);
     }
+    if (takesValue) i++;
   }
   return -1;
 }

@@ -1,6 +1,6 @@
 import type { AppSpec } from "../config/app-spec.ts";
 import { formatDuration } from "../config/durations.ts";
-import { printable } from "../config/printable.ts";
+import { firstLine, printable } from "../text/printable.ts";
 import { parseDurationInput } from "../config/parse-input.ts";
 import { UsageError } from "../config/errors.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
@@ -11,7 +11,7 @@ import type { ZkClient } from "../zk/client.ts";
 import type { CommandContext, OptionSpec } from "./command.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { printJson } from "./io.ts";
-import { RolloutProgress, firstLine, summaryTable } from "./rollout-progress.ts";
+import { RolloutProgress, summaryTable } from "./rollout-progress.ts";
 
 /** How a wait ends, for --help (README "CI recipe" says the same). */
 export const WAIT_OUTCOMES_HELP =

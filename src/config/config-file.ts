@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { firstIssue } from "./decode.ts";
 import { UsageError } from "./errors.ts";
-import { printable, quote } from "./printable.ts";
+import { printable, quote } from "../text/printable.ts";
 import { readSmallFile } from "./small-file.ts";
 import { AppName, GroupName, HostId } from "./names.ts";
 import { oneOf } from "./rules.ts";

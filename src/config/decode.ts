@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { InvalidDataError } from "./errors.ts";
-import { printable } from "./printable.ts";
+import { printable } from "../text/printable.ts";
 
 /** Largest payload we parse: ZooKeeper's own limit (jute.maxbuffer) is 1 MiB. */
 export const MAX_PAYLOAD_BYTES = 1_048_576;
@@ -22,18 +22,35 @@ export function decodeZnode<const S extends v.GenericSchema>(
   data: Buffer,
   path: string,
 ): v.InferOutput<S> {
-  if (data.length === 0) throw new InvalidDataError(path, "empty payload");
-  if (data.length > MAX_PAYLOAD_BYTES) throw new InvalidDataError(path, `payload of ${data.length} bytes is too large`);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
-  } catch (error) {
-    const reason = error instanceof RangeError ? "nested too deeply" : "not valid JSON";
-    throw new InvalidDataError(path, reason);
-  }
-  const result = v.safeParse(schema, json);
+  const parsed = parseJson(data);
+  if ("reason" in parsed) throw new InvalidDataError(path, parsed.reason);
+  const result = v.safeParse(schema, parsed.json);
   if (!result.success) throw new InvalidDataError(path, firstIssue(result.issues));
   return result.output;
+}
+
+/** The JSON of a payload, or why there is none: empty, too large, not UTF-8 or JSON, nested too deeply. */
+function parseJson(data: Buffer): { json: unknown } | { reason: string } {
+  if (data.length === 0) return { reason: "empty payload" };
+  if (data.length > MAX_PAYLOAD_BYTES) return { reason: `payload of ${data.length} bytes is too large` };
+  try {
+    return { json: JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data)) };
+  } catch (error) {
+    return { reason: error instanceof RangeError ? "nested too deeply" : "not valid JSON" };
+  }
+}
+
+/**
+ * One field of a payload that fails validation as a whole, when that field is valid on its own
+ * (the version a corrupt app spec still names, say); undefined otherwise. Never throws.
+ */
+export function salvageField<const S extends v.GenericSchema>(data: Buffer, key: string, schema: S): v.InferOutput<S> | undefined {
+  const parsed = parseJson(data);
+  if (!("json" in parsed)) return undefined;
+  const { json } = parsed;
+  if (typeof json !== "object" || json === null || Array.isArray(json) || !Object.hasOwn(json, key)) return undefined;
+  const result = v.safeParse(schema, (json as Record<string, unknown>)[key]);
+  return result.success ? result.output : undefined;
 }
 
 /** Validates before writing, so we never store what we would refuse to read back. */

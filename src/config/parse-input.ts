@@ -6,7 +6,7 @@ import { type Slots, parseSlots } from "./slots.ts";
 import { parseDurationMs } from "./durations.ts";
 import { CommandTemplate } from "./app-spec.ts";
 import { firstIssue } from "./decode.ts";
-import { quote } from "./printable.ts";
+import { quote } from "../text/printable.ts";
 
 /** Validates one value typed by a person; the UsageError names the value and the rule. */
 export function parseWith<const S extends v.GenericSchema>(schema: S, value: unknown, label: string): v.InferOutput<S> {

@@ -47,6 +47,8 @@ export const HISTORY_ACTIONS = [
   "rollback",
   "promote",
   "delete",
+  /** `app create` replaced a spec that failed validation (detail: why it was invalid). */
+  "repaired",
 ] as const;
 
 /** /apps/<app>/history/h-N. */

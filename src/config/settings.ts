@@ -4,7 +4,7 @@ import { type ConfigFile, LOG_LEVELS, loadConfigFile } from "./config-file.ts";
 import { parseDurationMs } from "./durations.ts";
 import { UsageError } from "./errors.ts";
 import { NAME_PATTERN } from "./names.ts";
-import { quote } from "./printable.ts";
+import { quote } from "../text/printable.ts";
 import { readSmallFile } from "./small-file.ts";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -1,7 +1,7 @@
 import { type Stats, constants } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { UsageError } from "./errors.ts";
-import { quote } from "./printable.ts";
+import { quote } from "../text/printable.ts";
 
 /** Config and credential files are a few lines; anything bigger is a wrong path. */
 export const MAX_SMALL_FILE_BYTES = 1_048_576;

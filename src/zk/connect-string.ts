@@ -1,3 +1,5 @@
+import { quote } from "../text/printable.ts";
+
 /** A parsed ZooKeeper connect string: `host:port[,host:port...][/chroot]`. */
 export interface ConnectTarget {
   servers: { host: string; port: number }[];
@@ -28,28 +30,23 @@ export function parseConnectString(input: string): ConnectTarget | string {
     // The ZooKeeper client library splits each server at ":", so it cannot dial a literal
     // IPv6 address: refuse it here rather than fail as "unreachable" after the timeout.
     if (host.startsWith("[") || host.includes(":")) {
-      return `IPv6 address ${show(entry)} in ${show(input)} is not supported: use a host name that resolves to it`;
+      return `IPv6 address ${quote(entry)} in ${quote(input)} is not supported: use a host name that resolves to it`;
     }
-    if (!HOST.test(host)) return `invalid ZooKeeper host ${show(entry)} in ${show(input)}`;
+    if (!HOST.test(host)) return `invalid ZooKeeper host ${quote(entry)} in ${quote(input)}`;
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      return `invalid ZooKeeper port in ${show(entry)}`;
+      return `invalid ZooKeeper port in ${quote(entry)}`;
     }
     servers.push({ host, port });
   }
   const chroot = chrootPart === "/" ? "" : chrootPart.replace(/\/+$/, "");
   const segments = chroot.slice(1).split("/");
   if (chroot !== "" && !segments.every((s) => CHROOT_SEGMENT.test(s) && s !== "." && s !== "..")) {
-    return `invalid ZooKeeper chroot ${show(chrootPart)}: segments of letters, digits, '.', '_', '-' (not "." or "..")`;
+    return `invalid ZooKeeper chroot ${quote(chrootPart)}: segments of letters, digits, '.', '_', '-' (not "." or "..")`;
   }
-  if (segments[0] === "zookeeper") return `invalid ZooKeeper chroot ${show(chrootPart)}: /zookeeper is reserved by ZooKeeper`;
+  if (segments[0] === "zookeeper") return `invalid ZooKeeper chroot ${quote(chrootPart)}: /zookeeper is reserved by ZooKeeper`;
   return { servers, chroot };
 }
 
 export function formatServers(target: ConnectTarget): string {
   return target.servers.map((s) => `${s.host}:${s.port}`).join(",");
-}
-
-/** Quoted for an error message, control characters escaped (zk cannot import config). */
-function show(text: string): string {
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
 }

@@ -453,6 +453,27 @@ describe("usage and help", () => {
     }
   });
 
+  // Regression (issue 11): cac names an unknown option by its camelCase key ("--healthCmd",
+  // "--getVersoinCmd", "--suchFlag" for --no-such-flag), which the user never typed.
+  test("an unknown option after the command is named exactly as typed, in one line", async () => {
+    const create = ["--zk", "127.0.0.1:1/x", "app", "create", "web", "1.0"];
+    const cases: { argv: string[]; typed: string }[] = [
+      { argv: [...create, "--get-versoin-cmd", "y"], typed: "--get-versoin-cmd" },
+      { argv: [...create, ...CMDS, "--health-cmd", "true"], typed: "--health-cmd" },
+      { argv: [...create, ...CMDS, "--health-cmd=true"], typed: "--health-cmd" },
+      { argv: [...create, ...CMDS, "--no-such-flag"], typed: "--no-such-flag" },
+      { argv: ["status", "--watch", "--log-format", "json"], typed: "--log-format" },
+    ];
+    const results = await Promise.all(cases.map((c) => runCli(c.argv)));
+    results.forEach((r, i) => {
+      const c = cases[i];
+      if (!c) throw new Error("no case");
+      const command = c.argv.includes("create") ? "conveyor app create" : "conveyor status";
+      expectOneLineError(r, 2, []);
+      expect(r.stderr, show(r)).toBe(`error: unknown option ${JSON.stringify(c.typed)} (see "${command} --help")\n`);
+    });
+  });
+
   test("an unknown option before the command is named", async () => {
     const r = await runCli(["--frob", "status"]);
     expect(r.code).toBe(2);

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { UsageError } from "../../src/config/errors.ts";
 import { parseAppName, parseCount, parseDurationInput, parseGroups, parseSlotsInput, parseVersion } from "../../src/config/parse-input.ts";
 import { parseDurationMs } from "../../src/config/durations.ts";
-import { resolveSlots } from "../../src/config/slots.ts";
+import { parseSlots, resolveSlots } from "../../src/config/slots.ts";
 
 describe("names and versions", () => {
   test.each(["myapp", "web-01", "a", "A.b_c-d", "x".repeat(128)])("app name %p is accepted", (name) => {
@@ -36,12 +36,45 @@ describe("slots", () => {
   test.each(["0", "1.5", "abc", "-1", "0%", "101%", "1e3", "", " ", "50 %", "999999999"])("%p is rejected", (input) => {
     expect(() => parseSlotsInput(input)).toThrow(UsageError);
   });
-  test("N% resolves against the host count, at least 1", () => {
-    expect(resolveSlots("50%", 10)).toBe(5);
-    expect(resolveSlots("25%", 10)).toBe(2);
-    expect(resolveSlots("10%", 3)).toBe(1);
-    expect(resolveSlots("10%", 0)).toBe(1);
-    expect(resolveSlots(4, 1000)).toBe(4);
+  test.each([
+    ["1", 1],
+    [" 3 ", 3],
+    ["100000", 100_000],
+    ["1%", "1%"],
+    ["25%", "25%"],
+    ["100%", "100%"],
+    ["0", undefined],
+    ["05", undefined],
+    ["100001", undefined],
+    ["1000000", undefined],
+    ["3.0", undefined],
+    ["+3", undefined],
+    ["1e3", undefined],
+    ["0x10", undefined],
+    ["٣", undefined],
+    ["0%", undefined],
+    ["05%", undefined],
+    ["101%", undefined],
+    ["2.5%", undefined],
+    ["%", undefined],
+    ["", undefined],
+  ])("parseSlots(%p) → %p", (input, expected) => {
+    expect(parseSlots(input)).toBe(expected);
+  });
+  test.each([
+    [4, 1000, 4],
+    [5, 2, 5], // a number is itself, even above the host count
+    ["50%", 10, 5],
+    ["25%", 10, 2], // floor
+    ["33%", 10, 3],
+    ["50%", 3, 1],
+    ["10%", 9, 1], // floor(0.9) = 0 → at least 1
+    ["10%", 0, 1], // no hosts yet
+    ["1%", 250, 2],
+    ["99%", 100, 99],
+    ["100%", 7, 7],
+  ] as const)("resolveSlots(%p, %p hosts) → %p", (slots, hosts, expected) => {
+    expect(resolveSlots(slots, hosts)).toBe(expected);
   });
 });
 

@@ -2,7 +2,7 @@ import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { LOG_FORMATS } from "../../config/config-file.ts";
 import { UsageError } from "../../config/errors.ts";
-import { quote } from "../../config/printable.ts";
+import { quote } from "../../text/printable.ts";
 import { parseDurationInput, parseGroups, parseHostId } from "../../config/parse-input.ts";
 import { Agent, DuplicateHostError } from "../../agent/agent.ts";
 import { ShellCommandRunner } from "../../agent/command-runner.ts";

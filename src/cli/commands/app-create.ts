@@ -11,6 +11,7 @@ import {
 } from "../../config/parse-input.ts";
 import { type AppAttributes, type RolloutOptions, publishApp } from "../../apps/publish.ts";
 import { UsageError } from "../../config/errors.ts";
+import { printable } from "../../text/printable.ts";
 import { WAIT_OPTIONS, readWaitOptions, waitAndReport } from "../wait-for-rollout.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
@@ -19,7 +20,8 @@ import { mutationContext, withZk } from "../session.ts";
 
 export const appCreate: CommandSpec = {
   usage: "create <app> <version>",
-  description: "Create an app, or publish a new version of it (keeps every attribute not given)",
+  description:
+    "Create an app, or publish a new version of it (keeps every attribute not given). An app whose stored spec is invalid is replaced when --get-version-cmd and --deploy-cmd are given (history and host status are kept)",
   createsChroot: true,
   options: [
     { flag: "--slots <n>", description: "How many hosts may deploy at once: a number or N% of the app's hosts (default 1)" },
@@ -52,11 +54,14 @@ export const appCreate: CommandSpec = {
     return withZk(ctx, async (zk) => {
       const result = await publishApp(zk, app, version, attributes, mutation, rollout);
       if (ctx.options.flag("json")) {
-        if (!wait) printJson(ctx.io, { app, created: result.created, spec: result.spec });
+        if (!wait) printJson(ctx.io, { app, created: result.created, repaired: result.repaired !== undefined, spec: result.spec });
       } else if (result.created) {
         ctx.io.out(`created ${app} ${version} (rollout ${result.spec.rolloutId}, slots ${result.spec.slots})`);
+      } else if (result.repaired) {
+        const { path, reason } = result.repaired;
+        ctx.io.out(`repaired ${app} ${version}${was(result.spec)}: replaced the invalid spec at ${path} (${printable(reason)}); rollout ${result.spec.rolloutId}, slots ${result.spec.slots}`);
       } else {
-        ctx.io.out(describePublish(app, result.spec));
+        ctx.io.out(`published ${app} ${result.spec.version}${was(result.spec)}, rollout ${result.spec.rolloutId}, slots ${result.spec.slots}`);
       }
       if (!wait) return ExitCode.ok;
       return waitAndReport(ctx, zk, app, result.spec, { timeoutMs, rollbackOnFailure, mutation });
@@ -76,9 +81,8 @@ function readRolloutOptions(ctx: CommandContext): RolloutOptions {
   return { canary, canaryAuto: auto };
 }
 
-function describePublish(app: string, spec: AppSpec): string {
-  const from = spec.previousVersion === undefined ? "" : ` (was ${spec.previousVersion})`;
-  return `published ${app} ${spec.version}${from}, rollout ${spec.rolloutId}, slots ${spec.slots}`;
+function was(spec: AppSpec): string {
+  return spec.previousVersion === undefined ? "" : ` (was ${spec.previousVersion})`;
 }
 
 function readAttributes(ctx: CommandContext): AppAttributes {

@@ -1,4 +1,4 @@
-import { printable, quote } from "../../config/printable.ts";
+import { printable, quote } from "../../text/printable.ts";
 import { parseAppName, parseDeletableAppName, parseSlotsInput } from "../../config/parse-input.ts";
 import { deleteApp } from "../../apps/delete-app.ts";
 import { listApps, readApp } from "../../apps/read-app.ts";

@@ -2,11 +2,11 @@ import { UsageError } from "../../config/errors.ts";
 import { parseAppName, parseCount, parseVersion } from "../../config/parse-input.ts";
 import { readHistory } from "../../apps/history.ts";
 import { pauseApp, promoteApp, resumeApp, retryApp, rollbackApp } from "../../apps/operator-actions.ts";
-import { readApp } from "../../apps/read-app.ts";
+import { readApp, readAppNode } from "../../apps/read-app.ts";
 import type { AppSpec } from "../../config/app-spec.ts";
 import type { MutationContext } from "../../apps/mutate-app.ts";
 import type { ZkClient } from "../../zk/client.ts";
-import type { CommandContext, CommandSpec } from "../command.ts";
+import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
 import { mutationContext, withZk } from "../session.ts";
@@ -123,8 +123,8 @@ export const appHistory: CommandSpec = {
 };
 
 async function historyOf(zk: ZkClient, app: string, limit: number) {
-  await readApp(zk, app); // a clear "does not exist" for a missing app
+  // A clear "does not exist" for a missing app; an app whose spec is invalid still has its
+  // history (who wrote what, before repairing it).
+  await readAppNode(zk, app);
   return readHistory(zk, app, limit);
 }
-
-export type { CommandContext };

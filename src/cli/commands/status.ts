@@ -1,14 +1,18 @@
 import { parseAppName } from "../../config/parse-input.ts";
-import { printable } from "../../config/printable.ts";
+import { firstLine, printable } from "../../text/printable.ts";
 import { type AppView, type FleetStatus, readFleetStatus } from "../../apps/fleet-status.ts";
 import { AppNotFoundError } from "../../apps/errors.ts";
 import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
 import { withZk } from "../session.ts";
-import { FleetReader } from "../../apps/fleet-reader.ts";
+import { FleetWatch } from "../../apps/fleet-watch.ts";
 import type { ZkClient } from "../../zk/client.ts";
 import type { CommandContext } from "../command.ts";
+
+/** A failed host's detail in the table (and in --watch lines) is the first line of its error, kept narrower
+ *  than --wait's reports so a status row stays readable. */
+const DETAIL_WIDTH = 80;
 
 export const status: CommandSpec = {
   usage: "status [app]",
@@ -58,7 +62,7 @@ function renderApp(app: AppView, now: Date): string {
     printable(h.version) || "-",
     h.target,
     ago(h.since, now),
-    h.state === "failed" ? `exit ${h.exitCode ?? "-"}: ${firstLine(h.error ?? "")}` : "",
+    h.state === "failed" ? `exit ${h.exitCode ?? "-"}: ${firstLine(h.error, DETAIL_WIDTH)}` : "",
   ]);
   return `${head}\n${renderTable(["HOST", "STATE", "VERSION", "TARGET", "SINCE", "DETAIL"], rows, "  ")}${untargeted}`;
 }
@@ -71,52 +75,26 @@ function ago(iso: string, now: Date): string {
   return `${Math.floor(seconds / 86400)}d ago`;
 }
 
-function firstLine(text: string): string {
-  const line = printable(text.split("\n")[0] ?? "");
-  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
-}
-
 /**
  * Live view: in a terminal the whole status is redrawn in place on every change; otherwise
  * (pipes, CI, --json) one line (or one JSON document) per change. Driven by watches through
- * FleetReader, so an idle fleet costs nothing and a change shows within milliseconds.
+ * FleetWatch, so an idle fleet costs nothing and a change shows within milliseconds.
  */
 async function watchStatus(ctx: CommandContext, zk: ZkClient, only: string | undefined): Promise<number> {
-  let wake: () => void = () => undefined;
-  let changed = true;
-  const reader = new FleetReader(zk, {
-    ...(only === undefined ? {} : { app: only }),
-    watch: true,
-    onChange: () => {
-      changed = true;
-      wake();
-    },
-  });
+  const watch = new FleetWatch(zk, only === undefined ? {} : { app: only });
   const json = ctx.options.flag("json");
   const seen = new Map<string, string>();
   try {
-    await reader.load();
-    while (!ctx.signal.aborted) {
-      if (changed) {
-        changed = false;
-        const fleet = reader.snapshot();
-        if (json) ctx.io.out(JSON.stringify(fleet));
-        else if (ctx.io.isTty) ctx.io.write(`\x1b[H\x1b[2J${renderFleet(fleet, new Date())}\n\n(watching; Ctrl-C to stop)\n`);
-        else for (const line of changeLines(fleet, seen)) ctx.io.out(line);
-      }
-      // Let a burst of events settle (at most ~50 ms) so one change is one redraw.
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          ctx.signal.removeEventListener("abort", done);
-          resolve();
-        };
-        wake = () => setTimeout(done, 30);
-        if (changed) wake();
-        ctx.signal.addEventListener("abort", done, { once: true });
-      });
-    }
+    await watch.load();
+    do {
+      const fleet = watch.snapshot();
+      if (json) ctx.io.out(JSON.stringify(fleet));
+      else if (ctx.io.isTty) ctx.io.write(`\x1b[H\x1b[2J${renderFleet(fleet, new Date())}\n\n(watching; Ctrl-C to stop)\n`);
+      else for (const line of changeLines(fleet, seen)) ctx.io.out(line);
+      // Let a burst of events settle (30 ms after the first) so one change is one redraw.
+    } while ((await watch.waitForChange({ signal: ctx.signal, settleMs: 30 })) === "changed");
   } finally {
-    reader.stop();
+    watch.stop();
   }
   return ExitCode.ok;
 }
@@ -134,7 +112,7 @@ function changeLines(fleet: FleetStatus, seen: Map<string, string>): string[] {
     emit(app.name, `${app.name} ${app.version} ${app.state} slots=${app.slots} current=${app.counts.current}/${app.counts.total}`);
     for (const h of app.hosts) {
       const position = h.queuePosition === undefined ? "" : ` #${h.queuePosition}`;
-      const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error ?? "")}` : "";
+      const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error, DETAIL_WIDTH)}` : "";
       emit(`${app.name}/${h.host}`, `${app.name} ${h.host} ${h.state}${position} version=${printable(h.version) || "-"} target=${h.target}${failure}`);
     }
   }
