@@ -2,7 +2,7 @@
 //
 //   bun scripts/demo.ts [--hosts N] [--slots S] [--deploy-seconds D] [--keep]
 //
-// 1. Starts a ZooKeeper on a free loopback port (scripts/lib/zookeeper.ts).
+// 1. Starts a ZooKeeper on a free loopback port (test/harness/zookeeper.ts).
 // 2. Starts N agents as separate processes of the compiled dist/conveyor, host ids web-1..web-N,
 //    each in its own temp directory standing in for a server: the app's installed version is the
 //    file VERSION in that directory, the agent's log is agent.log next to it.
@@ -25,7 +25,7 @@ import { parseArgs } from "node:util";
 import type { AppView, FleetStatus, HostView } from "../src/apps/fleet-status.ts";
 import { readFleetStatus } from "../src/apps/fleet-status.ts";
 import { ZkClient } from "../src/zk/client.ts";
-import { type ZooKeeperServer, startZooKeeper } from "./lib/zookeeper.ts";
+import { type ZooKeeperServer, startZooKeeper } from "../test/harness/zookeeper.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const BIN = join(ROOT, "dist", "conveyor");

@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { fourLetterWord, isZooKeeperPid, startZooKeeper, stopPid, ZOOKEEPER_HOST } from "./lib/zookeeper.ts";
+import { fourLetterWord, isZooKeeperPid, startZooKeeper, stopPid, ZOOKEEPER_HOST } from "../test/harness/zookeeper.ts";
 
 const USAGE = `usage:
   bun scripts/zk.ts start [--port N] [--dir D] [--tick-time MS]

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import type { ZooKeeperServer } from "../lib/zookeeper.ts";
+import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import { until } from "./rollout.ts";
 import { median, round } from "./stats.ts";
 

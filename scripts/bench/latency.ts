@@ -1,6 +1,6 @@
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import type { ZooKeeperServer } from "../lib/zookeeper.ts";
+import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import { until } from "./rollout.ts";
 import { SLEEP_COMMANDS, startSleepFleet } from "./sleep-fleet.ts";
 import { type Quantiles, percentile, quantiles, round } from "./stats.ts";

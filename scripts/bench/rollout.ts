@@ -5,7 +5,7 @@ import { publishApp } from "../../src/apps/publish.ts";
 import { FleetReader } from "../../src/apps/fleet-reader.ts";
 import type { MutationContext } from "../../src/apps/mutate-app.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import type { ZooKeeperServer } from "../lib/zookeeper.ts";
+import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import type { PeerResult } from "./ansible.ts";
 import { SLEEP_COMMANDS, startSleepFleet } from "./sleep-fleet.ts";
 import { type Quantiles, quantiles, round } from "./stats.ts";

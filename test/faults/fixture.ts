@@ -7,7 +7,7 @@
 import { afterEach, expect } from "bun:test";
 import { appendFileSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { type CheckReport, FaultFleet } from "../../scripts/lib/fault-fleet.ts";
+import { type CheckReport, FaultFleet } from "../harness/fault-fleet.ts";
 import { useAgentProcesses } from "../helpers/agent-process.ts";
 import { processTempDir } from "../helpers/cli.ts";
 import { type EnsembleFixture, useEnsemble } from "../helpers/ensemble.ts";

@@ -4,8 +4,8 @@
 // 5 compiled agents, slots 2; the victim is the first host to start deploying, together with a
 // host waiting in the queue.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { FaultFleet } from "../../scripts/lib/fault-fleet.ts";
-import { poll } from "../../scripts/lib/fault-fleet.ts";
+import type { FaultFleet } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/fault-fleet.ts";
 import { lockDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";

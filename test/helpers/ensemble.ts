@@ -12,12 +12,12 @@
 // resumed) after every test. Mirrors test/helpers/zookeeper.ts.
 
 import { afterAll, afterEach, beforeAll } from "bun:test";
-import { startEnsemble, type Ensemble, type EnsembleMember, type EnsembleOptions } from "../../scripts/lib/ensemble.ts";
-import { startProxies, startProxy, type Proxy, type ProxySet, type Upstream } from "../../scripts/lib/tcp-proxy.ts";
+import { startEnsemble, type Ensemble, type EnsembleMember, type EnsembleOptions } from "../harness/ensemble.ts";
+import { startProxies, startProxy, type Proxy, type ProxySet, type Upstream } from "../harness/tcp-proxy.ts";
 import { uniqueChroot } from "./zookeeper.ts";
 
-export { startEnsemble, type Ensemble, type EnsembleMember, type EnsembleOptions } from "../../scripts/lib/ensemble.ts";
-export { startProxies, startProxy, type Proxy, type ProxySet, type ProxyStats, type Upstream } from "../../scripts/lib/tcp-proxy.ts";
+export { startEnsemble, type Ensemble, type EnsembleMember, type EnsembleOptions } from "../harness/ensemble.ts";
+export { startProxies, startProxy, type Proxy, type ProxySet, type ProxyStats, type Upstream } from "../harness/tcp-proxy.ts";
 
 export interface EnsembleFixture {
   /** The ensemble itself; read it inside tests or hooks, not at module load. */

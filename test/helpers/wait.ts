@@ -1,4 +1,4 @@
-import { poll } from "../../scripts/lib/wait.ts";
+import { poll } from "../harness/wait.ts";
 
 /** Polls `condition` until it is truthy or `timeoutMs` passes (then throws with `what`). */
 export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs = 25): Promise<NonNullable<T>> {

@@ -9,7 +9,7 @@
 
 import { afterAll, beforeAll } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { startZooKeeper, type StartOptions, type ZooKeeperServer } from "../../scripts/lib/zookeeper.ts";
+import { startZooKeeper, type StartOptions, type ZooKeeperServer } from "../harness/zookeeper.ts";
 import { waitForStrict } from "./wait.ts";
 
 export {
@@ -21,7 +21,7 @@ export {
   ZOOKEEPER_HOST,
   type StartOptions,
   type ZooKeeperServer,
-} from "../../scripts/lib/zookeeper.ts";
+} from "../harness/zookeeper.ts";
 
 export interface ZooKeeperFixture {
   /** "127.0.0.1:PORT"; read it inside tests or hooks, not at module load. */

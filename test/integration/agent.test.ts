@@ -10,7 +10,7 @@ import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import type { Logger } from "../../src/agent/logger.ts";
 import { appPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
-import { startProxy } from "../../scripts/lib/tcp-proxy.ts";
+import { startProxy } from "../harness/tcp-proxy.ts";
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { ZkError } from "../../src/zk/errors.ts";

@@ -1,4 +1,4 @@
-// Proves the fault-injection harness (scripts/lib/ensemble.ts, scripts/lib/tcp-proxy.ts) with the
+// Proves the fault-injection harness (test/harness/ensemble.ts, test/harness/tcp-proxy.ts) with the
 // project's own client (src/zk/client.ts): a 3-node ensemble on loopback forms a quorum, survives
 // the leader's death and takes a member back; a TCP proxy cuts, blocks and stalls a client's link
 // and the client reports what Curator's connection states promise.

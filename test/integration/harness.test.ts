@@ -143,7 +143,7 @@ describe("startZooKeeper", () => {
   });
 
   test("a process that dies without stop() takes its server with it", async () => {
-    const lib = join(import.meta.dir, "../../scripts/lib/zookeeper.ts");
+    const lib = join(import.meta.dir, "../harness/zookeeper.ts");
     const script = `import { startZooKeeper } from ${JSON.stringify(lib)};
       const zk = await startZooKeeper();
       console.log(JSON.stringify({ pid: zk.pid, dataDir: zk.dataDir }));

@@ -7,7 +7,7 @@
 // leaves a JVM behind. Nothing here ever kills by name.
 //
 // The config writer, spawner and readiness check are separate functions so that a 3-node
-// ensemble (QuorumPeerMain, one myid per data dir; scripts/lib/ensemble.ts) is built from the
+// ensemble (QuorumPeerMain, one myid per data dir; test/harness/ensemble.ts) is built from the
 // same pieces: zooCfg, launchJvm, waitUntilServing, terminateJvm, killOnExit.
 
 import { spawn, type ChildProcess } from "node:child_process";
