@@ -9,7 +9,7 @@ import { ensureBinary, useCli } from "../helpers/cli.ts";
 import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
 import { type LiveProcess, childrenOf, spawnInPty, spawnLive } from "../helpers/pty.ts";
 import { type RolloutSetup, allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);

@@ -17,7 +17,7 @@ import type { AgentEvent } from "../helpers/agent-events.ts";
 import { readDeployLog } from "../helpers/deploy-log.ts";
 import { testActor } from "../helpers/in-process-fleet.ts";
 import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);

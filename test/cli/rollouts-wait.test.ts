@@ -15,7 +15,7 @@ import { maxConcurrency, readDeployLog } from "../helpers/deploy-log.ts";
 import type { FleetAgent } from "../helpers/in-process-fleet.ts";
 import { spawnInPty, spawnLive } from "../helpers/pty.ts";
 import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);

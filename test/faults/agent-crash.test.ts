@@ -3,7 +3,7 @@
 // (the deploy journal: the new agent must hold a slot for the orphan until it ends instead of
 // deploying on top of it). 5 compiled agents, slots 2, session 2 s.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
 
 setDefaultTimeout(120_000);

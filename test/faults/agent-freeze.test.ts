@@ -5,7 +5,7 @@
 // case: a deploy still running after its session was lost (measured and reported). 5 compiled
 // agents, slots 2, session 2 s, frozen 4 s.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
 
 setDefaultTimeout(120_000);

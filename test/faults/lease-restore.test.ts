@@ -13,7 +13,7 @@ import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { ZkError } from "../../src/zk/errors.ts";
 import { leasesDir } from "../../src/zk/paths.ts";
-import { poll } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(30_000);

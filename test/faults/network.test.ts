@@ -5,7 +5,7 @@
 // host waiting in the queue.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { FaultFleet } from "../harness/fault-fleet.ts";
-import { poll } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { lockDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";

@@ -1,7 +1,7 @@
 // Operators (and CI) acting mid-rollout: slots lowered and raised, the app deleted (and created
 // again), a new version published, two publishers racing. 5–7 compiled agents on the ensemble.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { analyseConcurrency, pairDeploys } from "../harness/fault-log.ts";
 import { OperationError } from "../../src/apps/errors.ts";
 import { readHistory } from "../../src/apps/history.ts";

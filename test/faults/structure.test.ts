@@ -5,7 +5,7 @@
 // lease of a running deploy is re-created, a deleted status node is written again, and a deleted
 // presence node is registered again. 3 compiled agents on the ensemble.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import type { FaultFleet } from "../harness/fault-fleet.ts";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { AGENTS, agentPath, canaryDir, failuresDir, hostStatusPath, hostsDir, leasesDir, lockDir } from "../../src/zk/paths.ts";

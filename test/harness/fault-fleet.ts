@@ -546,5 +546,3 @@ function cwdOf(pid: number): string | undefined {
 function lastLines(text: string, n: number): string {
   return text.trimEnd().split("\n").slice(-n).join("\n");
 }
-
-export { poll };

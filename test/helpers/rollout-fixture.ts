@@ -22,7 +22,7 @@ import { AgentEvents } from "./agent-events.ts";
 import { type CliResult, runCli } from "./cli.ts";
 import { type FleetAgent, InProcessFleet } from "./in-process-fleet.ts";
 import { stopAllLive } from "./pty.ts";
-import { waitFor } from "./wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import type { ZooKeeperFixture } from "./zookeeper.ts";
 
 export interface RolloutSetup {

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { startZooKeeper, type StartOptions, type ZooKeeperServer } from "../harness/zookeeper.ts";
-import { waitForStrict } from "./wait.ts";
+import { waitForStrict } from "../harness/wait.ts";
 
 export {
   fourLetterWord,

@@ -20,7 +20,7 @@ import {
 } from "../helpers/agent-process.ts";
 import { processTempDir, runCli } from "../helpers/cli.ts";
 import { maxConcurrency, readDeployLog, testCommands } from "../helpers/deploy-log.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);

@@ -17,7 +17,7 @@ import { ZkError } from "../../src/zk/errors.ts";
 import { HostStatus } from "../../src/config/payloads.ts";
 import { decodeZnode } from "../../src/config/decode.ts";
 import { InProcessFleet, testActor } from "../helpers/in-process-fleet.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);

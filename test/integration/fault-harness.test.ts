@@ -13,7 +13,7 @@ import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { ZkClient } from "../../src/zk/client.ts";
 import { startProxy, useEnsemble, useProxies, useProxy } from "../helpers/ensemble.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { firstState, recordStates, waitForState } from "../helpers/zk-states.ts";
 import { fourLetterWord, isZooKeeperPid, uniqueChroot } from "../helpers/zookeeper.ts";
 

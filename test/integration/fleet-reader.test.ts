@@ -14,7 +14,7 @@ import { type ConnectionState, ZkClient } from "../../src/zk/client.ts";
 import { isNoAuth } from "../../src/zk/errors.ts";
 import { agentPath, failurePath, hostStatusPath } from "../../src/zk/paths.ts";
 import { testActor } from "../helpers/in-process-fleet.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);

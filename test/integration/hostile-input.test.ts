@@ -19,7 +19,7 @@ import { ZkClient } from "../../src/zk/client.ts";
 import { type AgentProcess, pidAlive, useAgentProcesses } from "../helpers/agent-process.ts";
 import { type CliResult, processTempDir, runCli, splitConnect, useCli, zkCliLs } from "../helpers/cli.ts";
 import { HOSTILE_STRINGS, Rng, fuzzSeed, hostileString } from "../helpers/fuzz.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../helpers/zookeeper.ts";
 
 setDefaultTimeout(60_000);

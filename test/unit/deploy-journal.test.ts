@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeployJournal, groupAlive, processStartTicks } from "../../src/agent/deploy-journal.ts";
 import { killGroup } from "../helpers/agent-process.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 const groups: number[] = [];
 const dirs: string[] = [];
