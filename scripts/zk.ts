@@ -5,7 +5,7 @@
 //   bun scripts/zk.ts status --dir D
 //   bun scripts/zk.ts stop --dir D [--rm]      (--rm also deletes D)
 //
-// Tests do not use this: they call startZooKeeper() (test/helpers/zookeeper.ts).
+// Tests do not use this: they call startZooKeeper() (test/harness/zookeeper.ts).
 
 import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";

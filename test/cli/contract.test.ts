@@ -22,7 +22,7 @@ import {
   zkCliGet,
   zkCliLs,
 } from "../helpers/cli.ts";
-import { freePort, useZooKeeper } from "../helpers/zookeeper.ts";
+import { freePort, useZooKeeper } from "../harness/zookeeper.ts";
 import { startWriteGate } from "../helpers/zk-write-gate.ts";
 
 const zk = useZooKeeper();

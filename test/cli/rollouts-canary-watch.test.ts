@@ -10,7 +10,7 @@ import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
 import { type LiveProcess, childrenOf, spawnInPty, spawnLive } from "../helpers/pty.ts";
 import { type RolloutSetup, allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

@@ -18,7 +18,7 @@ import { readDeployLog } from "../helpers/deploy-log.ts";
 import { testActor } from "../helpers/in-process-fleet.ts";
 import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

@@ -16,7 +16,7 @@ import type { FleetAgent } from "../helpers/in-process-fleet.ts";
 import { spawnInPty, spawnLive } from "../helpers/pty.ts";
 import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

@@ -11,7 +11,7 @@ import { type CheckReport, FaultFleet } from "../harness/fault-fleet.ts";
 import { useAgentProcesses } from "../helpers/agent-process.ts";
 import { processTempDir } from "../helpers/cli.ts";
 import { type EnsembleFixture, useEnsemble } from "../helpers/ensemble.ts";
-import { uniqueChroot } from "../helpers/zookeeper.ts";
+import { uniqueChroot } from "../harness/zookeeper.ts";
 
 export interface FleetSpec {
   prefix: string;

@@ -14,7 +14,7 @@ import { ZkClient } from "../../src/zk/client.ts";
 import { ZkError } from "../../src/zk/errors.ts";
 import { leasesDir } from "../../src/zk/paths.ts";
 import { poll } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(30_000);
 

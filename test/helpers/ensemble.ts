@@ -14,7 +14,7 @@
 import { afterAll, afterEach, beforeAll } from "bun:test";
 import { startEnsemble, type Ensemble, type EnsembleMember, type EnsembleOptions } from "../harness/ensemble.ts";
 import { startProxies, startProxy, type Proxy, type ProxySet, type Upstream } from "../harness/tcp-proxy.ts";
-import { uniqueChroot } from "./zookeeper.ts";
+import { uniqueChroot } from "../harness/zookeeper.ts";
 
 export { startEnsemble, type Ensemble, type EnsembleMember, type EnsembleOptions } from "../harness/ensemble.ts";
 export { startProxies, startProxy, type Proxy, type ProxySet, type ProxyStats, type Upstream } from "../harness/tcp-proxy.ts";

@@ -23,7 +23,7 @@ import { type CliResult, runCli } from "./cli.ts";
 import { type FleetAgent, InProcessFleet } from "./in-process-fleet.ts";
 import { stopAllLive } from "./pty.ts";
 import { waitFor } from "../harness/wait.ts";
-import type { ZooKeeperFixture } from "./zookeeper.ts";
+import type { ZooKeeperFixture } from "../harness/zookeeper.ts";
 
 export interface RolloutSetup {
   /** The chroot's connect string ("127.0.0.1:PORT/t-<prefix>-…"). */

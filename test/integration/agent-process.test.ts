@@ -21,7 +21,7 @@ import {
 import { processTempDir, runCli } from "../helpers/cli.ts";
 import { maxConcurrency, readDeployLog, testCommands } from "../helpers/deploy-log.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 

@@ -18,7 +18,7 @@ import { HostStatus } from "../../src/config/payloads.ts";
 import { decodeZnode } from "../../src/config/decode.ts";
 import { InProcessFleet, testActor } from "../helpers/in-process-fleet.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

@@ -15,7 +15,7 @@ import { ZkClient } from "../../src/zk/client.ts";
 import { startProxy, useEnsemble, useProxies, useProxy } from "../helpers/ensemble.ts";
 import { waitFor } from "../harness/wait.ts";
 import { firstState, recordStates, waitForState } from "../helpers/zk-states.ts";
-import { fourLetterWord, isZooKeeperPid, uniqueChroot } from "../helpers/zookeeper.ts";
+import { fourLetterWord, isZooKeeperPid, uniqueChroot } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 

@@ -15,7 +15,7 @@ import { isNoAuth } from "../../src/zk/errors.ts";
 import { agentPath, failurePath, hostStatusPath } from "../../src/zk/paths.ts";
 import { testActor } from "../helpers/in-process-fleet.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { fourLetterWord, startZooKeeper, uniqueChroot, useZooKeeper } from "../helpers/zookeeper.ts";
+import { fourLetterWord, startZooKeeper, uniqueChroot, useZooKeeper } from "../harness/zookeeper.ts";
 
 function pidExists(pid: number): boolean {
   try {

@@ -20,7 +20,7 @@ import { type AgentProcess, pidAlive, useAgentProcesses } from "../helpers/agent
 import { type CliResult, processTempDir, runCli, splitConnect, useCli, zkCliLs } from "../helpers/cli.ts";
 import { HOSTILE_STRINGS, Rng, fuzzSeed, hostileString } from "../helpers/fuzz.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 

@@ -17,7 +17,7 @@ import { leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { type AgentProcess, pidAlive, useAgentProcesses } from "../helpers/agent-process.ts";
 import { type CliResult, ensureBinary, processTempDir, runCli, spawnCollect, splitConnect, useCli, zkCliGet, zkCliLs } from "../helpers/cli.ts";
 import { waitFor } from "../harness/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 

@@ -14,7 +14,7 @@ import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import { AcquireAbortedError, type Admission, type Lease, type ReadAdmission, Semaphore } from "../../src/zk/recipes/semaphore.ts";
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
 import { waitForStrict } from "../harness/wait.ts";
-import { freezeServer, useZooKeeper } from "../helpers/zookeeper.ts";
+import { freezeServer, useZooKeeper } from "../harness/zookeeper.ts";
 
 const zk = useZooKeeper();
 

@@ -24,7 +24,7 @@ import {
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
 import { waitForStrict } from "../harness/wait.ts";
 import { firstState, recordStates } from "../helpers/zk-states.ts";
-import { fourLetterWord, freePort, freezeServer, uniqueChroot, useZooKeeper } from "../helpers/zookeeper.ts";
+import { fourLetterWord, freePort, freezeServer, uniqueChroot, useZooKeeper } from "../harness/zookeeper.ts";
 
 const zk = useZooKeeper();
 
