@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type CheckReport, FaultFleet } from "../harness/fault-fleet.ts";
 import { useAgentProcesses } from "../helpers/agent-process.ts";
 import { processTempDir } from "../helpers/cli.ts";
-import { type EnsembleFixture, useEnsemble } from "../helpers/ensemble.ts";
+import { type EnsembleFixture, useEnsemble } from "../harness/ensemble.ts";
 import { uniqueChroot } from "../harness/zookeeper.ts";
 
 export interface FleetSpec {
