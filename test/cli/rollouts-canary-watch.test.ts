@@ -4,7 +4,7 @@
 // One ZooKeeper for the file, one chroot per test.
 
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { pidAlive } from "../helpers/agent-process.ts";
+import { pidAlive } from "../harness/processes.ts";
 import { ensureBinary, useCli } from "../helpers/cli.ts";
 import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
 import { type LiveProcess, childrenOf, spawnInPty, spawnLive } from "../helpers/pty.ts";

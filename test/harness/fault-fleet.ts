@@ -16,7 +16,7 @@
 // window) so the checker can tell the one excess DESIGN allows — a deploy still running after
 // its session was lost — from a real violation.
 
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AppSpec } from "../../src/config/app-spec.ts";
 import { decodeZnode } from "../../src/config/decode.ts";
@@ -24,7 +24,7 @@ import { HostStatus } from "../../src/config/payloads.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { isNoNode } from "../../src/zk/errors.ts";
 import { appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
-import { type AgentProcess, killGroup, procStat, startAgent } from "../helpers/agent-process.ts";
+import { type AgentProcess, startAgent } from "../helpers/agent-process.ts";
 import { type CliResult, runCli } from "../helpers/cli.ts";
 import type { Ensemble } from "./ensemble.ts";
 import {
@@ -41,6 +41,7 @@ import {
   readDeployLines,
 } from "./fault-log.ts";
 import { LeaseMonitor } from "./lease-monitor.ts";
+import { killGroup, liveGroupMembers } from "./processes.ts";
 import { type ProxySet, startProxies } from "./tcp-proxy.ts";
 import { poll } from "./wait.ts";
 
@@ -518,22 +519,6 @@ export class FaultFleet {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/** Members of a process group that still run (zombies, which only wait for a reaper, excluded). */
-export function liveGroupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  try {
-    process.kill(-pgid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EPERM") return members;
-  }
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = procStat(Number(name));
-    if (stat && stat.pgrp === pgid && stat.state !== "Z") members.push(stat.pid);
-  }
-  return members;
-}
 
 function cwdOf(pid: number): string | undefined {
   try {

@@ -24,6 +24,7 @@ import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pidAlive } from "./processes.ts";
 import { waitForStrict } from "./wait.ts";
 
 export interface ZooKeeperServer {
@@ -332,15 +333,6 @@ function killAllSync(): void {
   exitDirs.clear();
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** True if pid is a running ZooKeeper JVM (checked via /proc, so a reused PID is never hit). */
 export function isZooKeeperPid(pid: number): boolean {
   try {
@@ -354,14 +346,14 @@ export function isZooKeeperPid(pid: number): boolean {
 /** SIGTERM a ZooKeeper we did not spawn (e.g. from a pid file), wait up to 5 s, then SIGKILL;
  *  resolves once the PID is gone. Refuses PIDs that are not ZooKeeper. */
 export async function stopPid(pid: number): Promise<void> {
-  if (!isAlive(pid)) return;
+  if (!pidAlive(pid)) return;
   if (!isZooKeeperPid(pid)) throw new Error(`PID ${pid} is not a ZooKeeper server; not killing it`);
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + STOP_GRACE_MS;
-  while (isAlive(pid) && isZooKeeperPid(pid)) {
+  while (pidAlive(pid) && isZooKeeperPid(pid)) {
     if (Date.now() > deadline) {
       process.kill(pid, "SIGKILL");
-      while (isAlive(pid) && isZooKeeperPid(pid)) await sleep(POLL_MS);
+      while (pidAlive(pid) && isZooKeeperPid(pid)) await sleep(POLL_MS);
       return;
     }
     await sleep(POLL_MS);

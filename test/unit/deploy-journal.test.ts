@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeployJournal, groupAlive, processStartTicks } from "../../src/agent/deploy-journal.ts";
-import { killGroup } from "../helpers/agent-process.ts";
+import { killGroup } from "../harness/processes.ts";
 import { waitFor } from "../harness/wait.ts";
 
 const groups: number[] = [];
