@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import { Rng } from "../test/helpers/fuzz.ts";
 import { startEnsemble, type Ensemble } from "../test/harness/ensemble.ts";
 import { FaultFleet } from "../test/harness/fault-fleet.ts";
-import { percentile } from "../test/harness/fault-log.ts";
+import { percentile } from "../test/harness/percentile.ts";
 import { AGENTS, appPath } from "../src/zk/paths.ts";
 
 const USAGE = `usage: bun run chaos [--rounds N] [--seed S] [--agents A] [--session-ms MS] [--json] [--verbose]

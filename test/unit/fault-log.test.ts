@@ -11,9 +11,9 @@ import {
   limitAt,
   lineCount,
   pairDeploys,
-  percentile,
   readDeployLines,
 } from "../harness/fault-log.ts";
+import { percentile } from "../harness/percentile.ts";
 
 let pid = 100;
 /** Lines from a compact script: "+h1@0" starts h1 at t=0 (ms), "-h1@1000" ends it. */
