@@ -21,7 +21,7 @@ import {
   useCli,
   zkCliGet,
   zkCliLs,
-} from "../helpers/cli.ts";
+} from "../harness/cli.ts";
 import { freePort, useZooKeeper } from "../harness/zookeeper.ts";
 import { startWriteGate } from "../helpers/zk-write-gate.ts";
 

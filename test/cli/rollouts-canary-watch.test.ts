@@ -5,7 +5,7 @@
 
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { pidAlive } from "../harness/processes.ts";
-import { ensureBinary, useCli } from "../helpers/cli.ts";
+import { ensureBinary, useCli } from "../harness/cli.ts";
 import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
 import { type LiveProcess, childrenOf, spawnInPty, spawnLive } from "../helpers/pty.ts";
 import { type RolloutSetup, allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";

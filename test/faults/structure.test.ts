@@ -9,7 +9,7 @@ import { poll } from "../harness/wait.ts";
 import type { FaultFleet } from "../harness/fault-fleet.ts";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { AGENTS, agentPath, canaryDir, failuresDir, hostStatusPath, hostsDir, leasesDir, lockDir } from "../../src/zk/paths.ts";
-import { startAgent } from "../helpers/agent-process.ts";
+import { startAgent } from "../harness/agent-process.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
 
 setDefaultTimeout(120_000);

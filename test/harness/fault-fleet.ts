@@ -24,8 +24,8 @@ import { HostStatus } from "../../src/config/payloads.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { isNoNode } from "../../src/zk/errors.ts";
 import { appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
-import { type AgentProcess, startAgent } from "../helpers/agent-process.ts";
-import { type CliResult, runCli } from "../helpers/cli.ts";
+import { type AgentProcess, startAgent } from "./agent-process.ts";
+import { type CliResult, runCli } from "./cli.ts";
 import type { Ensemble } from "./ensemble.ts";
 import {
   type AgentKill,

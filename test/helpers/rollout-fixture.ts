@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
 import { AgentEvents } from "./agent-events.ts";
-import { type CliResult, runCli } from "./cli.ts";
+import { type CliResult, runCli } from "../harness/cli.ts";
 import { type FleetAgent, InProcessFleet } from "./in-process-fleet.ts";
 import { stopAllLive } from "./pty.ts";
 import { waitFor } from "../harness/wait.ts";

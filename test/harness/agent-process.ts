@@ -15,7 +15,7 @@
 import { afterEach, beforeAll } from "bun:test";
 import { appendFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { childGroups, killGroup } from "../harness/processes.ts";
+import { childGroups, killGroup } from "./processes.ts";
 import { ensureBinary, processTempDir } from "./cli.ts";
 import { untilNotified } from "./until-notified.ts";
 

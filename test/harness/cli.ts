@@ -16,7 +16,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { pidAlive } from "../harness/processes.ts";
+import { pidAlive } from "./processes.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 /** The artifact under test. */
