@@ -15,7 +15,7 @@
 import { afterEach, beforeAll } from "bun:test";
 import { appendFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { childGroups, killGroup } from "./processes.ts";
+import { childGroups, killGroup, signalPid } from "./processes.ts";
 import { ensureBinary, processTempDir } from "./cli.ts";
 import { untilNotified } from "./until-notified.ts";
 
@@ -188,12 +188,7 @@ class AgentHandle implements AgentProcess {
 
   signal(sig: NodeJS.Signals): void {
     this.noteCommandGroups();
-    if (this.exit) return;
-    try {
-      process.kill(this.pid, sig);
-    } catch {
-      // already gone
-    }
+    if (!this.exit) signalPid(this.pid, sig);
   }
 
   async stop(): Promise<AgentExit> {
@@ -208,13 +203,7 @@ class AgentHandle implements AgentProcess {
   /** SIGKILL the agent and every command group it was seen running (synchronous). */
   killNow(): void {
     this.noteCommandGroups();
-    if (!this.exit) {
-      try {
-        process.kill(this.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
+    if (!this.exit) signalPid(this.pid, "SIGKILL");
     for (const pgid of this.commandGroups) killGroup(pgid);
   }
 }

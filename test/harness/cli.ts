@@ -16,7 +16,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { pidAlive } from "./processes.ts";
+import { pidAlive, signalPid } from "./processes.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 /** The artifact under test. */
@@ -71,13 +71,7 @@ export function useCli(): void {
     await ensureBinary();
   }, 180_000);
   afterAll(() => {
-    for (const pid of running) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    for (const pid of running) signalPid(pid, "SIGKILL");
     running.clear();
     if (processDir !== undefined) rmSync(processDir, { recursive: true, force: true });
     processDir = undefined;

@@ -1,10 +1,11 @@
-// What the harness knows about processes, read from /proc (Linux): is a PID alive, which process
-// group is it in, which deploy groups did an agent start, and killing a group by id. Tests,
-// the fault fleet, the ZooKeeper harness and the benchmarks all ask here, never by name.
+// What the harness knows about processes, read from /proc (Linux): is a PID alive, what is its
+// command line, its children and their process groups (the deploys an agent started), and
+// signalling a PID or a group. Tests, the fault fleet, the ZooKeeper harness and the
+// benchmarks all ask here; everything is by PID, never by name.
 // (Whether any process of a group exists, zombies included, is the agent's own check:
 // groupAlive in src/agent/deploy-journal.ts.)
 
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 export interface ProcStat {
   pid: number;
@@ -63,23 +64,51 @@ export function liveGroupMembers(pgid: number): number[] {
   return members;
 }
 
+/** Direct children of `pid` (every thread's /proc/<pid>/task/<tid>/children); [] once it is gone. */
+export function childrenOf(pid: number): number[] {
+  const dir = `/proc/${pid}/task`;
+  if (!existsSync(dir)) return [];
+  const out: number[] = [];
+  for (const tid of readdirSync(dir)) {
+    try {
+      const text = readFileSync(`${dir}/${tid}/children`, "utf8").trim();
+      if (text) out.push(...text.split(/\s+/).map(Number));
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}
+
 /** Process groups of `pid`'s direct children that are not in `pid`'s own group (the commands
  *  an agent runs). */
 export function childGroups(pid: number): number[] {
   const own = procStat(pid)?.pgrp;
   const groups: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return groups;
-  }
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = procStat(Number(name));
-    if (stat && stat.ppid === pid && stat.pgrp !== own && stat.pgrp > 1) groups.push(stat.pgrp);
+  for (const child of childrenOf(pid)) {
+    const stat = procStat(child);
+    if (stat && stat.pgrp !== own && stat.pgrp > 1) groups.push(stat.pgrp);
   }
   return groups;
+}
+
+/** The command line of `pid` (NUL-separated), "" when it is gone: to check that a PID still
+ *  names the process we mean before signalling it. */
+export function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Sends a signal by PID; a process already gone is fine. */
+export function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
 }
 
 /** SIGKILL a process group by id; a group already gone is fine. Refuses ids that are not a

@@ -24,7 +24,7 @@ import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pidAlive } from "./processes.ts";
+import { cmdlineOf, pidAlive, signalPid } from "./processes.ts";
 import { waitForStrict } from "./wait.ts";
 
 export interface ZooKeeperServer {
@@ -321,11 +321,7 @@ function installExitHooks(): void {
 
 function killAllSync(): void {
   for (const [pid, { dataDir, ownsDir }] of live) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
+    signalPid(pid, "SIGKILL");
     if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
   }
   live.clear();
@@ -335,12 +331,8 @@ function killAllSync(): void {
 
 /** True if pid is a running ZooKeeper JVM (checked via /proc, so a reused PID is never hit). */
 export function isZooKeeperPid(pid: number): boolean {
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    return cmdline.includes(STANDALONE_MAIN) || cmdline.includes("QuorumPeerMain");
-  } catch {
-    return false;
-  }
+  const cmdline = cmdlineOf(pid);
+  return cmdline.includes(STANDALONE_MAIN) || cmdline.includes(QUORUM_MAIN);
 }
 
 /** SIGTERM a ZooKeeper we did not spawn (e.g. from a pid file), wait up to 5 s, then SIGKILL;
@@ -407,25 +399,17 @@ export function launchJvm(
  *  is really gone: a zombie would still answer kill(pid, 0)). Also ends a SIGSTOPped JVM. */
 export async function terminateJvm(r: RunningJvm): Promise<void> {
   // A SIGSTOPped JVM cannot act on SIGTERM. Only signal a child not yet reaped (PID reuse).
-  if (r.child.exitCode === null && r.child.signalCode === null) sendSignal(r.pid, "SIGCONT");
+  if (r.child.exitCode === null && r.child.signalCode === null) signalPid(r.pid, "SIGCONT");
   await terminate(r);
 }
 
 async function terminate(r: Running): Promise<void> {
-  if (r.child.exitCode === null && r.child.signalCode === null) sendSignal(r.pid, "SIGTERM");
-  const timer = setTimeout(() => sendSignal(r.pid, "SIGKILL"), STOP_GRACE_MS); // also keeps the loop alive
+  if (r.child.exitCode === null && r.child.signalCode === null) signalPid(r.pid, "SIGTERM");
+  const timer = setTimeout(() => signalPid(r.pid, "SIGKILL"), STOP_GRACE_MS); // also keeps the loop alive
   try {
     await r.exited;
   } finally {
     clearTimeout(timer);
-  }
-}
-
-function sendSignal(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already exited
   }
 }
 
@@ -496,7 +480,7 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
     dataDir,
     logFile,
     kill(signal: NodeJS.Signals = "SIGKILL") {
-      sendSignal(running.pid, signal);
+      signalPid(running.pid, signal);
     },
     async stop() {
       if (stopped) return;
@@ -504,7 +488,7 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
       if (detached) {
         await stopPid(running.pid);
       } else {
-        sendSignal(running.pid, "SIGCONT"); // a SIGSTOPped JVM cannot act on SIGTERM
+        signalPid(running.pid, "SIGCONT"); // a SIGSTOPped JVM cannot act on SIGTERM
         await terminate(running);
       }
       live.delete(running.pid);
@@ -512,7 +496,7 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
     },
     async restart() {
       if (stopped) throw new Error("restart() after stop()");
-      sendSignal(running.pid, "SIGCONT");
+      signalPid(running.pid, "SIGCONT");
       await terminate(running);
       live.delete(running.pid);
       ({ r: running, port } = await startWithRetries(port));
