@@ -27,10 +27,12 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
       fleet.setDeploySeconds(deploySeconds, [victim]);
       const pub = await fleet.publish("1.0", { slots: SLOTS });
       const start = await fleet.waitForStart((l) => l.host === victim, 15_000);
-      await Bun.sleep(200);
+      await fleet.waitForJournal(victim, 5_000); // mid-deploy: launched and recorded by its agent
       fleet.freeze(victim);
       const frozenAt = Date.now();
-      await Bun.sleep(FROZEN_MS);
+      // Frozen for FROZEN_MS, and in any case until ZooKeeper has expired its session (what the
+      // test is about; on a slow machine that may take longer than FROZEN_MS).
+      await Promise.all([Bun.sleep(FROZEN_MS), fleet.waitSessionExpired(victim, 30_000)]);
       fleet.thaw(victim);
       const thawedAt = Date.now();
       const agent = fleet.agent(victim).proc;
@@ -93,9 +95,11 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
     await fleet.publish("1.0", { slots: 1 });
     const start = await fleet.waitForStart(() => true, 15_000);
     const victim = start.host;
-    await Bun.sleep(100);
+    await fleet.waitForJournal(victim, 5_000);
     fleet.freeze(victim);
-    await Bun.sleep(3_000); // the deploy ends at ~1 s, the session expires at ~2 s
+    // Thawed only once both happened while it was frozen: its deploy ended (~1 s) and ZooKeeper
+    // expired its session (~2 s), whatever the machine's speed.
+    await Promise.all([fleet.waitForEnd(start.pid, 15_000), fleet.waitSessionExpired(victim, 30_000)]);
     fleet.thaw(victim);
     const thawedAt = Date.now();
     const releasedAt = await poll(

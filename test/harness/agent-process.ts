@@ -212,6 +212,11 @@ function describeExit(exit: AgentExit): string {
   return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
 }
 
+/** The --state-dir an agent started here gets unless told otherwise (its deploy journal). */
+export function agentStateDir(dir: string): string {
+  return join(dir, ".state");
+}
+
 /** Starts one agent process; resolves once it is spawned (not once it has registered). */
 export async function startAgent(options: StartAgentOptions): Promise<AgentProcess> {
   const binary = await ensureBinary();
@@ -227,7 +232,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentProce
     ...(options.groups === undefined ? [] : ["--groups", options.groups]),
     ...(options.logFormat === undefined ? [] : ["--log-format", options.logFormat]),
     // The deploy journal lives with the "server", not in the machine-wide default.
-    ...((options.args ?? []).includes("--state-dir") ? [] : ["--state-dir", join(dir, ".state")]),
+    ...((options.args ?? []).includes("--state-dir") ? [] : ["--state-dir", agentStateDir(dir)]),
     ...(options.args ?? []),
   ];
   const handle = new AgentHandle(binary, options.hostId, dir, args);

@@ -23,8 +23,9 @@ import { decodeZnode } from "../../src/config/decode.ts";
 import { HostStatus } from "../../src/config/payloads.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { isNoNode } from "../../src/zk/errors.ts";
-import { appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
-import { type AgentProcess, startAgent } from "./agent-process.ts";
+import { DeployJournal } from "../../src/agent/deploy-journal.ts";
+import { agentPath, appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { type AgentProcess, agentStateDir, startAgent } from "./agent-process.ts";
 import { type CliResult, runCli } from "./cli.ts";
 import type { Ensemble } from "./ensemble.ts";
 import {
@@ -330,6 +331,28 @@ export class FaultFleet {
   /** The first start line (from `fromLine`) matching `match`. */
   async waitForStart(match: (l: DeployLine) => boolean, timeoutMs: number, fromLine = 0): Promise<DeployLine> {
     return poll(() => this.lines(fromLine).find((l) => l.kind === "start" && match(l)), timeoutMs, "a matching deploy to start", 10);
+  }
+
+  /** Resolves once the deploy with this pid (its process group) wrote its end line. */
+  async waitForEnd(pid: number, timeoutMs: number): Promise<DeployLine> {
+    return poll(() => this.lines().find((l) => l.kind === "end" && l.pid === pid), timeoutMs, `the deploy (pid ${pid}) to end`, 10);
+  }
+
+  /**
+   * Resolves once the host's agent has recorded its running deploy in its deploy journal (as a
+   * restarted agent would find it): the agent is past launching it. The deploy's start line is
+   * written by the deploy itself, so it may come first.
+   */
+  async waitForJournal(host: string, timeoutMs: number): Promise<void> {
+    // The agent keeps its journal in <state-dir>/<host id> (src/cli/commands/agent.ts).
+    const journal = new DeployJournal(join(agentStateDir(this.agent(host).dir), host));
+    await poll(() => journal.orphans().some((e) => e.app === this.app), timeoutMs, `${host} to journal its deploy`, 10);
+  }
+
+  /** Resolves once ZooKeeper has expired the host's session (its presence node is gone), e.g.
+   *  while the agent is frozen or cut off. */
+  async waitSessionExpired(host: string, timeoutMs: number): Promise<void> {
+    await poll(async () => (await this.admin.exists(agentPath(host))) === null, timeoutMs, `${host}'s session to expire`, 20);
   }
 
   /** Hosts (of `hosts`, default the live ones) that report `version` as current in the app's
