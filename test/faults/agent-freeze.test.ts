@@ -25,6 +25,9 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
       // The others' 1.5 s deploys keep the rollout going while the victim is frozen.
       fleet.setDeploySeconds(1.5);
       fleet.setDeploySeconds(deploySeconds, [victim]);
+      // A longer deploy is held until its lease is re-created: still running when its agent is
+      // back, however long the session took to expire.
+      if (longer) fleet.hold(victim);
       const pub = await fleet.publish("1.0", { slots: SLOTS });
       const start = await fleet.waitForStart((l) => l.host === victim, 15_000);
       await fleet.waitForJournal(victim, 5_000); // mid-deploy: launched and recorded by its agent
@@ -39,6 +42,10 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
       await agent.waitForLog(/zookeeper lost/, 10_000);
       await agent.waitForLog(/zookeeper reconnected/, 10_000);
       const reconnectedAt = Date.now();
+      if (longer) {
+        await agent.waitForLog(/lease re-created/, 10_000);
+        fleet.release(victim);
+      }
 
       const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
       const end = fleet.lines().find((l) => l.kind === "end" && l.pid === start.pid);

@@ -16,7 +16,7 @@
 // window) so the checker can tell the one excess DESIGN allows — a deploy still running after
 // its session was lost — from a real violation.
 
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AppSpec } from "../../src/config/app-spec.ts";
 import { decodeZnode } from "../../src/config/decode.ts";
@@ -205,6 +205,16 @@ export class FaultFleet {
   /** How long the next deploys on `hosts` (default all) take. */
   setDeploySeconds(seconds: number, hosts: readonly string[] = this.hosts): void {
     for (const host of hosts) writeFileSync(join(this.agent(host).dir, "DEPLOY_SECONDS"), `${seconds}\n`);
+  }
+
+  /** Deploys on `host` (running or later) do not end, after their DEPLOY_SECONDS, until
+   *  release(host): a deploy that must outlast a fault does, however slow the machine. */
+  hold(host: string): void {
+    writeFileSync(join(this.agent(host).dir, "HOLD"), "");
+  }
+
+  release(host: string): void {
+    rmSync(join(this.agent(host).dir, "HOLD"), { force: true });
   }
 
   // ---- faults -----------------------------------------------------------------------------
