@@ -3,7 +3,7 @@
 // median (or p50/p99) measured within this one run. See docs/PERFORMANCE.md for a full run.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { startZooKeeper } from "./lib/zookeeper.ts";
+import { startZooKeeper } from "../test/harness/zookeeper.ts";
 import { type PeerResult, ansibleRollout, ensureAnsible } from "./bench/ansible.ts";
 import { type Footprint, measureFootprint } from "./bench/footprint.ts";
 import { publishToFirstDeploy, zkWriteRtt } from "./bench/latency.ts";

@@ -33,6 +33,7 @@ import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
+import { percentile } from "../test/harness/percentile.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const DIST = join(ROOT, "dist");
@@ -341,11 +342,6 @@ const BENCH_CONFIGS: readonly (readonly string[])[] = [
   ["--bytecode", "--format=esm", "--minify", "--keep-names"],
 ];
 const BENCH_RUNS = 50;
-
-function percentile(sorted: readonly number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] ?? Number.NaN;
-}
 
 /** Wall-clock seconds of each run of `binary --version`. */
 async function timeRuns(binary: string, cwd: string): Promise<number[]> {

@@ -2,7 +2,7 @@
 //
 //   bun run chaos --rounds 100 --seed 42 [--agents 5] [--session-ms 2000] [--json] [--verbose]
 //
-// One ensemble and one fleet (each agent behind its own proxies, see scripts/lib/fault-fleet.ts)
+// One ensemble and one fleet (each agent behind its own proxies, see test/harness/fault-fleet.ts)
 // are kept across rounds. Each round publishes a new version and, during the rollout, injects
 // 1–3 faults drawn from a seeded PRNG (mulberry32, test/helpers/fuzz.ts): the same seed replays
 // the same schedule. Faults: leader kill + restart, follower kill + restart, agent kill -9 +
@@ -22,9 +22,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Rng } from "../test/helpers/fuzz.ts";
-import { startEnsemble, type Ensemble } from "./lib/ensemble.ts";
-import { FaultFleet } from "./lib/fault-fleet.ts";
-import { percentile } from "./lib/fault-log.ts";
+import { startEnsemble, type Ensemble } from "../test/harness/ensemble.ts";
+import { FaultFleet } from "../test/harness/fault-fleet.ts";
+import { percentile } from "../test/harness/percentile.ts";
 import { AGENTS, appPath } from "../src/zk/paths.ts";
 
 const USAGE = `usage: bun run chaos [--rounds N] [--seed S] [--agents A] [--session-ms MS] [--json] [--verbose]

@@ -5,12 +5,12 @@
 //   bun scripts/zk.ts status --dir D
 //   bun scripts/zk.ts stop --dir D [--rm]      (--rm also deletes D)
 //
-// Tests do not use this: they call startZooKeeper() (test/helpers/zookeeper.ts).
+// Tests do not use this: they call startZooKeeper() (test/harness/zookeeper.ts).
 
 import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { fourLetterWord, isZooKeeperPid, startZooKeeper, stopPid, ZOOKEEPER_HOST } from "./lib/zookeeper.ts";
+import { fourLetterWord, isZooKeeperPid, startZooKeeper, stopPid, ZOOKEEPER_HOST } from "../test/harness/zookeeper.ts";
 
 const USAGE = `usage:
   bun scripts/zk.ts start [--port N] [--dir D] [--tick-time MS]

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import type { ZooKeeperServer } from "../lib/zookeeper.ts";
+import { clockTicksPerSecond, procStat } from "../../test/harness/processes.ts";
+import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import { until } from "./rollout.ts";
 import { median, round } from "./stats.ts";
 
@@ -15,12 +16,10 @@ export interface Footprint {
   appCreateMs: number;
 }
 
-const CLOCK_TICKS = 100; // Linux USER_HZ
-
 function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+  const stat = procStat(pid);
+  if (stat === undefined) throw new Error(`the idle agent (pid ${pid}) is gone`);
+  return stat.utime + stat.stime;
 }
 
 function rssMb(pid: number): number {
@@ -59,7 +58,7 @@ export async function measureFootprint(server: ZooKeeperServer, binary: string, 
     const t0 = performance.now();
     await Bun.sleep(idleSeconds * 1_000);
     const seconds = (performance.now() - t0) / 1_000;
-    const idleCpuPct = ((cpuTicks(agent.pid) - ticks0) / CLOCK_TICKS / seconds) * 100;
+    const idleCpuPct = ((cpuTicks(agent.pid) - ticks0) / clockTicksPerSecond() / seconds) * 100;
     const agentRssMb = rssMb(agent.pid);
 
     const starts: number[] = [];

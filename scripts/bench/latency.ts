@@ -1,9 +1,10 @@
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import type { ZooKeeperServer } from "../lib/zookeeper.ts";
+import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import { until } from "./rollout.ts";
 import { SLEEP_COMMANDS, startSleepFleet } from "./sleep-fleet.ts";
-import { type Quantiles, percentile, quantiles, round } from "./stats.ts";
+import { percentile } from "../../test/harness/percentile.ts";
+import { type Quantiles, quantiles, round } from "./stats.ts";
 
 /** Publish → first deploy start, over `publishes` publishes to a small in-process fleet. */
 export async function publishToFirstDeploy(server: ZooKeeperServer, publishes: number): Promise<Quantiles> {

@@ -1,10 +1,4 @@
-/** Percentile by nearest rank (p in 0..100) of an unsorted sample; NaN when empty. */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
-}
+import { percentile } from "../../test/harness/percentile.ts";
 
 export function median(values: readonly number[]): number {
   return percentile(values, 50);

@@ -1,4 +1,4 @@
-import { fourLetterWord } from "../lib/zookeeper.ts";
+import { fourLetterWord } from "../../test/harness/zookeeper.ts";
 
 /** Requests the server has received so far (mntr's zk_packets_received). */
 export async function packetsReceived(port: number): Promise<number> {

@@ -5,9 +5,9 @@
 
 import { describe, expect, test } from "bun:test";
 import { ZkClient } from "../../src/zk/client.ts";
-import { type CliResult, runCli, splitConnect, useCli, zkCliGet, zkCliLs } from "../helpers/cli.ts";
+import { type CliResult, runCli, splitConnect, useCli, zkCliGet, zkCliLs } from "../harness/cli.ts";
 import { startWriteGate } from "../helpers/zk-write-gate.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 const zk = useZooKeeper();
 useCli();

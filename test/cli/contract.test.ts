@@ -21,8 +21,8 @@ import {
   useCli,
   zkCliGet,
   zkCliLs,
-} from "../helpers/cli.ts";
-import { freePort, useZooKeeper } from "../helpers/zookeeper.ts";
+} from "../harness/cli.ts";
+import { freePort, useZooKeeper } from "../harness/zookeeper.ts";
 import { startWriteGate } from "../helpers/zk-write-gate.ts";
 
 const zk = useZooKeeper();

@@ -1,7 +1,7 @@
 // The harness the CLI contract tests stand on: a process the tests spawn sees only the
 // environment they give it, can be fed stdin, and never outlives its timeout.
 import { afterEach, expect, test } from "bun:test";
-import { spawnCollect } from "../helpers/cli.ts";
+import { spawnCollect } from "../harness/cli.ts";
 
 const saved = process.env.CONVEYOR_ZK;
 afterEach(() => {

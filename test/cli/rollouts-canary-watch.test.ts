@@ -4,13 +4,13 @@
 // One ZooKeeper for the file, one chroot per test.
 
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { pidAlive } from "../helpers/agent-process.ts";
-import { ensureBinary, useCli } from "../helpers/cli.ts";
+import { childrenOf, pidAlive } from "../harness/processes.ts";
+import { ensureBinary, useCli } from "../harness/cli.ts";
 import { readDeployLog, testCommands } from "../helpers/deploy-log.ts";
-import { type LiveProcess, childrenOf, spawnInPty, spawnLive } from "../helpers/pty.ts";
+import { type LiveProcess, spawnInPty, spawnLive } from "../helpers/pty.ts";
 import { type RolloutSetup, allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

@@ -12,13 +12,13 @@ import { join } from "node:path";
 import { setSlots } from "../../src/apps/set-slots.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { historyDir } from "../../src/zk/paths.ts";
-import { useCli } from "../helpers/cli.ts";
+import { useCli } from "../harness/cli.ts";
 import type { AgentEvent } from "../helpers/agent-events.ts";
 import { readDeployLog } from "../helpers/deploy-log.ts";
 import { testActor } from "../helpers/in-process-fleet.ts";
 import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

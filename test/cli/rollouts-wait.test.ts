@@ -10,13 +10,13 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AppView } from "../../src/apps/fleet-view.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import { ensureBinary, splitConnect, useCli } from "../helpers/cli.ts";
+import { ensureBinary, splitConnect, useCli } from "../harness/cli.ts";
 import { maxConcurrency, readDeployLog } from "../helpers/deploy-log.ts";
 import type { FleetAgent } from "../helpers/in-process-fleet.ts";
 import { spawnInPty, spawnLive } from "../helpers/pty.ts";
 import { allOn, expectOk, peek, show, useRolloutFixture, versionFiles } from "../helpers/rollout-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

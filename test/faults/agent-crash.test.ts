@@ -3,7 +3,7 @@
 // (the deploy journal: the new agent must hold a slot for the orphan until it ends instead of
 // deploying on top of it). 5 compiled agents, slots 2, session 2 s.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../../scripts/lib/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -24,7 +24,7 @@ describe("agent killed mid-deploy", () => {
     const start = await fleet.waitForStart(() => true, 15_000);
     const victim = start.host;
     fleet.setDeploySeconds(2, fleet.hosts.filter((h) => h !== victim));
-    await Bun.sleep(300);
+    await fleet.waitForJournal(victim, 5_000); // mid-deploy: launched and recorded by its agent
     const killedAt = await fleet.kill9(victim);
 
     // The slot comes back when the dead agent's session expires, not before.
@@ -65,7 +65,9 @@ describe("agent killed mid-deploy", () => {
     const start = await fleet.waitForStart(() => true, 15_000);
     const victim = start.host;
     fleet.setDeploySeconds(1.5, fleet.hosts.filter((h) => h !== victim));
-    await Bun.sleep(300);
+    // Killed once the deploy is in its journal (what the restarted agent adopts), not after a
+    // guess at how long recording it takes.
+    await fleet.waitForJournal(victim, 5_000);
     const killedAt = await fleet.kill9(victim);
     const restarted = await fleet.restart(victim);
     const registeredAt = Date.now();

@@ -5,7 +5,7 @@
 // case: a deploy still running after its session was lost (measured and reported). 5 compiled
 // agents, slots 2, session 2 s, frozen 4 s.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../../scripts/lib/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -25,18 +25,27 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
       // The others' 1.5 s deploys keep the rollout going while the victim is frozen.
       fleet.setDeploySeconds(1.5);
       fleet.setDeploySeconds(deploySeconds, [victim]);
+      // A longer deploy is held until its lease is re-created: still running when its agent is
+      // back, however long the session took to expire.
+      if (longer) fleet.hold(victim);
       const pub = await fleet.publish("1.0", { slots: SLOTS });
       const start = await fleet.waitForStart((l) => l.host === victim, 15_000);
-      await Bun.sleep(200);
+      await fleet.waitForJournal(victim, 5_000); // mid-deploy: launched and recorded by its agent
       fleet.freeze(victim);
       const frozenAt = Date.now();
-      await Bun.sleep(FROZEN_MS);
+      // Frozen for FROZEN_MS, and in any case until ZooKeeper has expired its session (what the
+      // test is about; on a slow machine that may take longer than FROZEN_MS).
+      await Promise.all([Bun.sleep(FROZEN_MS), fleet.waitSessionExpired(victim, 30_000)]);
       fleet.thaw(victim);
       const thawedAt = Date.now();
       const agent = fleet.agent(victim).proc;
       await agent.waitForLog(/zookeeper lost/, 10_000);
       await agent.waitForLog(/zookeeper reconnected/, 10_000);
       const reconnectedAt = Date.now();
+      if (longer) {
+        await agent.waitForLog(/lease re-created/, 10_000);
+        fleet.release(victim);
+      }
 
       const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
       const end = fleet.lines().find((l) => l.kind === "end" && l.pid === start.pid);
@@ -93,9 +102,11 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
     await fleet.publish("1.0", { slots: 1 });
     const start = await fleet.waitForStart(() => true, 15_000);
     const victim = start.host;
-    await Bun.sleep(100);
+    await fleet.waitForJournal(victim, 5_000);
     fleet.freeze(victim);
-    await Bun.sleep(3_000); // the deploy ends at ~1 s, the session expires at ~2 s
+    // Thawed only once both happened while it was frozen: its deploy ended (~1 s) and ZooKeeper
+    // expired its session (~2 s), whatever the machine's speed.
+    await Promise.all([fleet.waitForEnd(start.pid, 15_000), fleet.waitSessionExpired(victim, 30_000)]);
     fleet.thaw(victim);
     const thawedAt = Date.now();
     const releasedAt = await poll(

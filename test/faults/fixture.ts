@@ -7,11 +7,11 @@
 import { afterEach, expect } from "bun:test";
 import { appendFileSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { type CheckReport, FaultFleet } from "../../scripts/lib/fault-fleet.ts";
-import { useAgentProcesses } from "../helpers/agent-process.ts";
-import { processTempDir } from "../helpers/cli.ts";
-import { type EnsembleFixture, useEnsemble } from "../helpers/ensemble.ts";
-import { uniqueChroot } from "../helpers/zookeeper.ts";
+import { type CheckReport, FaultFleet } from "../harness/fault-fleet.ts";
+import { useAgentProcesses } from "../harness/agent-process.ts";
+import { processTempDir } from "../harness/cli.ts";
+import { type EnsembleFixture, useEnsemble } from "../harness/ensemble.ts";
+import { uniqueChroot } from "../harness/zookeeper.ts";
 
 export interface FleetSpec {
   prefix: string;

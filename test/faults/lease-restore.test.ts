@@ -13,8 +13,8 @@ import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { ZkError } from "../../src/zk/errors.ts";
 import { leasesDir } from "../../src/zk/paths.ts";
-import { poll } from "../../scripts/lib/fault-fleet.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { poll } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(30_000);
 
@@ -125,7 +125,9 @@ test("a deploy that ends while its lease is being re-created on a new session le
   // ...then let the re-creation complete.
   createGate.open();
   await restoring;
-  await Bun.sleep(300);
+  // The worker then goes idle with no lease left (a leaked one would stay: the poll then gives
+  // up and the assertions below show what is left).
+  await poll(async () => !worker.busy && (await admin.children(leasesDir("app"))).length === 0, 5_000, "the worker idle with no lease left", 20).catch(() => undefined);
   expect(worker.busy).toBe(false);
   expect(await admin.children(leasesDir("app"))).toEqual([]);
 });
@@ -164,7 +166,9 @@ test("a re-created lease whose create() answer is lost to a connection drop is s
 
   endDeploy();
   await poll(() => lines.some((l) => l === "info slot released"), 5_000, "the deploy to release its slot");
-  await Bun.sleep(300);
+  // No lease left once the release is done (a leaked one would stay: the poll then gives up and
+  // the assertion below shows it).
+  await poll(async () => (await admin.children(leasesDir("app"))).length === 0, 5_000, "no lease left", 20).catch(() => undefined);
   const left = await admin.children(leasesDir("app"));
   console.log(`[faults] restoreLease with a lost answer: onNewSession ${outcome}; leases left after the deploy ended: ${JSON.stringify(left)}`);
   expect(left).toEqual([]);

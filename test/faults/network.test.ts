@@ -4,8 +4,8 @@
 // 5 compiled agents, slots 2; the victim is the first host to start deploying, together with a
 // host waiting in the queue.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { FaultFleet } from "../../scripts/lib/fault-fleet.ts";
-import { poll } from "../../scripts/lib/fault-fleet.ts";
+import type { FaultFleet } from "../harness/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
 import { lockDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
@@ -67,6 +67,7 @@ describe("agent network faults mid-rollout", () => {
       const CONVERGE_BOUND_MS = 25_000;
       const fleet = await suite.fleet({ prefix: `${mode}-long`, hosts: 5, sessionTimeoutMs: 2_000 });
       const { deploying, queued, publishedAt } = await rolloutWithVictims(fleet, 6, 1.5);
+      fleet.hold(deploying); // still deploying when its agent is back, however long that takes
       const cutAt = Date.now();
       for (const h of [deploying, queued]) mode === "block" ? fleet.block(h) : fleet.stall(h);
       await Bun.sleep(4_000);
@@ -75,6 +76,7 @@ describe("agent network faults mid-rollout", () => {
       const agent = fleet.agent(deploying).proc;
       await agent.waitForLog(/lease re-created/, 10_000);
       const restoredAt = Date.now();
+      fleet.release(deploying);
 
       const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
       const lostLine = /(\S+) INFO zookeeper lost/.exec(agent.output)?.[1];

@@ -1,8 +1,8 @@
 // Operators (and CI) acting mid-rollout: slots lowered and raised, the app deleted (and created
 // again), a new version published, two publishers racing. 5–7 compiled agents on the ensemble.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../../scripts/lib/fault-fleet.ts";
-import { analyseConcurrency, pairDeploys } from "../../scripts/lib/fault-log.ts";
+import { poll } from "../harness/wait.ts";
+import { analyseConcurrency, pairDeploys } from "../harness/fault-log.ts";
 import { OperationError } from "../../src/apps/errors.ts";
 import { readHistory } from "../../src/apps/history.ts";
 import type { MutationContext } from "../../src/apps/mutate-app.ts";

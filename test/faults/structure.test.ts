@@ -5,11 +5,11 @@
 // lease of a running deploy is re-created, a deleted status node is written again, and a deleted
 // presence node is registered again. 3 compiled agents on the ensemble.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { poll } from "../../scripts/lib/fault-fleet.ts";
-import type { FaultFleet } from "../../scripts/lib/fault-fleet.ts";
+import { poll } from "../harness/wait.ts";
+import type { FaultFleet } from "../harness/fault-fleet.ts";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { AGENTS, agentPath, canaryDir, failuresDir, hostStatusPath, hostsDir, leasesDir, lockDir } from "../../src/zk/paths.ts";
-import { startAgent } from "../helpers/agent-process.ts";
+import { startAgent } from "../harness/agent-process.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
 
 setDefaultTimeout(120_000);

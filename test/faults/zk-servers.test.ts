@@ -108,11 +108,13 @@ describe("ZooKeeper servers fail mid-rollout", () => {
     const CONVERGE_BOUND_MS = 25_000;
     const fleet = await suite.fleet({ prefix: "alldown-long", hosts: 5, sessionTimeoutMs: 2_000 });
     const ens = suite.ens.ensemble;
-    // One host's deploy is long (8 s), so it is still running when every agent declares its
-    // session lost and comes back with a new one.
+    // One host's deploy is long (8 s, and held until its lease is re-created), so it is still
+    // running when every agent declares its session lost and comes back with a new one, however
+    // long the servers take to restart.
     const longHost = fleet.hosts[0] ?? "";
     fleet.setDeploySeconds(1);
     fleet.setDeploySeconds(8, [longHost]);
+    fleet.hold(longHost);
     const pub = await fleet.publish("1.0", { slots: SLOTS });
     await fleet.waitForStart((l) => l.host === longHost, 15_000);
 
@@ -124,6 +126,8 @@ describe("ZooKeeper servers fail mid-rollout", () => {
     await ens.waitForQuorum();
     const upAt = Date.now();
     heal();
+    await fleet.agent(longHost).proc.waitForLog(/lease re-created/, 20_000);
+    fleet.release(longHost);
 
     const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000);
     const lostLogged = fleet.hosts.filter((h) => /zookeeper lost/.test(fleet.agent(h).proc.output));

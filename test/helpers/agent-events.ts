@@ -9,7 +9,7 @@
 //   await events.waitFor((e) => e.fields.reason === "paused", 10_000, "the head to see the pause", mark);
 
 import type { LogFields, Logger } from "../../src/agent/logger.ts";
-import { untilNotified } from "./until-notified.ts";
+import { untilNotified } from "../harness/until-notified.ts";
 
 export interface AgentEvent {
   /** Position in `all`. */

@@ -11,8 +11,8 @@
 // Every process is killed by PID (never by name); stop() also kills the command that `script`
 // runs (found through /proc/<pid>/task/*/children), so nothing outlives the test.
 
-import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { cmdlineOf, childrenOf, signalPid } from "../harness/processes.ts";
 
 export interface LiveExit {
   code: number | null;
@@ -159,14 +159,14 @@ function start(cmd: string[], opts: LiveOptions, pty: boolean): LiveProcess {
       // lingers for a while on SIGTERM; it gets SIGTERM only if it is still there halfway.
       const children = pty ? childrenOf(proc.pid).map((pid) => ({ pid, cmdline: cmdlineOf(pid) })) : [];
       const ours = (c: { pid: number; cmdline: string }): boolean => c.cmdline !== "" && cmdlineOf(c.pid) === c.cmdline;
-      for (const c of children) signal(c.pid, "SIGTERM");
-      if (children.length === 0) signal(proc.pid, "SIGTERM");
+      for (const c of children) signalPid(c.pid, "SIGTERM");
+      if (children.length === 0) signalPid(proc.pid, "SIGTERM");
       const term = setTimeout(() => {
-        if (!exit) signal(proc.pid, "SIGTERM");
+        if (!exit) signalPid(proc.pid, "SIGTERM");
       }, graceMs / 2);
       const kill = setTimeout(() => {
-        for (const c of children) if (ours(c)) signal(c.pid, "SIGKILL");
-        if (!exit) signal(proc.pid, "SIGKILL");
+        for (const c of children) if (ours(c)) signalPid(c.pid, "SIGKILL");
+        if (!exit) signalPid(proc.pid, "SIGKILL");
       }, graceMs);
       try {
         return await exited;
@@ -174,44 +174,11 @@ function start(cmd: string[], opts: LiveOptions, pty: boolean): LiveProcess {
         clearTimeout(term);
         clearTimeout(kill);
         // The pty child, if it survived script: still the same process (same command line)?
-        for (const c of children) if (ours(c)) signal(c.pid, "SIGKILL");
+        for (const c of children) if (ours(c)) signalPid(c.pid, "SIGKILL");
       }
     },
   };
   live.add(handle);
   void exited.then(() => live.delete(handle));
   return handle;
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-/** The command line of `pid` ("" when it is gone), to make sure a PID still names our process. */
-function cmdlineOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
-  } catch {
-    return "";
-  }
-}
-
-/** Direct children of `pid`, from /proc (Linux). */
-export function childrenOf(pid: number): number[] {
-  const dir = `/proc/${pid}/task`;
-  if (!existsSync(dir)) return [];
-  const out: number[] = [];
-  for (const tid of readdirSync(dir)) {
-    try {
-      const text = readFileSync(`${dir}/${tid}/children`, "utf8").trim();
-      if (text) out.push(...text.split(/\s+/).map(Number));
-    } catch {
-      // thread gone
-    }
-  }
-  return out;
 }

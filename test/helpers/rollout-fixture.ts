@@ -19,11 +19,11 @@ import { join } from "node:path";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
 import { AgentEvents } from "./agent-events.ts";
-import { type CliResult, runCli } from "./cli.ts";
+import { type CliResult, runCli } from "../harness/cli.ts";
 import { type FleetAgent, InProcessFleet } from "./in-process-fleet.ts";
 import { stopAllLive } from "./pty.ts";
-import { waitFor } from "./wait.ts";
-import type { ZooKeeperFixture } from "./zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import type { ZooKeeperFixture } from "../harness/zookeeper.ts";
 
 export interface RolloutSetup {
   /** The chroot's connect string ("127.0.0.1:PORT/t-<prefix>-…"). */

@@ -8,7 +8,7 @@
 //   expect(firstState(log, "lost")).toBeUndefined();
 
 import type { ConnectionState, ZkClient } from "../../src/zk/client.ts";
-import { waitFor } from "./wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 export interface StateRecord {
   state: ConnectionState;

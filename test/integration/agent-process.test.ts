@@ -8,20 +8,12 @@ import { type AppView, readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { agentPath, failuresDir, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
-import {
-  type AgentProcess,
-  childGroups,
-  clockTicksPerSecond,
-  groupAlive,
-  killGroup,
-  pidAlive,
-  procStat,
-  useAgentProcesses,
-} from "../helpers/agent-process.ts";
-import { processTempDir, runCli } from "../helpers/cli.ts";
+import { childGroups, clockTicksPerSecond, killGroup, liveGroupMembers, pidAlive, procStat } from "../harness/processes.ts";
+import { type AgentProcess, useAgentProcesses } from "../harness/agent-process.ts";
+import { processTempDir, runCli } from "../harness/cli.ts";
 import { maxConcurrency, readDeployLog, testCommands } from "../helpers/deploy-log.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 
@@ -116,17 +108,6 @@ function leaseHosts(names: string[]): string[] {
 function readVersion(dir: string): string {
   const path = join(dir, "VERSION");
   return existsSync(path) ? readFileSync(path, "utf8").trim() : "";
-}
-
-/** Members of a process group that are still running (zombies, which only wait for a reaper, excluded). */
-function liveGroupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  if (!groupAlive(pgid)) return members;
-  for (const name of new Bun.Glob("[0-9]*").scanSync({ cwd: "/proc", onlyFiles: false })) {
-    const stat = procStat(Number(name));
-    if (stat && stat.pgrp === pgid && stat.state !== "Z") members.push(stat.pid);
-  }
-  return members;
 }
 
 // ---------------------------------------------------------------------------------------------

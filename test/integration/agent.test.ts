@@ -10,23 +10,33 @@ import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import type { Logger } from "../../src/agent/logger.ts";
 import { appPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
-import { startProxy } from "../../scripts/lib/tcp-proxy.ts";
+import { startProxy } from "../harness/tcp-proxy.ts";
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { ZkError } from "../../src/zk/errors.ts";
 import { HostStatus } from "../../src/config/payloads.ts";
 import { decodeZnode } from "../../src/config/decode.ts";
+import { type AgentEvent, AgentEvents } from "../helpers/agent-events.ts";
 import { InProcessFleet, testActor } from "../helpers/in-process-fleet.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();
 let fleet: InProcessFleet;
+/** The current fleet's log events: a test waits for what an agent decided instead of sleeping. */
+let events = new AgentEvents();
 
 function newFleet(prefix: string): InProcessFleet {
-  fleet = new InProcessFleet({ connectString: zookeeper.withChroot(prefix) });
+  events = new AgentEvents();
+  fleet = new InProcessFleet({ connectString: zookeeper.withChroot(prefix), logger: events });
   return fleet;
+}
+
+/** The agent at the head of the slot queue looked at the app and found it blocked: nobody is
+ *  admitted until the app (or a lease) changes. */
+function headBlocked(reason: string): (e: AgentEvent) => boolean {
+  return (e) => e.message === "waiting for a slot" && String(e.fields.reason).startsWith(reason);
 }
 
 afterEach(async () => {
@@ -61,6 +71,9 @@ async function recreateMidDeploy(prefix: string, unseen: boolean): Promise<void>
   await waitFor(() => readDeployLog(log).some((e) => e.kind === "start"), 10_000, "the first deploy");
   let recreated: () => void = () => undefined;
   const back = new Promise<void>((resolve) => (recreated = resolve));
+  // Each agent, once its spec read found the app gone, watches for it to come back (an exists
+  // with a watch); publishing 2.0 only then makes the agents see the deletion, not just 2.0.
+  const sawGone = new Set<string>();
   if (unseen) {
     for (const a of agents) {
       const children = a.zk.children.bind(a.zk);
@@ -68,11 +81,17 @@ async function recreateMidDeploy(prefix: string, unseen: boolean): Promise<void>
         if (path === "/apps") await back;
         return children(path, watcher);
       };
+      const exists = a.zk.exists.bind(a.zk);
+      a.zk.exists = async (path, watcher) => {
+        const stat = await exists(path, watcher);
+        if (path === appPath("app") && watcher !== undefined && stat === null) sawGone.add(a.host);
+        return stat;
+      };
     }
   }
   const admin = await fleet.client();
   await deleteApp(admin, "app");
-  if (unseen) await Bun.sleep(50); // the agents' spec reads find the node gone
+  if (unseen) await waitFor(() => sawGone.size === agents.length, 5_000, "every agent's spec read to find the app gone");
   await fleet.publish("app", "2.0", { slots: 1, ...commands });
   recreated();
   await waitFor(async () => (await admin.children(leasesDir("app"))).length === 1, 5_000, "the running deploy's lease in the new app");
@@ -231,7 +250,9 @@ describe("agent: staggered, bounded deploys", () => {
       const v = await appState("app");
       return v.state === "halted" ? v : undefined;
     }, 15_000, "halted rollout");
-    await Bun.sleep(800);
+    // The head of the remaining queue has looked and found the rollout halted: from then on
+    // nobody can be admitted until the app changes (nothing to sleep on).
+    await events.waitFor(headBlocked("halted"), 10_000, "the queue head to find the rollout halted");
     // Two failures (> maxFailures 1) halt it; nobody else was admitted.
     expect(startOrder(readDeployLog(log))).toHaveLength(2);
     expect(view.counts.failuresThisRollout).toBe(2);
@@ -250,9 +271,12 @@ describe("agent: staggered, bounded deploys", () => {
       updateApp(zk, "app", testActor, (spec) => ({ spec: { ...spec, paused }, history: { action: paused ? "pause" : "resume" } }));
     await pause(true);
     writeFileSync(log, "");
+    const published = events.all.length;
     await fleet.publish("app", "2.0");
     await waitFor(async () => (await appState("app")).counts.queued === 3, 10_000, "three queued hosts");
-    await Bun.sleep(500);
+    // The head of the queue has looked and found the app paused: until the app changes nobody
+    // can be admitted (nothing to sleep on).
+    await events.waitFor(headBlocked("paused"), 10_000, "the queue head to find the app paused", published);
     expect(readDeployLog(log)).toEqual([]);
     expect((await appState("app")).state).toBe("paused");
     await pause(false);
@@ -341,25 +365,28 @@ describe("agent: staggered, bounded deploys", () => {
     const direct = zookeeper.withChroot("fail-offline");
     const admin = await ZkClient.connect({ connectString: direct, connectTimeoutMs: 10_000 });
     try {
-      fleet = new InProcessFleet({ connectString: proxy.address + direct.replace(/^[^/]+/, ""), sessionTimeoutMs: 8_000 });
+      events = new AgentEvents();
+      fleet = new InProcessFleet({ connectString: proxy.address + direct.replace(/^[^/]+/, ""), sessionTimeoutMs: 8_000, logger: events });
       const [member] = await fleet.startMany("h", 1);
       if (!member) throw new Error("no agent");
       const session = member.zk.sessionId;
       const commands = { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "touch DEPLOYING; sleep 1; exit 3" };
       await publishApp(admin, "app", "1.0", { slots: 1, ...commands }, testActor);
       // The failure node's create is lost with the connection (as when the link drops with the
-      // request in flight); the connection then comes back on the same session.
+      // request in flight); once the agent has dealt with the loss (slot released, retry left to
+      // the reconnect), the connection drops and comes back on the same session.
       let dropped = false;
       const create = member.zk.create.bind(member.zk);
       member.zk.create = async (path, ...rest) => {
         if (!dropped && path.startsWith(`${failuresDir("app")}/`)) {
           dropped = true;
-          setTimeout(() => proxy.cut(), 200);
           throw new ZkError("connectionLoss", "connection lost (injected)", path);
         }
         return create(path, ...rest);
       };
       await waitFor(() => existsSync(join(member.dir, "DEPLOYING")), 10_000, "the deploy to start");
+      await events.waitFor((e) => e.message === "ZooKeeper unavailable; will retry when connected", 10_000, "the agent to give up the lost write until reconnected");
+      proxy.cut();
       const path = hostStatusPath("app", "h1");
       await waitFor(async () => decodeZnode(HostStatus, (await admin.get(path)).data, path).state === "failed", 10_000, "the host to report failed");
       expect(dropped).toBe(true);

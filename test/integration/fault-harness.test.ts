@@ -1,4 +1,4 @@
-// Proves the fault-injection harness (scripts/lib/ensemble.ts, scripts/lib/tcp-proxy.ts) with the
+// Proves the fault-injection harness (test/harness/ensemble.ts, test/harness/tcp-proxy.ts) with the
 // project's own client (src/zk/client.ts): a 3-node ensemble on loopback forms a quorum, survives
 // the leader's death and takes a member back; a TCP proxy cuts, blocks and stalls a client's link
 // and the client reports what Curator's connection states promise.
@@ -12,10 +12,11 @@ import { readFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { ZkClient } from "../../src/zk/client.ts";
-import { startProxy, useEnsemble, useProxies, useProxy } from "../helpers/ensemble.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { useEnsemble } from "../harness/ensemble.ts";
+import { startProxy, useProxies, useProxy } from "../harness/tcp-proxy.ts";
+import { waitFor } from "../harness/wait.ts";
 import { firstState, recordStates, waitForState } from "../helpers/zk-states.ts";
-import { fourLetterWord, isZooKeeperPid, uniqueChroot } from "../helpers/zookeeper.ts";
+import { fourLetterWord, isZooKeeperPid, uniqueChroot } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 

@@ -1,7 +1,7 @@
 // The watch-mode reader behind `app create --wait`, `app wait` and `status --watch`: after its
 // session is lost and a new one is made, it must hear about the nodes it already knew.
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type Proxy, startProxy } from "../../scripts/lib/tcp-proxy.ts";
+import { type Proxy, startProxy } from "../harness/tcp-proxy.ts";
 import { FleetReader } from "../../src/apps/fleet-reader.ts";
 import { evaluateRollout } from "../../src/apps/rollout-wait.ts";
 import { lockTree } from "../../src/apps/tree-acl.ts";
@@ -14,8 +14,8 @@ import { type ConnectionState, ZkClient } from "../../src/zk/client.ts";
 import { isNoAuth } from "../../src/zk/errors.ts";
 import { agentPath, failurePath, hostStatusPath } from "../../src/zk/paths.ts";
 import { testActor } from "../helpers/in-process-fleet.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 const zookeeper = useZooKeeper();

@@ -3,29 +3,16 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { fourLetterWord, startZooKeeper, uniqueChroot, useZooKeeper } from "../helpers/zookeeper.ts";
+import { pidAlive } from "../harness/processes.ts";
+import { poll } from "../harness/wait.ts";
+import { fourLetterWord, startZooKeeper, uniqueChroot, useZooKeeper } from "../harness/zookeeper.ts";
 
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie still answers kill(pid, 0) until its parent (or init) reaps it.
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
+/** True once `cond` holds, false if it does not within `ms` (the harness's one polling loop). */
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await Bun.sleep(20);
-  }
-  return true;
+  return await poll(cond, ms, "the condition", 20).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Resolves "connected" or the socket error code (e.g. "ECONNREFUSED"). */
@@ -62,7 +49,7 @@ describe("startZooKeeper", () => {
       expect(await fourLetterWord(zk.host, zk.port, "ruok")).toBe("imok");
       expect(await fourLetterWord(zk.host, zk.port, "srvr")).toContain("Mode: standalone");
       expect(await tcpConnect(zk.port)).toBe("connected");
-      expect(pidExists(zk.pid)).toBe(true);
+      expect(pidAlive(zk.pid)).toBe(true);
       expect(existsSync(zk.logFile)).toBe(true);
       const conf = await fourLetterWord(zk.host, zk.port, "conf");
       expect(conf).toContain("minSessionTimeout=1000"); // tickTime 500
@@ -71,7 +58,7 @@ describe("startZooKeeper", () => {
     } finally {
       await zk.stop();
     }
-    expect(pidExists(zk.pid)).toBe(false);
+    expect(pidAlive(zk.pid)).toBe(false);
     expect(() => process.kill(zk.pid, 0)).toThrow();
     expect(await tcpConnect(zk.port)).toBe("ECONNREFUSED");
     expect(existsSync(zk.dataDir)).toBe(false);
@@ -83,7 +70,7 @@ describe("startZooKeeper", () => {
     try {
       const firstPid = zk.pid;
       zk.kill("SIGKILL");
-      expect(await waitFor(() => !pidExists(firstPid), 5_000)).toBe(true);
+      expect(await waitFor(() => !pidAlive(firstPid), 5_000)).toBe(true);
       await zk.restart();
       expect(zk.pid).not.toBe(firstPid);
       expect(await fourLetterWord(zk.host, zk.port, "ruok")).toBe("imok");
@@ -91,14 +78,14 @@ describe("startZooKeeper", () => {
     } finally {
       await zk.stop();
     }
-    expect(pidExists(zk.pid)).toBe(false);
+    expect(pidAlive(zk.pid)).toBe(false);
   });
 
   test("stop() also ends a SIGSTOPped server", async () => {
     const zk = await startZooKeeper();
     zk.kill("SIGSTOP");
     await zk.stop();
-    expect(pidExists(zk.pid)).toBe(false);
+    expect(pidAlive(zk.pid)).toBe(false);
   });
 
   test("a given port and dataDir are used, and the dataDir is kept", async () => {
@@ -143,7 +130,7 @@ describe("startZooKeeper", () => {
   });
 
   test("a process that dies without stop() takes its server with it", async () => {
-    const lib = join(import.meta.dir, "../../scripts/lib/zookeeper.ts");
+    const lib = join(import.meta.dir, "../harness/zookeeper.ts");
     const script = `import { startZooKeeper } from ${JSON.stringify(lib)};
       const zk = await startZooKeeper();
       console.log(JSON.stringify({ pid: zk.pid, dataDir: zk.dataDir }));
@@ -152,7 +139,7 @@ describe("startZooKeeper", () => {
     const out = await new Response(proc.stdout).text();
     expect(await proc.exited).not.toBe(0);
     const { pid, dataDir } = JSON.parse(out) as { pid: number; dataDir: string };
-    expect(await waitFor(() => !pidExists(pid), 5_000)).toBe(true);
+    expect(await waitFor(() => !pidAlive(pid), 5_000)).toBe(true);
     expect(existsSync(dataDir)).toBe(false);
   });
 });

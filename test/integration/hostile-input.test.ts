@@ -16,11 +16,12 @@ import { renderCommand } from "../../src/agent/placeholders.ts";
 import { FleetReader } from "../../src/apps/fleet-reader.ts";
 import { evaluateRollout } from "../../src/apps/rollout-wait.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import { type AgentProcess, pidAlive, useAgentProcesses } from "../helpers/agent-process.ts";
-import { type CliResult, processTempDir, runCli, splitConnect, useCli, zkCliLs } from "../helpers/cli.ts";
+import { pidAlive } from "../harness/processes.ts";
+import { type AgentProcess, useAgentProcesses } from "../harness/agent-process.ts";
+import { type CliResult, processTempDir, runCli, splitConnect, useCli, zkCliLs } from "../harness/cli.ts";
 import { HOSTILE_STRINGS, Rng, fuzzSeed, hostileString } from "../helpers/fuzz.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 
@@ -426,13 +427,20 @@ describe("corrupt znodes", () => {
     const client = await raw(connect);
     await client.mkdirp("/agents");
     await client.create("/agents/h1", Buffer.from(JSON.stringify({ groups: [], agentVersion: "t", pid: 1, startedAt: now() })), "ephemeral");
-    // The same client, but reading a host status takes a moment (as on a busy server).
+    // The same client, but a host status read is held (as on a busy server) until the test has
+    // made another change land while it is in flight.
+    let statusReads = 0;
+    let answer: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (answer = resolve));
     const slow = new Proxy(client, {
       get(target, prop) {
         const value: unknown = Reflect.get(target, prop, target);
         if (prop === "get") {
           return async (path: string, watcher?: Parameters<ZkClient["get"]>[1]) => {
-            if (path.includes("/hosts/")) await Bun.sleep(300);
+            if (path.includes("/hosts/")) {
+              statusReads++;
+              await held;
+            }
             return target.get(path, watcher);
           };
         }
@@ -454,12 +462,17 @@ describe("corrupt znodes", () => {
     try {
       await reader.load();
       expect(evaluateRollout(reader.snapshot().apps[0], spec.rolloutId)).toBeUndefined(); // h1 pending
-      // h1 reports (a new host node) and, while its status is being read, joins the slot queue.
+      // h1 reports (a new host node) and, while its status is being read, joins the slot queue:
+      // the reader takes a snapshot for the queue change with h1's status still unread.
       await client.create("/apps/ok/hosts/h1", hostStatus({ state: "queued", version: "", target: "1.0", rolloutId: spec.rolloutId }));
-      await Bun.sleep(50);
+      await waitFor(() => statusReads > 0, 5_000, "the reader to read h1's status");
+      const snapshots = verdicts.length;
       await client.create("/apps/ok/lock/h1-0-", Buffer.alloc(0), "ephemeralSequential");
+      await waitFor(() => verdicts.length > snapshots, 5_000, "a snapshot after the queue change");
+      answer();
       await waitFor(() => reader.snapshot().apps[0]?.hosts.length === 1, 5_000, "h1's status read");
     } finally {
+      answer();
       reader.stop();
     }
     expect(verdicts.filter((v) => v !== "running")).toEqual([]); // --wait would have ended with "no-hosts"

@@ -14,10 +14,11 @@ import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { Perm, type ZkAcl } from "../../src/zk/acl.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { leasesDir, lockDir } from "../../src/zk/paths.ts";
-import { type AgentProcess, pidAlive, useAgentProcesses } from "../helpers/agent-process.ts";
-import { type CliResult, ensureBinary, processTempDir, runCli, spawnCollect, splitConnect, useCli, zkCliGet, zkCliLs } from "../helpers/cli.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { useZooKeeper } from "../helpers/zookeeper.ts";
+import { pidAlive } from "../harness/processes.ts";
+import { type AgentProcess, useAgentProcesses } from "../harness/agent-process.ts";
+import { type CliResult, ensureBinary, processTempDir, runCli, spawnCollect, splitConnect, useCli, zkCliGet, zkCliLs } from "../harness/cli.ts";
+import { waitFor } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
 
 setDefaultTimeout(60_000);
 

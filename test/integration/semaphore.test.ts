@@ -13,8 +13,8 @@ import { basename } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import { AcquireAbortedError, type Admission, type Lease, type ReadAdmission, Semaphore } from "../../src/zk/recipes/semaphore.ts";
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
-import { waitForStrict } from "../helpers/wait.ts";
-import { freezeServer, useZooKeeper } from "../helpers/zookeeper.ts";
+import { waitForStrict } from "../harness/wait.ts";
+import { freezeServer, useZooKeeper } from "../harness/zookeeper.ts";
 
 const zk = useZooKeeper();
 
@@ -524,13 +524,14 @@ describe("Semaphore", () => {
   // commit was applied (lease created, queue node deleted), the retry fails with noNode (our
   // queue node is gone), acquire() rejects — and the lease it did create stays behind, owned by
   // a live session, so the slot is held by nobody until that session ends (with limit 1 the app
-  // is blocked). Reproduced by freezing the server while the first commit is in flight, longer
-  // than the operation timeout: the client times out and retries, the server then applies both.
+  // is blocked). Reproduced by freezing the server while the first commit is in flight until the
+  // client has given up on it (operation timeout): the server then applies it, and whatever the
+  // client sends next (a blind retry, or the check of its leases) comes after.
   test("a lease transaction whose outcome is unknown (timeout) is not retried blindly: no leaked lease", async () => {
     const env = await setup("txn-unknown", { limit: 1 });
     const server = zk.server;
     let frozen = false;
-    let thaw: ReturnType<typeof setTimeout> | undefined;
+    let gaveUp = false;
     const m = await member(env, "h-frozen", {
       sessionTimeoutMs: 20_000,
       operationTimeoutMs: 500,
@@ -539,12 +540,17 @@ describe("Semaphore", () => {
           const txn = real.transaction();
           const commit = txn.commit.bind(txn);
           txn.commit = async () => {
-            if (!frozen) {
-              frozen = true;
-              await freezeServer(server); // this commit stays unanswered for 1.5 s
-              thaw = setTimeout(() => server.kill("SIGCONT"), 1_500);
+            if (frozen) return commit();
+            frozen = true;
+            await freezeServer(server); // this commit stays unanswered until the client gives up on it
+            try {
+              return await commit();
+            } catch (error) {
+              gaveUp = true;
+              throw error;
+            } finally {
+              server.kill("SIGCONT"); // before the caller sees the timeout and acts on it
             }
-            return commit();
           };
           return txn;
         },
@@ -554,9 +560,9 @@ describe("Semaphore", () => {
     try {
       outcome = await settleWithin(m.sem.acquire(text("x")), 15_000);
     } finally {
-      clearTimeout(thaw);
       server.kill("SIGCONT");
     }
+    expect(gaveUp).toBe(true); // the commit's outcome really was unknown to the client
     expect(frozen).toBe(true);
     const leases = await env.admin.children(LEASES);
     const held = outcome.status === "resolved" ? [basename(outcome.value.path)] : [];

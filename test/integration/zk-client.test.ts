@@ -22,9 +22,9 @@ import {
   ZkError,
 } from "../../src/zk/errors.ts";
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
-import { waitForStrict } from "../helpers/wait.ts";
+import { waitForStrict } from "../harness/wait.ts";
 import { firstState, recordStates } from "../helpers/zk-states.ts";
-import { fourLetterWord, freePort, freezeServer, uniqueChroot, useZooKeeper } from "../helpers/zookeeper.ts";
+import { fourLetterWord, freePort, freezeServer, uniqueChroot, useZooKeeper } from "../harness/zookeeper.ts";
 
 const zk = useZooKeeper();
 

@@ -2,7 +2,7 @@
 // not the closing of stdout, which a daemon started in its own session may hold for its life.
 import { afterEach, describe, expect, test } from "bun:test";
 import { ShellCommandRunner } from "../../src/agent/command-runner.ts";
-import { killGroup, pidAlive } from "../helpers/agent-process.ts";
+import { killGroup, pidAlive } from "../harness/processes.ts";
 
 const runner = new ShellCommandRunner();
 const run = (command: string, timeoutMs = 10_000) => runner.run({ command, env: {}, timeoutMs });

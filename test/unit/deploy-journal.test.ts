@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeployJournal, processStartTicks } from "../../src/agent/deploy-journal.ts";
 import { groupAlive } from "../../src/agent/process-group.ts";
-import { killGroup } from "../helpers/agent-process.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { killGroup } from "../harness/processes.ts";
+import { waitFor } from "../harness/wait.ts";
 
 const groups: number[] = [];
 const dirs: string[] = [];

@@ -1,4 +1,4 @@
-// The fault suite's invariant checker (scripts/lib/fault-log.ts): a pass of the fault suite or
+// The fault suite's invariant checker (test/harness/fault-log.ts): a pass of the fault suite or
 // the chaos script is only worth as much as this.
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -11,9 +11,9 @@ import {
   limitAt,
   lineCount,
   pairDeploys,
-  percentile,
   readDeployLines,
-} from "../../scripts/lib/fault-log.ts";
+} from "../harness/fault-log.ts";
+import { percentile } from "../harness/percentile.ts";
 
 let pid = 100;
 /** Lines from a compact script: "+h1@0" starts h1 at t=0 (ms), "-h1@1000" ends it. */

@@ -16,6 +16,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { pidAlive, signalPid } from "./processes.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 /** The artifact under test. */
@@ -70,13 +71,7 @@ export function useCli(): void {
     await ensureBinary();
   }, 180_000);
   afterAll(() => {
-    for (const pid of running) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    for (const pid of running) signalPid(pid, "SIGKILL");
     running.clear();
     if (processDir !== undefined) rmSync(processDir, { recursive: true, force: true });
     processDir = undefined;
@@ -105,17 +100,8 @@ export function emptyDir(prefix = "dir-"): string {
 function pruneDeadProcessDirs(parent: string): void {
   for (const name of readdirSync(parent)) {
     const pid = Number(/^p(\d+)-/.exec(name)?.[1]);
-    if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+    if (!Number.isInteger(pid) || pid === process.pid || pidAlive(pid)) continue;
     rmSync(join(parent, name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -16,16 +16,17 @@
 // window) so the checker can tell the one excess DESIGN allows — a deploy still running after
 // its session was lost — from a real violation.
 
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AppSpec } from "../../src/config/app-spec.ts";
 import { decodeZnode } from "../../src/config/decode.ts";
 import { HostStatus } from "../../src/config/payloads.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { isNoNode } from "../../src/zk/errors.ts";
-import { appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
-import { type AgentProcess, killGroup, procStat, startAgent } from "../../test/helpers/agent-process.ts";
-import { type CliResult, runCli } from "../../test/helpers/cli.ts";
+import { DeployJournal } from "../../src/agent/deploy-journal.ts";
+import { agentPath, appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { type AgentProcess, agentStateDir, startAgent } from "./agent-process.ts";
+import { type CliResult, runCli } from "./cli.ts";
 import type { Ensemble } from "./ensemble.ts";
 import {
   type AgentKill,
@@ -41,6 +42,7 @@ import {
   readDeployLines,
 } from "./fault-log.ts";
 import { LeaseMonitor } from "./lease-monitor.ts";
+import { killGroup, liveGroupMembers } from "./processes.ts";
 import { type ProxySet, startProxies } from "./tcp-proxy.ts";
 import { poll } from "./wait.ts";
 
@@ -205,6 +207,16 @@ export class FaultFleet {
     for (const host of hosts) writeFileSync(join(this.agent(host).dir, "DEPLOY_SECONDS"), `${seconds}\n`);
   }
 
+  /** Deploys on `host` (running or later) do not end, after their DEPLOY_SECONDS, until
+   *  release(host): a deploy that must outlast a fault does, however slow the machine. */
+  hold(host: string): void {
+    writeFileSync(join(this.agent(host).dir, "HOLD"), "");
+  }
+
+  release(host: string): void {
+    rmSync(join(this.agent(host).dir, "HOLD"), { force: true });
+  }
+
   // ---- faults -----------------------------------------------------------------------------
 
   /** Records a fault window for the checker; call the returned function when it is healed. */
@@ -329,6 +341,28 @@ export class FaultFleet {
   /** The first start line (from `fromLine`) matching `match`. */
   async waitForStart(match: (l: DeployLine) => boolean, timeoutMs: number, fromLine = 0): Promise<DeployLine> {
     return poll(() => this.lines(fromLine).find((l) => l.kind === "start" && match(l)), timeoutMs, "a matching deploy to start", 10);
+  }
+
+  /** Resolves once the deploy with this pid (its process group) wrote its end line. */
+  async waitForEnd(pid: number, timeoutMs: number): Promise<DeployLine> {
+    return poll(() => this.lines().find((l) => l.kind === "end" && l.pid === pid), timeoutMs, `the deploy (pid ${pid}) to end`, 10);
+  }
+
+  /**
+   * Resolves once the host's agent has recorded its running deploy in its deploy journal (as a
+   * restarted agent would find it): the agent is past launching it. The deploy's start line is
+   * written by the deploy itself, so it may come first.
+   */
+  async waitForJournal(host: string, timeoutMs: number): Promise<void> {
+    // The agent keeps its journal in <state-dir>/<host id> (src/cli/commands/agent.ts).
+    const journal = new DeployJournal(join(agentStateDir(this.agent(host).dir), host));
+    await poll(() => journal.orphans().some((e) => e.app === this.app), timeoutMs, `${host} to journal its deploy`, 10);
+  }
+
+  /** Resolves once ZooKeeper has expired the host's session (its presence node is gone), e.g.
+   *  while the agent is frozen or cut off. */
+  async waitSessionExpired(host: string, timeoutMs: number): Promise<void> {
+    await poll(async () => (await this.admin.exists(agentPath(host))) === null, timeoutMs, `${host}'s session to expire`, 20);
   }
 
   /** Hosts (of `hosts`, default the live ones) that report `version` as current in the app's
@@ -519,22 +553,6 @@ export class FaultFleet {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Members of a process group that still run (zombies, which only wait for a reaper, excluded). */
-export function liveGroupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  try {
-    process.kill(-pgid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EPERM") return members;
-  }
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = procStat(Number(name));
-    if (stat && stat.pgrp === pgid && stat.state !== "Z") members.push(stat.pid);
-  }
-  return members;
-}
-
 function cwdOf(pid: number): string | undefined {
   try {
     return readlinkSync(`/proc/${pid}/cwd`);
@@ -546,5 +564,3 @@ function cwdOf(pid: number): string | undefined {
 function lastLines(text: string, n: number): string {
   return text.trimEnd().split("\n").slice(-n).join("\n");
 }
-
-export { poll };

@@ -10,6 +10,10 @@
 //   await ens.start(killed);                            // rejoins as a follower
 //   await ens.stopAll();
 //
+// In a test file, `const ens = useEnsemble()` starts one ensemble for the file (beforeAll) and
+// stops it (afterAll); tests in one file share it, so give each its own chroot
+// (ens.withChroot("x")). Proxies in front of members: ./tcp-proxy.ts (useProxy, useProxies).
+//
 // Timing (tickTime 500): followers notice a SIGKILLed leader at once (the TCP link resets) and a
 // frozen one after syncLimit × tickTime = 2 s; fast leader election waits
 // fastleader.minNotificationInterval for late votes and backs off at most
@@ -17,6 +21,7 @@
 // here); cnxTimeout bounds a connection attempt to a peer's election port (default 5 s; on
 // loopback a dead peer refuses at once, a SIGSTOPped one would hang that long).
 
+import { afterAll, beforeAll } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +35,7 @@ import {
   terminateJvm,
   waitUntilServing,
   zooCfg,
+  uniqueChroot,
   zooKeeperClasspath,
   ZOOKEEPER_HOST,
   type RunningJvm,
@@ -401,4 +407,48 @@ function makeEnsemble(
     },
   };
   return ensemble;
+}
+
+// ---------------------------------------------------------------------------------------------
+// For test files
+
+export interface EnsembleFixture {
+  /** The ensemble itself; read it inside tests or hooks, not at module load. */
+  readonly ensemble: Ensemble;
+  /** "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3". */
+  readonly connectString: string;
+  member(id: number): EnsembleMember;
+  /** connectString plus a fresh chroot: "...,127.0.0.1:p3/t-<prefix>-<random>". */
+  withChroot(prefix: string): string;
+}
+
+/** Start an ensemble in beforeAll (its start time is logged) and stop it in afterAll. */
+export function useEnsemble(opts: EnsembleOptions = {}): EnsembleFixture {
+  let ensemble: Ensemble | undefined;
+  beforeAll(async () => {
+    ensemble = await startEnsemble(opts);
+    console.log(`[ensemble] ${ensemble.members.length} members serving with one leader in ${ensemble.startMs} ms`);
+  }, 100_000); // three start attempts of up to 30 s each
+  afterAll(async () => {
+    await ensemble?.stopAll();
+    ensemble = undefined;
+  }, 20_000);
+  const current = (): Ensemble => {
+    if (!ensemble) throw new Error("useEnsemble(): the ensemble exists only inside tests and hooks (after beforeAll)");
+    return ensemble;
+  };
+  return {
+    get ensemble() {
+      return current();
+    },
+    get connectString() {
+      return current().connectString;
+    },
+    member(id: number) {
+      return current().member(id);
+    },
+    withChroot(prefix: string) {
+      return current().connectString + uniqueChroot(prefix);
+    },
+  };
 }

@@ -13,13 +13,11 @@
 // so they would outlive a killed agent as orphans). Never pkill/killall.
 
 import { afterEach, beforeAll } from "bun:test";
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { childGroups, killGroup, signalPid } from "./processes.ts";
 import { ensureBinary, processTempDir } from "./cli.ts";
 import { untilNotified } from "./until-notified.ts";
-
-// Whether any process of a group still exists (zombies included): the agent's own check.
-export { groupAlive } from "../../src/agent/process-group.ts";
 
 export interface StartAgentOptions {
   /** ZooKeeper connect string with chroot, e.g. "127.0.0.1:PORT/t-x-123". */
@@ -69,75 +67,6 @@ export interface AgentProcess {
   stop(): Promise<AgentExit>;
   /** Process group ids of commands the agent was seen running (its children in other groups). */
   readonly commandGroups: ReadonlySet<number>;
-}
-
-export interface ProcStat {
-  pid: number;
-  comm: string;
-  state: string;
-  ppid: number;
-  pgrp: number;
-  /** User + system CPU time of the process (all threads), in clock ticks. */
-  utime: number;
-  stime: number;
-}
-
-/** Parses /proc/<pid>/stat; undefined when the process is gone. */
-export function procStat(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  const open = text.indexOf("(");
-  const close = text.lastIndexOf(")");
-  // Fields after the command name start at field 3 (state); field n is at index n - 3.
-  const rest = text.slice(close + 2).split(" ");
-  return {
-    pid,
-    comm: text.slice(open + 1, close),
-    state: rest[0] ?? "?",
-    ppid: Number(rest[1]),
-    pgrp: Number(rest[2]),
-    utime: Number(rest[11]),
-    stime: Number(rest[12]),
-  };
-}
-
-/** True while a process with this PID exists and is not a zombie. */
-export function pidAlive(pid: number): boolean {
-  const stat = procStat(pid);
-  return stat !== undefined && stat.state !== "Z";
-}
-
-/** SIGKILL a process group by id; a group already gone is fine. */
-export function killGroup(pgid: number): void {
-  if (!Number.isInteger(pgid) || pgid <= 1 || pgid === process.pid) return;
-  try {
-    process.kill(-pgid, "SIGKILL");
-  } catch {
-    // gone
-  }
-}
-
-/** Process groups of `pid`'s direct children that are not in `pid`'s own group (the commands
- *  an agent runs). */
-export function childGroups(pid: number): number[] {
-  const own = procStat(pid)?.pgrp;
-  const groups: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return groups;
-  }
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = procStat(Number(name));
-    if (stat && stat.ppid === pid && stat.pgrp !== own && stat.pgrp > 1) groups.push(stat.pgrp);
-  }
-  return groups;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,12 +188,7 @@ class AgentHandle implements AgentProcess {
 
   signal(sig: NodeJS.Signals): void {
     this.noteCommandGroups();
-    if (this.exit) return;
-    try {
-      process.kill(this.pid, sig);
-    } catch {
-      // already gone
-    }
+    if (!this.exit) signalPid(this.pid, sig);
   }
 
   async stop(): Promise<AgentExit> {
@@ -279,19 +203,18 @@ class AgentHandle implements AgentProcess {
   /** SIGKILL the agent and every command group it was seen running (synchronous). */
   killNow(): void {
     this.noteCommandGroups();
-    if (!this.exit) {
-      try {
-        process.kill(this.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
+    if (!this.exit) signalPid(this.pid, "SIGKILL");
     for (const pgid of this.commandGroups) killGroup(pgid);
   }
 }
 
 function describeExit(exit: AgentExit): string {
   return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
+
+/** The --state-dir an agent started here gets unless told otherwise (its deploy journal). */
+export function agentStateDir(dir: string): string {
+  return join(dir, ".state");
 }
 
 /** Starts one agent process; resolves once it is spawned (not once it has registered). */
@@ -309,7 +232,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentProce
     ...(options.groups === undefined ? [] : ["--groups", options.groups]),
     ...(options.logFormat === undefined ? [] : ["--log-format", options.logFormat]),
     // The deploy journal lives with the "server", not in the machine-wide default.
-    ...((options.args ?? []).includes("--state-dir") ? [] : ["--state-dir", join(dir, ".state")]),
+    ...((options.args ?? []).includes("--state-dir") ? [] : ["--state-dir", agentStateDir(dir)]),
     ...(options.args ?? []),
   ];
   const handle = new AgentHandle(binary, options.hostId, dir, args);
@@ -340,11 +263,4 @@ export function useAgentProcesses(): { start: (options: StartAgentOptions) => Pr
     await killAllAgents();
   }, 15_000);
   return { start: startAgent, killAll: killAllAgents };
-}
-
-/** Clock ticks per second (`getconf CLK_TCK`), for /proc CPU times. */
-export function clockTicksPerSecond(): number {
-  const res = Bun.spawnSync(["getconf", "CLK_TCK"], { env: { PATH: "/usr/bin:/bin" } });
-  const value = Number(res.stdout.toString().trim());
-  return Number.isInteger(value) && value > 0 ? value : 100;
 }

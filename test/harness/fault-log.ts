@@ -46,12 +46,15 @@ export interface Deploy {
 }
 
 /** Shell that appends a start line, sleeps DEPLOY_SECONDS (a file in the agent's directory,
- *  default `defaultSeconds`), installs the version (VERSION file) and appends an end line. */
+ *  default `defaultSeconds`) and then as long as a file HOLD exists there (a gate a test opens
+ *  once what must happen during the deploy has happened), installs the version (VERSION file)
+ *  and appends an end line. */
 export function deployCommand(logPath: string, defaultSeconds: number): string {
   const stamp = `$CONVEYOR_HOST $CONVEYOR_VERSION $$ $(date +%s%3N)`;
   return (
     `echo "start ${stamp}" >> '${logPath}'; ` +
     `sleep "$(cat DEPLOY_SECONDS 2>/dev/null || echo ${defaultSeconds})"; ` +
+    `while [ -e HOLD ]; do sleep 0.05; done; ` +
     `echo %(version)s > VERSION; ` +
     `echo "end ${stamp}" >> '${logPath}'`
   );
@@ -322,14 +325,4 @@ export function analyseConcurrency(
     },
     violations,
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small statistics for reports
-
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
 }

@@ -1,5 +1,13 @@
 // The one way this project starts a real ZooKeeper server: tests, the demo, benchmarks and
-// scripts/zk.ts all come through here.
+// scripts/zk.ts all come through here. In a test file:
+//
+//   const zk = useZooKeeper();                   // one server for this test file
+//   test("...", async () => {
+//     const connect = zk.withChroot("publish");  // "127.0.0.1:PORT/t-publish-k3j9x2"
+//   });
+//
+// Tests in one file share the server, so give each its own chroot. (useZooKeeper registers
+// bun:test hooks, so only test files call it; everything else here runs in any script.)
 //
 // A server is a standalone `ZooKeeperServerMain` JVM bound to 127.0.0.1 on a free port, with its
 // own data directory (which also holds zoo.cfg and the server's log). Every server this process
@@ -7,14 +15,17 @@
 // leaves a JVM behind. Nothing here ever kills by name.
 //
 // The config writer, spawner and readiness check are separate functions so that a 3-node
-// ensemble (QuorumPeerMain, one myid per data dir; scripts/lib/ensemble.ts) is built from the
+// ensemble (QuorumPeerMain, one myid per data dir; test/harness/ensemble.ts) is built from the
 // same pieces: zooCfg, launchJvm, waitUntilServing, terminateJvm, killOnExit.
 
+import { afterAll, beforeAll } from "bun:test";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cmdlineOf, pidAlive, signalPid } from "./processes.ts";
+import { waitForStrict } from "./wait.ts";
 
 export interface ZooKeeperServer {
   host: "127.0.0.1";
@@ -310,11 +321,7 @@ function installExitHooks(): void {
 
 function killAllSync(): void {
   for (const [pid, { dataDir, ownsDir }] of live) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
+    signalPid(pid, "SIGKILL");
     if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
   }
   live.clear();
@@ -322,36 +329,23 @@ function killAllSync(): void {
   exitDirs.clear();
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** True if pid is a running ZooKeeper JVM (checked via /proc, so a reused PID is never hit). */
 export function isZooKeeperPid(pid: number): boolean {
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    return cmdline.includes(STANDALONE_MAIN) || cmdline.includes("QuorumPeerMain");
-  } catch {
-    return false;
-  }
+  const cmdline = cmdlineOf(pid);
+  return cmdline.includes(STANDALONE_MAIN) || cmdline.includes(QUORUM_MAIN);
 }
 
 /** SIGTERM a ZooKeeper we did not spawn (e.g. from a pid file), wait up to 5 s, then SIGKILL;
  *  resolves once the PID is gone. Refuses PIDs that are not ZooKeeper. */
 export async function stopPid(pid: number): Promise<void> {
-  if (!isAlive(pid)) return;
+  if (!pidAlive(pid)) return;
   if (!isZooKeeperPid(pid)) throw new Error(`PID ${pid} is not a ZooKeeper server; not killing it`);
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + STOP_GRACE_MS;
-  while (isAlive(pid) && isZooKeeperPid(pid)) {
+  while (pidAlive(pid) && isZooKeeperPid(pid)) {
     if (Date.now() > deadline) {
       process.kill(pid, "SIGKILL");
-      while (isAlive(pid) && isZooKeeperPid(pid)) await sleep(POLL_MS);
+      while (pidAlive(pid) && isZooKeeperPid(pid)) await sleep(POLL_MS);
       return;
     }
     await sleep(POLL_MS);
@@ -405,25 +399,17 @@ export function launchJvm(
  *  is really gone: a zombie would still answer kill(pid, 0)). Also ends a SIGSTOPped JVM. */
 export async function terminateJvm(r: RunningJvm): Promise<void> {
   // A SIGSTOPped JVM cannot act on SIGTERM. Only signal a child not yet reaped (PID reuse).
-  if (r.child.exitCode === null && r.child.signalCode === null) sendSignal(r.pid, "SIGCONT");
+  if (r.child.exitCode === null && r.child.signalCode === null) signalPid(r.pid, "SIGCONT");
   await terminate(r);
 }
 
 async function terminate(r: Running): Promise<void> {
-  if (r.child.exitCode === null && r.child.signalCode === null) sendSignal(r.pid, "SIGTERM");
-  const timer = setTimeout(() => sendSignal(r.pid, "SIGKILL"), STOP_GRACE_MS); // also keeps the loop alive
+  if (r.child.exitCode === null && r.child.signalCode === null) signalPid(r.pid, "SIGTERM");
+  const timer = setTimeout(() => signalPid(r.pid, "SIGKILL"), STOP_GRACE_MS); // also keeps the loop alive
   try {
     await r.exited;
   } finally {
     clearTimeout(timer);
-  }
-}
-
-function sendSignal(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already exited
   }
 }
 
@@ -494,7 +480,7 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
     dataDir,
     logFile,
     kill(signal: NodeJS.Signals = "SIGKILL") {
-      sendSignal(running.pid, signal);
+      signalPid(running.pid, signal);
     },
     async stop() {
       if (stopped) return;
@@ -502,7 +488,7 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
       if (detached) {
         await stopPid(running.pid);
       } else {
-        sendSignal(running.pid, "SIGCONT"); // a SIGSTOPped JVM cannot act on SIGTERM
+        signalPid(running.pid, "SIGCONT"); // a SIGSTOPped JVM cannot act on SIGTERM
         await terminate(running);
       }
       live.delete(running.pid);
@@ -510,7 +496,7 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
     },
     async restart() {
       if (stopped) throw new Error("restart() after stop()");
-      sendSignal(running.pid, "SIGCONT");
+      signalPid(running.pid, "SIGCONT");
       await terminate(running);
       live.delete(running.pid);
       ({ r: running, port } = await startWithRetries(port));
@@ -522,4 +508,76 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// For test files
+
+export interface ZooKeeperFixture {
+  /** "127.0.0.1:PORT"; read it inside tests or hooks, not at module load. */
+  readonly connectString: string;
+  readonly port: number;
+  /** The server itself (stop, kill, restart, pid, dataDir, logFile). */
+  readonly server: ZooKeeperServer;
+  /** connectString plus a fresh chroot: "127.0.0.1:PORT/t-<prefix>-<random>". */
+  withChroot(prefix: string): string;
+}
+
+/** Start one server in beforeAll and stop it in afterAll. */
+export function useZooKeeper(opts: StartOptions = {}): ZooKeeperFixture {
+  let server: ZooKeeperServer | undefined;
+  beforeAll(async () => {
+    server = await startZooKeeper(opts);
+  }, 70_000); // three start attempts of up to 20 s each
+  afterAll(async () => {
+    await server?.stop();
+    server = undefined;
+  }, 15_000);
+  const current = (): ZooKeeperServer => {
+    if (!server) throw new Error("useZooKeeper(): the server exists only inside tests and hooks (after beforeAll)");
+    return server;
+  };
+  return {
+    get connectString() {
+      return current().connectString;
+    },
+    get port() {
+      return current().port;
+    },
+    get server() {
+      return current();
+    },
+    withChroot(prefix: string) {
+      return current().connectString + uniqueChroot(prefix);
+    },
+  };
+}
+
+/** A chroot no other test uses: "/t-<prefix>-<random>" (prefix reduced to [A-Za-z0-9._-]). */
+export function uniqueChroot(prefix: string): string {
+  const clean = prefix.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 40) || "x";
+  const random = crypto.randomUUID().replaceAll("-", "").slice(0, 10);
+  return `/t-${clean}-${random}`;
+}
+
+/**
+ * SIGSTOP the server and wait until every thread of it is stopped (the signal takes effect
+ * asynchronously: until the JVM gets CPU to act on it, its other threads may still answer
+ * requests). SIGCONT resumes it.
+ */
+export async function freezeServer(server: ZooKeeperServer): Promise<void> {
+  server.kill("SIGSTOP");
+  await waitForStrict(() => allThreadsStopped(server.pid), 5_000, "the server to stop");
+}
+
+/** True once every thread of the process is stopped (or traced, a zombie, dead). */
+function allThreadsStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      return "TtZX".includes(stat.charAt(stat.lastIndexOf(")") + 2));
+    });
+  } catch {
+    return false;
+  }
 }

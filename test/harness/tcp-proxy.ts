@@ -10,12 +10,17 @@
 //   proxy.resume();   // ... until now: what was held back is delivered, forwarding continues
 //   await proxy.close();
 //
+// In a test file, useProxy(() => ens.member(2)) and useProxies(ens) start proxies in beforeAll,
+// reset them (unblocked, resumed) after every test and close them in afterAll.
+//
 // While stalled, nothing is read from either side (so the kernel buffers fill as they would on a
 // dead link); bytes already read are held in order and delivered on resume(). A side that closes
 // during a stall is not told to the other side until resume() — a blackhole carries no FIN either
 // — and then the other side is closed too (held bytes for a closed peer are dropped).
 
+import { afterAll, afterEach, beforeAll } from "bun:test";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { uniqueChroot } from "./zookeeper.ts";
 
 export interface Upstream {
   host: string;
@@ -292,8 +297,13 @@ export interface ProxySet extends NetworkControls {
   proxy(memberId: number): Proxy;
 }
 
-/** One proxy per member of an ensemble (anything with members' ids and client ports). */
-export async function startProxies(ensemble: { members: readonly { id: number; clientPort: number }[] }): Promise<ProxySet> {
+/** What startProxies needs of an ensemble: its members' ids and client ports. */
+export interface ProxiedEnsemble {
+  readonly members: readonly { id: number; clientPort: number }[];
+}
+
+/** One proxy per member of an ensemble. */
+export async function startProxies(ensemble: ProxiedEnsemble): Promise<ProxySet> {
   const ids = ensemble.members.map((m) => m.id);
   const started = await Promise.allSettled(ensemble.members.map((m) => startProxy({ host: LOOPBACK, port: m.clientPort })));
   const proxies = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
@@ -321,4 +331,89 @@ export async function startProxies(ensemble: { members: readonly { id: number; c
       await Promise.all(proxies.map((p) => p.close()));
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// For test files
+
+export interface ProxyFixture {
+  readonly proxy: Proxy;
+  /** "127.0.0.1:PROXYPORT". */
+  readonly address: string;
+  /** address plus a fresh chroot. */
+  withChroot(prefix: string): string;
+}
+
+/** Something with a client port: an ensemble member. */
+interface ClientPortOwner {
+  readonly clientPort: number;
+}
+
+/** A proxy started in beforeAll (after the hooks registered before it, so `upstream` may name
+ *  something they start), reset after each test, closed in afterAll. */
+export function useProxy(upstream: Upstream | string | number | (() => Upstream | string | number | ClientPortOwner)): ProxyFixture {
+  let proxy: Proxy | undefined;
+  beforeAll(async () => {
+    const target = typeof upstream === "function" ? upstream() : upstream;
+    proxy = await startProxy(hasClientPort(target) ? target.clientPort : target);
+  });
+  afterEach(() => proxy?.reset());
+  afterAll(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+  const current = (): Proxy => {
+    if (!proxy) throw new Error("useProxy(): the proxy exists only inside tests and hooks (after beforeAll)");
+    return proxy;
+  };
+  return {
+    get proxy() {
+      return current();
+    },
+    get address() {
+      return current().address;
+    },
+    withChroot(prefix: string) {
+      return current().address + uniqueChroot(prefix);
+    },
+  };
+}
+
+export interface ProxiesFixture {
+  readonly proxies: ProxySet;
+  /** Every member through its proxy: "127.0.0.1:q1,127.0.0.1:q2,127.0.0.1:q3". */
+  readonly connectString: string;
+  withChroot(prefix: string): string;
+}
+
+/** One proxy per member of the fixture's ensemble (startProxies), reset after each test. */
+export function useProxies(ens: { readonly ensemble: ProxiedEnsemble }): ProxiesFixture {
+  let set: ProxySet | undefined;
+  beforeAll(async () => {
+    set = await startProxies(ens.ensemble);
+  });
+  afterEach(() => set?.reset());
+  afterAll(async () => {
+    await set?.close();
+    set = undefined;
+  });
+  const current = (): ProxySet => {
+    if (!set) throw new Error("useProxies(): the proxies exist only inside tests and hooks (after beforeAll)");
+    return set;
+  };
+  return {
+    get proxies() {
+      return current();
+    },
+    get connectString() {
+      return current().connectString;
+    },
+    withChroot(prefix: string) {
+      return current().connectString + uniqueChroot(prefix);
+    },
+  };
+}
+
+function hasClientPort(x: Upstream | string | number | ClientPortOwner): x is ClientPortOwner {
+  return typeof x === "object" && "clientPort" in x;
 }
