@@ -13,7 +13,7 @@
 // the same version and slots (running deploys must keep their slots in the new app, and no host
 // may start the new app's deploy on top of the old one). After each round: every live host converged,
 // the rollout ended (no lock/lease node left, no deploy process left), no agent crashed, and
-// never more deploys than slots — except DESIGN's allowed case (a deploy still running after its
+// never more deploys than slots — except the allowed case of docs/ARCHITECTURE.md (a deploy still running after its
 // session was lost), which is counted apart. Prints a summary table (or --json) and exits 1 on
 // any violation. Everything started is stopped by PID, on success, failure and signals.
 

@@ -1,4 +1,4 @@
-// The CLI contract of DESIGN.md, checked against the compiled binary (dist/conveyor) and a real
+// The CLI contract (README, docs/ARCHITECTURE.md), checked against the compiled binary (dist/conveyor) and a real
 // ZooKeeper: stdout, stderr, exit codes, and what ends up in ZooKeeper (read back with Debian's
 // ZooKeeperMain or a raw client, never through the CLI under test).
 //

@@ -45,7 +45,7 @@ describe("agent killed mid-deploy", () => {
       ...summarise(check),
     });
     if (check.concurrency.allowedExcess > 0) {
-      console.log(`[faults] kill -9: DESIGN-allowed excess measured: ${check.concurrency.allowedExcess} deploy(s) over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms (orphan of the killed agent)`);
+      console.log(`[faults] kill -9: allowed excess measured: ${check.concurrency.allowedExcess} deploy(s) over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms (orphan of the killed agent)`);
     }
     expect(leaseGoneAt - killedAt).toBeGreaterThanOrEqual(SESSION_MS - 500);
     expect(leaseGoneAt - killedAt).toBeLessThan(SESSION_MS + 6_000);
@@ -99,7 +99,7 @@ describe("agent killed mid-deploy", () => {
     });
     if (check.concurrency.allowedExcess > 0) {
       console.log(
-        `[faults] kill -9 + restart: DESIGN-allowed excess measured before the journal adoption: ${check.concurrency.allowedExcess} over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms`,
+        `[faults] kill -9 + restart: allowed excess measured before the journal adoption: ${check.concurrency.allowedExcess} over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms`,
       );
     }
     expect(adoptedCtime).toBeDefined();

@@ -1,7 +1,7 @@
 // An agent frozen (SIGSTOP) mid-deploy for twice its session timeout, then resumed (SIGCONT).
 // Its deploy runs on — it is in its own process group — while the agent cannot speak, so its
 // session expires and its slot is handed on. With a deploy shorter than the session the deploy
-// is over before that happens (no excess is possible); with a longer one it is DESIGN's allowed
+// is over before that happens (no excess is possible); with a longer one it is the allowed
 // case: a deploy still running after its session was lost (measured and reported). 5 compiled
 // agents, slots 2, session 2 s, frozen 4 s.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -63,7 +63,7 @@ describe("agent frozen (SIGSTOP) past its session timeout mid-deploy", () => {
       });
       if (check.concurrency.allowedExcess > 0) {
         console.log(
-          `[faults] SIGSTOP (deploy ${deploySeconds} s): DESIGN-allowed excess measured: ${check.concurrency.allowedExcess} over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms`,
+          `[faults] SIGSTOP (deploy ${deploySeconds} s): allowed excess measured: ${check.concurrency.allowedExcess} over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms`,
         );
       }
       expect(end).toBeDefined();

@@ -84,7 +84,7 @@ export function summarise(check: CheckReport): Record<string, unknown> {
 
 /**
  * The invariants every scenario asserts once its rollout has ended: never more deploys than
- * slots except where a deploy had lost its session (DESIGN's one allowed case — measured, not
+ * slots except where a deploy had lost its session (the one allowed case of docs/ARCHITECTURE.md — measured, not
  * failed; `strict` demands there is none), no lock or lease node left, no deploy process left,
  * no agent crashed, no ERROR logged by an agent.
  */

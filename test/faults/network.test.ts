@@ -91,7 +91,7 @@ describe("agent network faults mid-rollout", () => {
       });
       if (check.concurrency.allowedExcess > 0) {
         console.log(
-          `[faults] proxy ${mode} > session: DESIGN-allowed excess measured: ${check.concurrency.allowedExcess} over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms`,
+          `[faults] proxy ${mode} > session: allowed excess measured: ${check.concurrency.allowedExcess} over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms`,
         );
       }
       expect(lostLogged(fleet, deploying)).toBe(true);

@@ -13,7 +13,7 @@
 // Deploys append start/end lines to one shared log (see ./fault-log.ts); each takes the number
 // of seconds in DEPLOY_SECONDS in the agent's directory (setDeploySeconds), so one host's deploy
 // can outlive its session while the others stay short. Every fault is recorded (kind, hosts,
-// window) so the checker can tell the one excess DESIGN allows — a deploy still running after
+// window) so the checker can tell the one excess docs/ARCHITECTURE.md allows — a deploy still running after
 // its session was lost — from a real violation.
 
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";

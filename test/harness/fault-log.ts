@@ -11,7 +11,7 @@
 // before it is released, so counting open deploys in file order gives a lower bound on the
 // leases held at that moment: more open deploys than slots means more leases than slots.
 //
-// DESIGN allows exactly one excess: "a deploy still running after its session was lost" (its
+// docs/ARCHITECTURE.md allows exactly one excess: "a deploy still running after its lease was lost" (its
 // lease vanished with the session, so another host may take the slot; the agent re-creates the
 // lease when it has a new session, or a restarted agent adopts the orphan from its journal).
 // analyseConcurrency() therefore splits excess into `allowed` (explained by deploys that had
