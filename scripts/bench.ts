@@ -96,7 +96,9 @@ if (json) {
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 } else {
   const rows = result.rollout.map((r) =>
-    [r.mode, r.hosts, r.slots, r.deployMs, r.wallMs, r.idealMs, r.ratio, r.zkRequestsPerHost, r.handoffGapMs.p50, r.handoffGapMs.p99].map(String),
+    [r.mode, r.hosts, r.slots, r.deployMs, r.wallMs, r.idealMs, r.ratio, r.zkRequestsPerHost, r.handoffGapMs.p50, r.handoffGapMs.p99].map(
+      String,
+    ),
   );
   const header = ["mode", "hosts", "slots", "deployMs", "wallMs", "idealMs", "ratio", "zkReq/host", "gap p50", "gap p99"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -105,7 +107,9 @@ if (json) {
   for (const row of rows) console.log(line(row));
   const f = result.footprint;
   console.log(`\npublish → first deploy: p50 ${result.publishToFirstDeployMs.p50} ms, p99 ${result.publishToFirstDeployMs.p99} ms`);
-  console.log(`footprint: idle agent RSS ${f.agentRssMb} MB, idle CPU ${f.idleCpuPct} %, binary ${f.binaryMb} MB, --version ${f.startupMs} ms, app create ${f.appCreateMs} ms`);
+  console.log(
+    `footprint: idle agent RSS ${f.agentRssMb} MB, idle CPU ${f.idleCpuPct} %, binary ${f.binaryMb} MB, --version ${f.startupMs} ms, app create ${f.appCreateMs} ms`,
+  );
   for (const a of result.peers.ansibleRuns ?? (result.peers.ansible ? [result.peers.ansible] : [])) {
     console.log(`Ansible: ${a.hosts} hosts, serial ${a.slots}, ${a.deployMs} ms → ${a.wallMs} ms (ideal ${a.idealMs}, ratio ${a.ratio})`);
   }

@@ -101,17 +101,16 @@ async function run(
     // Bun.spawn throws synchronously when the executable does not exist.
     return { code: 127, stdout: "", stderr: err instanceof Error ? err.message : String(err) };
   }
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
 }
 
 /** The first "error:" line of a tool's output, else its last line, for one-line error messages. */
 function lastLine(text: string): string {
-  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   return lines.find((l) => /^error\b/i.test(l)) ?? lines[lines.length - 1] ?? "(no output)";
 }
 
@@ -140,12 +139,9 @@ function rel(path: string): string {
 
 async function readStamp(): Promise<Stamp> {
   const pkg: unknown = await Bun.file(join(ROOT, "package.json")).json();
-  const version =
-    typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string"
-      ? pkg.version
-      : undefined;
+  const version = typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string" ? pkg.version : undefined;
   if (version === undefined || !/^[0-9A-Za-z.+-]+$/.test(version)) {
-    throw new BuildError("package.json has no usable \"version\"");
+    throw new BuildError('package.json has no usable "version"');
   }
 
   let commit = "unknown";
@@ -228,10 +224,10 @@ async function aarch64Bun(bunVersion: string): Promise<string> {
     await mkdir(CROSS_CACHE, { recursive: true });
     const work = await mkdtemp(join(CROSS_CACHE, "fetch-"));
     try {
-      const pack = await run(
-        ["npm", "pack", `@oven/bun-linux-aarch64@${bunVersion}`, "--pack-destination", work, "--json"],
-        { cwd: work, timeoutMs: 180_000 },
-      );
+      const pack = await run(["npm", "pack", `@oven/bun-linux-aarch64@${bunVersion}`, "--pack-destination", work, "--json"], {
+        cwd: work,
+        timeoutMs: 180_000,
+      });
       if (pack.code !== 0) throw new Error(`npm pack @oven/bun-linux-aarch64@${bunVersion} failed: ${npmError(pack.stderr)}`);
       const packed: unknown = JSON.parse(pack.stdout);
       const first: unknown = Array.isArray(packed) ? packed[0] : undefined;
@@ -348,10 +344,10 @@ async function timeRuns(binary: string, cwd: string): Promise<number[]> {
   const hyperfine = Bun.which("hyperfine");
   if (hyperfine !== null) {
     const json = join(cwd, "hyperfine.json");
-    const res = await run(
-      [hyperfine, "-N", "--warmup", "5", "--runs", String(BENCH_RUNS), "--export-json", json, `${binary} --version`],
-      { cwd, env: SMOKE_ENV },
-    );
+    const res = await run([hyperfine, "-N", "--warmup", "5", "--runs", String(BENCH_RUNS), "--export-json", json, `${binary} --version`], {
+      cwd,
+      env: SMOKE_ENV,
+    });
     if (res.code !== 0) throw new BuildError(`hyperfine failed: ${lastLine(res.stderr)}`);
     const report: unknown = await Bun.file(json).json();
     const results: unknown = typeof report === "object" && report !== null && "results" in report ? report.results : undefined;
@@ -397,7 +393,10 @@ async function bench(): Promise<void> {
   const tool = Bun.which("hyperfine") !== null ? "hyperfine -N --warmup 5" : "spawn loop, 5 warm-up";
   console.log(`timing \`conveyor --version\` from an empty directory, bare env, ${BENCH_RUNS} runs each (${tool})`);
   try {
-    for (const [entryName, entry] of [["src/main.ts", ENTRY], ["src/main.ts + cac, consola, valibot, node-zookeeper-client", depsEntry]] as const) {
+    for (const [entryName, entry] of [
+      ["src/main.ts", ENTRY],
+      ["src/main.ts + cac, consola, valibot, node-zookeeper-client", depsEntry],
+    ] as const) {
       console.log(`\nentry: ${entryName}`);
       console.log(`${"flags".padEnd(46)}works   median      p90       size`);
       for (const [i, flags] of BENCH_CONFIGS.entries()) {

@@ -52,7 +52,14 @@ const FAULT_KINDS = [
 ] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 const ENSEMBLE_FAULTS: ReadonlySet<FaultKind> = new Set(["leader-kill", "follower-restart"]);
-const AGENT_FAULTS: ReadonlySet<FaultKind> = new Set(["agent-kill9", "agent-kill9-fast", "agent-stop", "proxy-cut", "proxy-stall", "proxy-block"]);
+const AGENT_FAULTS: ReadonlySet<FaultKind> = new Set([
+  "agent-kill9",
+  "agent-kill9-fast",
+  "agent-stop",
+  "proxy-cut",
+  "proxy-stall",
+  "proxy-block",
+]);
 /** What node-delete removes (with everything under it), as `zkCli deleteall` would. */
 const DELETABLE = ["lock", "leases", "hosts", "failures", "canary", "/agents"] as const;
 const CONVERGE_TIMEOUT_MS = 45_000;
@@ -166,7 +173,17 @@ function planFaults(rng: Rng, hosts: readonly string[], sessionMs: number): Plan
 
 function describeFault(f: PlannedFault): string {
   const target = f.host ? ` ${f.host}` : f.slots !== undefined ? ` →${f.slots}` : f.node ? ` ${f.node}` : "";
-  const lasting = ["agent-kill9", "agent-kill9-fast", "agent-stop", "proxy-stall", "proxy-block", "leader-kill", "follower-restart"].includes(f.kind) ? ` ${f.durationMs}ms` : "";
+  const lasting = [
+    "agent-kill9",
+    "agent-kill9-fast",
+    "agent-stop",
+    "proxy-stall",
+    "proxy-block",
+    "leader-kill",
+    "follower-restart",
+  ].includes(f.kind)
+    ? ` ${f.durationMs}ms`
+    : "";
   return `${f.kind}${target}${lasting} @+${f.delayMs}ms`;
 }
 
@@ -286,7 +303,8 @@ async function runRound(fleet: FaultFleet, ens: Ensemble, rng: Rng, round: numbe
   const aim = opts.aim ? { fromLine, taken: new Set<string>() } : undefined;
   const injected = await Promise.allSettled(faults.map((f) => inject(fleet, ens, f, version, aim)));
   injected.forEach((r, i) => {
-    if (r.status === "rejected") violations.push(`fault ${describeFault(faults[i] as PlannedFault)} could not be injected/healed: ${String(r.reason)}`);
+    if (r.status === "rejected")
+      violations.push(`fault ${describeFault(faults[i] as PlannedFault)} could not be injected/healed: ${String(r.reason)}`);
   });
 
   let convergeMs: number | undefined;
@@ -345,7 +363,9 @@ function summarise(results: RoundResult[], opts: Options, wallMs: number): Recor
     faults: { total: Object.values(byKind).reduce((a, b) => a + b, 0), byKind },
     deploys: results.reduce((a, r) => a + r.deploys, 0),
     violations: results.reduce((a, r) => a + r.violations.length, 0),
-    roundsWithViolations: results.filter((r) => r.violations.length).map((r) => ({ round: r.round, faults: r.faults, violations: r.violations })),
+    roundsWithViolations: results
+      .filter((r) => r.violations.length)
+      .map((r) => ({ round: r.round, faults: r.faults, violations: r.violations })),
     convergenceMs: {
       p50: percentile(converge, 50),
       p99: percentile(converge, 99),
@@ -379,8 +399,14 @@ function printTable(s: Record<string, unknown>): void {
     ["faults injected", String(faults.total)],
     ...Object.entries(faults.byKind).map(([k, n]): [string, string] => [`  ${k}`, String(n)]),
     ["violations", String(get<number>("violations"))],
-    ["convergence p50 / p99 / max", `${conv.p50} / ${conv.p99} / ${conv.max} ms${conv.notConverged ? ` (${conv.notConverged} not converged)` : ""}`],
-    ["allowed excess (session lost)", `${ex.rounds} round(s), max +${ex.max}, ${ex.totalMs} ms total, ${ex.deploysWithoutSession} deploy(s) ran without a session`],
+    [
+      "convergence p50 / p99 / max",
+      `${conv.p50} / ${conv.p99} / ${conv.max} ms${conv.notConverged ? ` (${conv.notConverged} not converged)` : ""}`,
+    ],
+    [
+      "allowed excess (session lost)",
+      `${ex.rounds} round(s), max +${ex.max}, ${ex.totalMs} ms total, ${ex.deploysWithoutSession} deploy(s) ran without a session`,
+    ],
     ["leaked lock/lease nodes", String(get<number>("leakedNodes"))],
     ["orphan deploy processes", String(get<number>("orphanProcesses"))],
     ["agent crashes", String(get<number>("agentCrashes"))],
@@ -420,13 +446,21 @@ async function main(): Promise<number> {
   try {
     ens = await startEnsemble();
     const hosts = Array.from({ length: opts.agents }, (_, i) => `c${i + 1}`);
-    fleet = await FaultFleet.start({ ensemble: ens, chroot: `/chaos-${opts.seed}-${process.pid}`, root, hosts, sessionTimeoutMs: opts.sessionMs, app: "chaos" });
+    fleet = await FaultFleet.start({
+      ensemble: ens,
+      chroot: `/chaos-${opts.seed}-${process.pid}`,
+      root,
+      hosts,
+      sessionTimeoutMs: opts.sessionMs,
+      app: "chaos",
+    });
     for (let round = 1; round <= opts.rounds && !stopping; round++) {
       const r = await runRound(fleet, ens, rng, round, opts);
       results.push(r);
       const line = `round ${String(round).padStart(3)} ${r.violations.length ? "FAIL" : "ok  "} converge ${r.convergeMs ?? "-"} ms, deploys ${r.deploys}, max ${r.maxConcurrent}/${r.slots}${r.allowedExcess ? ` (+${r.allowedExcess} allowed)` : ""} [${r.faults.join("; ")}]`;
       if (opts.verbose || r.violations.length) console.error(line + (r.violations.length ? `\n  ${r.violations.join("\n  ")}` : ""));
-      else if (round % 10 === 0) console.error(`chaos: ${round}/${opts.rounds} rounds, ${results.reduce((a, x) => a + x.violations.length, 0)} violation(s)`);
+      else if (round % 10 === 0)
+        console.error(`chaos: ${round}/${opts.rounds} rounds, ${results.reduce((a, x) => a + x.violations.length, 0)} violation(s)`);
     }
   } finally {
     await cleanup();

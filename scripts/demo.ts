@@ -58,7 +58,8 @@ function parseOptions(argv: string[]): Options | "help" {
   if (values.help) return "help";
   const number = (flag: string, text: string, pattern: RegExp, min: number, max: number): number => {
     const value = Number(text);
-    if (!pattern.test(text) || value < min || value > max) throw new Error(`${flag}: expected a number from ${min} to ${max}, got "${text}"`);
+    if (!pattern.test(text) || value < min || value > max)
+      throw new Error(`${flag}: expected a number from ${min} to ${max}, got "${text}"`);
     return value;
   };
   return {
@@ -203,8 +204,10 @@ async function main(o: Options): Promise<void> {
 
   if (o.keep) {
     const hint = (args: string): string => `\n  ${DIST} --zk ${connect} ${args}`;
-    console.log(`\n--keep: ZooKeeper and the agents keep running. In another terminal, try:${hint("status --watch")}` +
-      `${hint(`app create ${APP} 1.2 --wait`)}${hint(`app set-slots ${APP} 3`)}\nCtrl-C here stops everything.`);
+    console.log(
+      `\n--keep: ZooKeeper and the agents keep running. In another terminal, try:${hint("status --watch")}` +
+        `${hint(`app create ${APP} 1.2 --wait`)}${hint(`app set-slots ${APP} 3`)}\nCtrl-C here stops everything.`,
+    );
     await interrupted.catch(() => undefined); // the signal is how a kept demo ends: exit 0
   }
 }

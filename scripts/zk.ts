@@ -57,7 +57,8 @@ async function main(argv: string[]): Promise<number> {
       const port = values.port === undefined ? undefined : Number(values.port);
       if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) fail(`--port: not a port: ${values.port}`);
       const tickTime = values["tick-time"] === undefined ? undefined : Number(values["tick-time"]);
-      if (tickTime !== undefined && !(Number.isInteger(tickTime) && tickTime > 0)) fail(`--tick-time: not a positive integer: ${values["tick-time"]}`);
+      if (tickTime !== undefined && !(Number.isInteger(tickTime) && tickTime > 0))
+        fail(`--tick-time: not a positive integer: ${values["tick-time"]}`);
       if (dir !== undefined) {
         const pid = readPid(dir);
         if (pid !== undefined && isZooKeeperPid(pid)) fail(`a ZooKeeper is already running from ${dir} (pid ${pid})`, 1);

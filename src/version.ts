@@ -3,7 +3,5 @@
 declare const CONVEYOR_BUILD_VERSION: string | undefined;
 declare const CONVEYOR_BUILD_COMMIT: string | undefined;
 
-export const VERSION: string =
-  typeof CONVEYOR_BUILD_VERSION === "string" ? CONVEYOR_BUILD_VERSION : "0.0.0-dev";
-export const COMMIT: string =
-  typeof CONVEYOR_BUILD_COMMIT === "string" ? CONVEYOR_BUILD_COMMIT : "dev";
+export const VERSION: string = typeof CONVEYOR_BUILD_VERSION === "string" ? CONVEYOR_BUILD_VERSION : "0.0.0-dev";
+export const COMMIT: string = typeof CONVEYOR_BUILD_COMMIT === "string" ? CONVEYOR_BUILD_COMMIT : "dev";

@@ -41,16 +41,26 @@ export async function measureFootprint(server: ZooKeeperServer, binary: string, 
   });
   try {
     for (let i = 1; i <= 10; i++) {
-      await publishApp(admin, `app${i}`, "1", { getVersionCmd: `cat V${i} 2>/dev/null || true`, deployCmd: `echo %(version)s > V${i}` }, ctx);
+      await publishApp(
+        admin,
+        `app${i}`,
+        "1",
+        { getVersionCmd: `cat V${i} 2>/dev/null || true`, deployCmd: `echo %(version)s > V${i}` },
+        ctx,
+      );
     }
-    await until(async () => {
-      let current = 0;
-      for (let i = 1; i <= 10; i++) {
-        const status = await admin.get(`/apps/app${i}/hosts/idle`).catch(() => undefined);
-        if (status && JSON.parse(status.data.toString()).state === "current") current++;
-      }
-      return current === 10;
-    }, 60_000, "10 apps deployed");
+    await until(
+      async () => {
+        let current = 0;
+        for (let i = 1; i <= 10; i++) {
+          const status = await admin.get(`/apps/app${i}/hosts/idle`).catch(() => undefined);
+          if (status && JSON.parse(status.data.toString()).state === "current") current++;
+        }
+        return current === 10;
+      },
+      60_000,
+      "10 apps deployed",
+    );
     // Idle means idle: the first ~30 s after the deploys still include their garbage collection
     // (measured: 4 ticks in the first 30 s, then 1 tick per 30 s).
     await Bun.sleep(20_000);

@@ -97,7 +97,13 @@ export async function inProcessRollout(server: ZooKeeperServer, hosts: number, s
 }
 
 /** Compiled agent processes running real `sh` commands, each in its own directory. */
-export async function processRollout(server: ZooKeeperServer, binary: string, hosts: number, slots: number, deployMs: number): Promise<RolloutResult> {
+export async function processRollout(
+  server: ZooKeeperServer,
+  binary: string,
+  hosts: number,
+  slots: number,
+  deployMs: number,
+): Promise<RolloutResult> {
   const connect = server.connectString + chroot(`p${hosts}`);
   const root = mkdtempSync(join(tmpdir(), "conveyor-bench-"));
   const admin = await ZkClient.connect({ connectString: connect, connectTimeoutMs: 30_000 });
@@ -107,12 +113,28 @@ export async function processRollout(server: ZooKeeperServer, binary: string, ho
       const dir = join(root, `h${i}`);
       mkdirSync(dir);
       agents.push(
-        Bun.spawn([binary, "agent", "--zk", connect, "--host-id", `h${i}`, "--session-timeout", "10s", "--log-format", "json", "--state-dir", join(dir, ".state")], {
-          cwd: dir,
-          stdout: Bun.file(join(dir, "agent.log")),
-          stderr: "inherit",
-          env: { PATH: "/usr/bin:/bin", HOME: dir },
-        }),
+        Bun.spawn(
+          [
+            binary,
+            "agent",
+            "--zk",
+            connect,
+            "--host-id",
+            `h${i}`,
+            "--session-timeout",
+            "10s",
+            "--log-format",
+            "json",
+            "--state-dir",
+            join(dir, ".state"),
+          ],
+          {
+            cwd: dir,
+            stdout: Bun.file(join(dir, "agent.log")),
+            stderr: "inherit",
+            env: { PATH: "/usr/bin:/bin", HOME: dir },
+          },
+        ),
       );
     }
     await until(async () => (await admin.children("/agents").catch(() => [])).length === hosts, 30_000, "agents registered");
@@ -136,7 +158,9 @@ export async function processRollout(server: ZooKeeperServer, binary: string, ho
     const after = await packetsReceived(server.port);
     await untilConverged(admin, "2", hosts);
     const reportedAt = await Promise.all(
-      Array.from({ length: hosts }, async (_, i) => Date.parse(JSON.parse((await admin.get(`/apps/bench/hosts/h${i + 1}`)).data.toString()).updatedAt)),
+      Array.from({ length: hosts }, async (_, i) =>
+        Date.parse(JSON.parse((await admin.get(`/apps/bench/hosts/h${i + 1}`)).data.toString()).updatedAt),
+      ),
     );
     const wallMs = Math.max(...reportedAt) - wall0;
     const events = readAgentEvents(root, hosts, logOffsets).filter((e) => e.time >= wall0);
@@ -190,7 +214,9 @@ function agentsLogSizes(root: string, hosts: number): number[] {
 function readAgentEvents(root: string, hosts: number, offsets: number[]): { time: number; msg: string }[] {
   const events: { time: number; msg: string }[] = [];
   for (let i = 0; i < hosts; i++) {
-    const text = readFileSync(join(root, `h${i + 1}`, "agent.log")).subarray(offsets[i] ?? 0).toString("utf8");
+    const text = readFileSync(join(root, `h${i + 1}`, "agent.log"))
+      .subarray(offsets[i] ?? 0)
+      .toString("utf8");
     for (const line of text.split("\n")) {
       if (!line.startsWith("{")) continue;
       const entry = JSON.parse(line) as { time: string; msg: string };

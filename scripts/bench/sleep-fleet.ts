@@ -21,7 +21,15 @@ export class SleepRunner implements CommandRunner {
       this.installed = (arg ?? "").replaceAll("'", "");
     }
     const out = verb === "get-version" ? this.installed : "";
-    return { exitCode: 0, signal: null, timedOut: false, killed: false, outputTail: out, firstLine: out, durationMs: performance.now() - started };
+    return {
+      exitCode: 0,
+      signal: null,
+      timedOut: false,
+      killed: false,
+      outputTail: out,
+      firstLine: out,
+      durationMs: performance.now() - started,
+    };
   }
 }
 
@@ -68,7 +76,12 @@ export async function startSleepFleet(connectString: string, hosts: number, depl
     const started = await Promise.all(
       Array.from({ length: Math.min(batch, hosts - i) }, async (_, k) => {
         const host = `h${String(i + k + 1).padStart(4, "0")}`;
-        const zk = await ZkClient.connect({ connectString, sessionTimeoutMs: 30_000, connectTimeoutMs: 30_000, operationTimeoutMs: 60_000 });
+        const zk = await ZkClient.connect({
+          connectString,
+          sessionTimeoutMs: 30_000,
+          connectTimeoutMs: 30_000,
+          operationTimeoutMs: 60_000,
+        });
         const runner = new SleepRunner(deployMs);
         const agent = new Agent(
           { host, groups: [], agentVersion: "bench", pid: process.pid },

@@ -40,7 +40,14 @@ export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmis
   };
 }
 
-async function canaryAdmission(zk: ZkClient, app: string, host: string, spec: AppSpec, limit: number, wake: Watcher): Promise<Admission<AppSpec>> {
+async function canaryAdmission(
+  zk: ZkClient,
+  app: string,
+  host: string,
+  spec: AppSpec,
+  limit: number,
+  wake: Watcher,
+): Promise<Admission<AppSpec>> {
   let canaryHosts: string[];
   try {
     canaryHosts = rolloutHosts(await zk.children(canaryDir(app)), spec.rolloutId);

@@ -160,9 +160,12 @@ export class Agent {
     } catch (error) {
       if (isConnectivity(error)) return; // a reconnect registers again
       if (isNoAuth(error)) {
-        this.deps.logger.error("cannot register: /agents is missing and this agent may not re-create it; waiting for an admin to (e.g. conveyor acl init)", {
-          error: error.message,
-        });
+        this.deps.logger.error(
+          "cannot register: /agents is missing and this agent may not re-create it; waiting for an admin to (e.g. conveyor acl init)",
+          {
+            error: error.message,
+          },
+        );
         const back = await this.deps.zk.exists(AGENTS, this.agentsDirWatcher).catch(() => null);
         if (back) void this.reRegister();
         return;

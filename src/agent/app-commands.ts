@@ -77,7 +77,13 @@ export class AppCommands {
   }
 
   /** Runs a template: placeholders substituted, local policy applied, bounded by `timeoutMs`. */
-  async run(label: string, template: string, values: PlaceholderValues, timeoutMs: number, options: RunOptions = {}): Promise<CommandOutcome> {
+  async run(
+    label: string,
+    template: string,
+    values: PlaceholderValues,
+    timeoutMs: number,
+    options: RunOptions = {},
+  ): Promise<CommandOutcome> {
     const command = renderCommand(template, values);
     if (!this.deps.allowCommand(command)) return { refused: true, error: `${label} refused by local policy` };
     const { journal } = this.deps;
@@ -137,7 +143,9 @@ function describeResult(label: string, result: CommandResult, timeoutMs: number)
     // The shell ended, but processes it started in the background kept its group alive: the
     // command as written finished, what it left behind did not.
     if (result.exitCode === 0) {
-      return { error: `${after}: it exited 0 but left processes running in its process group (e.g. "cmd &"), which were killed; start services through systemd` };
+      return {
+        error: `${after}: it exited 0 but left processes running in its process group (e.g. "cmd &"), which were killed; start services through systemd`,
+      };
     }
     return { error: after };
   }

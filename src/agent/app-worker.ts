@@ -86,10 +86,12 @@ export class AppWorker {
       // Deleted and created again before the agent noticed the deletion: a deploy still running
       // here lost its lease with the old node; count it in the new app before anything else.
       recreated: async () => {
-        await this.slot?.restore("app re-created while its deploy still runs here; lease re-created in the new app", true).catch((e: unknown) => {
-          if (isConnectivity(e)) throw e;
-          this.log.warn("could not re-create the running deploy's lease in the re-created app", { error: String(e) });
-        });
+        await this.slot
+          ?.restore("app re-created while its deploy still runs here; lease re-created in the new app", true)
+          .catch((e: unknown) => {
+            if (isConnectivity(e)) throw e;
+            this.log.warn("could not re-create the running deploy's lease in the re-created app", { error: String(e) });
+          });
       },
       spec: (spec) => {
         const changed = spec.rolloutId !== this.spec?.rolloutId;
@@ -150,7 +152,10 @@ export class AppWorker {
   adoptOrphan(entry: JournalEntry): Promise<void> {
     const data = encodeZnode(LeasePayload, { host: this.deps.host, version: entry.version, since: entry.startedAt });
     return this.holdFor("holding-orphan", data, "could not hold a slot for the orphaned deploy", async () => {
-      this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", { pgid: entry.pgid, version: entry.version });
+      this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", {
+        pgid: entry.pgid,
+        version: entry.version,
+      });
       await waitForOrphan(entry);
       this.deps.journal.clear(this.app);
       this.log.info("orphaned deploy ended", { pgid: entry.pgid });

@@ -138,4 +138,3 @@ export class ShellCommandRunner implements CommandRunner {
     });
   }
 }
-

@@ -35,7 +35,12 @@ export async function runDeploySteps(spec: AppSpec, before: string, deps: Deploy
   const base = { target: spec.version, rolloutId: spec.rolloutId };
   const started = Date.now();
   const timeoutMs = spec.deployTimeoutSec * 1_000;
-  const failed = (version: string, outcome: CommandOutcome, error: string): DeployVerdict => ({ ok: false, version, started, outcome: { ...outcome, error } });
+  const failed = (version: string, outcome: CommandOutcome, error: string): DeployVerdict => ({
+    ok: false,
+    version,
+    started,
+    outcome: { ...outcome, error },
+  });
 
   onPhase("deploying");
   post({ ...base, state: "deploying", version: before });

@@ -102,7 +102,8 @@ export class HeldSlot<T> {
       void this.restore("lease deleted by someone else while its deploy runs; re-created", true).catch((error: unknown) => {
         // NoNode: the app itself was deleted; if it is created again, the worker counts the
         // deploy in the new app (AppWorker.followRetired / the czxid check).
-        if (!isConnectivity(error) && !isNoNode(error)) this.deps.log.error("could not re-create a deleted lease", { error: String(error) });
+        if (!isConnectivity(error) && !isNoNode(error))
+          this.deps.log.error("could not re-create a deleted lease", { error: String(error) });
       });
     } else if (event.type !== "sessionLost") {
       this.watchLease();

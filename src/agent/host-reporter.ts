@@ -105,10 +105,12 @@ export class HostReporter {
     if (!last || !SETTLED_STATES.has(last.state)) return;
     if (event.type === "deleted") {
       // Until the node stays, or the app is gone (then nothing is written and we stop).
-      this.pending = this.pending.then(() => this.write(last.data)).then(
-        (written) => (written && this.last === last ? this.watchOwnNode() : undefined),
-        () => undefined,
-      );
+      this.pending = this.pending
+        .then(() => this.write(last.data))
+        .then(
+          (written) => (written && this.last === last ? this.watchOwnNode() : undefined),
+          () => undefined,
+        );
     } else if (event.type === "dataChanged") {
       void this.watchOwnNode();
     }

@@ -26,9 +26,12 @@ export async function repairLayout(zk: ZkClient, app: string, log: Logger): Prom
     return (await zk.exists(appPath(app))) === null ? "gone" : "intact";
   } catch (error) {
     if (!isNoAuth(error)) throw error;
-    log.error("a node of the app is missing and this agent may not re-create it; the app waits until an admin changes it (e.g. conveyor app retry)", {
-      error: error.message,
-    });
+    log.error(
+      "a node of the app is missing and this agent may not re-create it; the app waits until an admin changes it (e.g. conveyor app retry)",
+      {
+        error: error.message,
+      },
+    );
     return "forbidden";
   }
 }
@@ -67,7 +70,8 @@ export class MissingNodeRetries {
       this.count += 1;
       return true;
     }
-    if (layout === "intact") this.log.error("a node the app needs is still missing; waiting for the app to change", { error: error.message });
+    if (layout === "intact")
+      this.log.error("a node the app needs is still missing; waiting for the app to change", { error: error.message });
     return false;
   }
 }

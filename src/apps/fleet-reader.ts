@@ -199,7 +199,10 @@ export class FleetReader {
     const known = new Set(this.hostNames.get(app) ?? []);
     await Promise.all(names.filter((h) => this.mustRead(known.has(h))).map((h) => this.readHost(app, h, false)));
     for (const host of known) if (!names.includes(host)) this.hosts.delete(hostStatusPath(app, host));
-    this.hostNames.set(app, names.filter((h) => this.hosts.has(hostStatusPath(app, h))));
+    this.hostNames.set(
+      app,
+      names.filter((h) => this.hosts.has(hostStatusPath(app, h))),
+    );
   }
 
   private async readHost(app: string, host: string, listed = true): Promise<void> {
@@ -207,7 +210,11 @@ export class FleetReader {
     const value = await this.decode(path, HostStatus, NAME_PATTERN.test(host) ? undefined : "invalid host id");
     if (value === null) {
       this.hosts.delete(path);
-      if (listed) this.hostNames.set(app, (this.hostNames.get(app) ?? []).filter((h) => h !== host));
+      if (listed)
+        this.hostNames.set(
+          app,
+          (this.hostNames.get(app) ?? []).filter((h) => h !== host),
+        );
     } else this.hosts.set(path, value);
   }
 

@@ -93,7 +93,6 @@ export function failuresOf(names: string[], spec: Pick<AppSpec, "rolloutId" | "i
   return Math.max(0, rolloutHosts(names, spec.rolloutId).length - (spec.ignoredFailures ?? 0));
 }
 
-
 /** The status shown by `conveyor status`, derived from what was read; no I/O. */
 export function buildFleetStatus(raw: RawFleet): FleetStatus {
   const invalidNodes: FleetStatus["invalidNodes"] = [];

@@ -65,6 +65,8 @@ export async function pruneRolloutMarkers(zk: ZkClient, app: string): Promise<vo
   );
   if (current === undefined) return;
   await Promise.all(
-    dirs.flatMap((dir, i) => (listed[i] ?? []).filter((n) => !n.startsWith(`${current}-`)).map((n) => zk.delete(`${dir}/${n}`).catch(() => undefined))),
+    dirs.flatMap((dir, i) =>
+      (listed[i] ?? []).filter((n) => !n.startsWith(`${current}-`)).map((n) => zk.delete(`${dir}/${n}`).catch(() => undefined)),
+    ),
   );
 }

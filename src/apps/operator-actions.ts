@@ -36,10 +36,16 @@ export function resumeApp(zk: ZkClient, app: string, ctx: MutationContext): Prom
  */
 export function retryApp(zk: ZkClient, app: string, ctx: MutationContext): Promise<AppSpec> {
   return updateApp(zk, app, ctx, (current) => {
-    const canary = current.canary !== undefined && !current.promoted ? { canary: current.canary, canaryAuto: current.canaryAuto === true } : {};
+    const canary =
+      current.canary !== undefined && !current.promoted ? { canary: current.canary, canaryAuto: current.canaryAuto === true } : {};
     return {
       spec: startRollout(current, { version: current.version }, canary, ctx.now()),
-      history: { action: "retry", from: current.version, to: current.version, ...(canary.canary ? { detail: `canary ${canary.canary}` } : {}) },
+      history: {
+        action: "retry",
+        from: current.version,
+        to: current.version,
+        ...(canary.canary ? { detail: `canary ${canary.canary}` } : {}),
+      },
     };
   });
 }
@@ -49,7 +55,13 @@ export function retryApp(zk: ZkClient, app: string, ctx: MutationContext): Promi
  * that rollout is still the current one (`--rollback-on-failure`: a publish that landed after
  * the halt is not rolled back over).
  */
-export function rollbackApp(zk: ZkClient, app: string, to: string | undefined, ctx: MutationContext, onlyFromRollout?: string): Promise<AppSpec> {
+export function rollbackApp(
+  zk: ZkClient,
+  app: string,
+  to: string | undefined,
+  ctx: MutationContext,
+  onlyFromRollout?: string,
+): Promise<AppSpec> {
   return updateApp(zk, app, ctx, (current) => {
     if (onlyFromRollout !== undefined && current.rolloutId !== onlyFromRollout) {
       throw new OperationError(`app "${app}" was published again by ${current.updatedBy} (now ${current.version}); not rolling it back`);

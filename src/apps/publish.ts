@@ -105,7 +105,11 @@ interface PublishRequest {
   rollout: RolloutOptions;
 }
 
-async function publishExisting(zk: ZkClient, { app, version, attributes, rollout }: PublishRequest, ctx: MutationContext): Promise<AppSpec> {
+async function publishExisting(
+  zk: ZkClient,
+  { app, version, attributes, rollout }: PublishRequest,
+  ctx: MutationContext,
+): Promise<AppSpec> {
   let seenRollout: string | undefined;
   return updateApp(zk, app, ctx, (current) => {
     seenRollout ??= current.rolloutId;
@@ -153,7 +157,11 @@ async function createApp(zk: ZkClient, request: PublishRequest, ctx: MutationCon
  * caller publishes on top) or the app is gone (the caller creates it). Without
  * --get-version-cmd and --deploy-cmd it fails saying how to repair.
  */
-async function replaceInvalidSpec(zk: ZkClient, request: PublishRequest, ctx: MutationContext): Promise<Omit<PublishResult, "created"> | undefined> {
+async function replaceInvalidSpec(
+  zk: ZkClient,
+  request: PublishRequest,
+  ctx: MutationContext,
+): Promise<Omit<PublishResult, "created"> | undefined> {
   const { app, version, attributes, rollout } = request;
   // The missing directories were re-created by updateApp (publishExisting) just before it found the spec invalid.
   let node: AppNode;
@@ -179,11 +187,17 @@ async function replaceInvalidSpec(zk: ZkClient, request: PublishRequest, ctx: Mu
     await zk
       .transaction()
       .set(appPath(app), encodeZnode(AppSpecSchema, spec), node.stat.version)
-      .create(historyPrefix(app), historyEntry({ action: "repaired", ...(salvaged === undefined ? {} : { from: salvaged }), to: version, detail }, ctx), "persistentSequential")
+      .create(
+        historyPrefix(app),
+        historyEntry({ action: "repaired", ...(salvaged === undefined ? {} : { from: salvaged }), to: version, detail }, ctx),
+        "persistentSequential",
+      )
       .commit();
   } catch (error) {
     if (isBadVersion(error)) {
-      throw new OperationError(`app "${app}" was changed by someone else while its invalid spec was being replaced; not overwriting — run the command again`);
+      throw new OperationError(
+        `app "${app}" was changed by someone else while its invalid spec was being replaced; not overwriting — run the command again`,
+      );
     }
     if (isNoNode(error)) return undefined; // the app (or its history directory) was deleted meanwhile: start over
     throw error;
@@ -227,4 +241,3 @@ function canaryDetail(rollout: RolloutOptions): { detail?: string } {
 function defined(attributes: Omit<AppAttributes, "verifyCmd">): Partial<AppSpec> {
   return Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) as Partial<AppSpec>;
 }
-

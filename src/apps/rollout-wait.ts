@@ -41,7 +41,11 @@ function failedThisRollout(view: AppView): HostView[] {
  * is the first look of a wait — only then does "no live agent serves the app" end it, so an
  * agent restarting in the middle of a wait (gone for a moment) never does.
  */
-export function evaluateRollout(view: AppView | undefined, rolloutId: string, options: { starting?: boolean } = {}): RolloutOutcome | undefined {
+export function evaluateRollout(
+  view: AppView | undefined,
+  rolloutId: string,
+  options: { starting?: boolean } = {},
+): RolloutOutcome | undefined {
   if (!view) return { kind: "deleted" };
   if (view.rolloutId !== rolloutId) return { kind: "superseded", view };
   const failed = failedThisRollout(view);

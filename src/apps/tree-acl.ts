@@ -12,7 +12,11 @@ import { UsageError } from "../config/errors.ts";
  * Children are done before their parent, so an interrupted run never locks the admin out of
  * a subtree it has not reached yet.
  */
-export async function lockTree(zk: ZkClient, admin: DigestCredential, agent: DigestCredential): Promise<{ nodes: number; ids: AclIdentities }> {
+export async function lockTree(
+  zk: ZkClient,
+  admin: DigestCredential,
+  agent: DigestCredential,
+): Promise<{ nodes: number; ids: AclIdentities }> {
   assertDistinctIdentities(admin, agent);
   const ids: AclIdentities = { admin: digestId(admin.user, admin.password), agent: digestId(agent.user, agent.password) };
   for (const dir of [APPS, AGENTS]) await createIfMissing(zk, dir);

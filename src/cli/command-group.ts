@@ -95,7 +95,10 @@ function buildCli(program: string, commands: CommandSpec[]): CAC {
     const head = sections.slice(0, 1);
     const rest = sections.slice(1);
     // `--version` is answered before any parsing (src/cli/run.ts); listed on the top level only.
-    const version = program === "conveyor" && !cli.matchedCommand ? [{ title: "Version", body: "  conveyor --version (or -v, version)  prints the version and git commit" }] : [];
+    const version =
+      program === "conveyor" && !cli.matchedCommand
+        ? [{ title: "Version", body: "  conveyor --version (or -v, version)  prints the version and git commit" }]
+        : [];
     return [...head, ...(description ? [{ body: description }] : []), ...rest, ...version, { title: "Exit codes", body: EXIT_CODES_HELP }];
   });
   // We print help ourselves (to stdout or stderr, with the right exit code).

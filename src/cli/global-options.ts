@@ -16,11 +16,21 @@ type GlobalOption =
  * values before the command word (globalOptionTakesValue), and readGlobalFlags.
  */
 const GLOBAL_OPTIONS: readonly GlobalOption[] = [
-  { flag: "--zk", value: "connect", key: "zk", description: "ZooKeeper connect string host:port[,host:port][/chroot] (env CONVEYOR_ZK; default 127.0.0.1:2181/conveyor)" },
+  {
+    flag: "--zk",
+    value: "connect",
+    key: "zk",
+    description: "ZooKeeper connect string host:port[,host:port][/chroot] (env CONVEYOR_ZK; default 127.0.0.1:2181/conveyor)",
+  },
   { flag: "--auth", value: "user:pass", key: "auth", description: "ZooKeeper digest credentials (env CONVEYOR_AUTH)" },
   { flag: "--auth-file", value: "path", key: "authFile", description: "Read USER:PASS from a file, keeping it out of ps" },
   { flag: "--config", value: "file", key: "config", description: "TOML config file (default /etc/conveyor/conveyor.toml if present)" },
-  { flag: "--connect-timeout", value: "duration", key: "connectTimeout", description: "Give up connecting to ZooKeeper after this long (default 10s)" },
+  {
+    flag: "--connect-timeout",
+    value: "duration",
+    key: "connectTimeout",
+    description: "Give up connecting to ZooKeeper after this long (default 10s)",
+  },
   { flag: "--json", key: "json", description: "Machine-readable output" },
   { flag: "--log-level", value: "level", key: "logLevel", description: "error | warn | info | debug (default info)" },
 ];

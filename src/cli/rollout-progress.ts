@@ -77,7 +77,8 @@ function estimateRemainingMs(view: AppView, remaining: number): number | undefin
 }
 
 function describeHost(host: HostView, view: AppView): string {
-  if (host.rolloutId !== view.rolloutId && host.state !== "offline") return `runs ${printable(host.version) || "nothing"}, not notified yet`;
+  if (host.rolloutId !== view.rolloutId && host.state !== "offline")
+    return `runs ${printable(host.version) || "nothing"}, not notified yet`;
   switch (host.state) {
     case "queued":
       return `queued${host.queuePosition === undefined ? "" : ` #${host.queuePosition}`} for ${host.target}`;
@@ -97,7 +98,13 @@ function describeHost(host: HostView, view: AppView): string {
 export function summaryTable(view: AppView): string {
   const rows = view.hosts.map((h) => [
     h.host,
-    hostDone(h, view) ? (h.state === "offline" ? `current ${h.version} (offline)` : `current ${h.version}`) : h.state === "failed" ? `FAILED (exit ${h.exitCode ?? "-"})` : `${h.state} (runs ${printable(h.version) || "nothing"})`,
+    hostDone(h, view)
+      ? h.state === "offline"
+        ? `current ${h.version} (offline)`
+        : `current ${h.version}`
+      : h.state === "failed"
+        ? `FAILED (exit ${h.exitCode ?? "-"})`
+        : `${h.state} (runs ${printable(h.version) || "nothing"})`,
     h.rolloutId === view.rolloutId && h.durationMs !== undefined ? formatDuration(h.durationMs) : "-",
   ]);
   for (const host of view.pendingAgents) rows.push([host, "never reported", "-"]);

@@ -83,7 +83,14 @@ export async function waitAndReport(
   return code;
 }
 
-async function follow(ctx: CommandContext, zk: ZkClient, app: string, spec: AppSpec, timeoutMs: number, json: boolean): Promise<RolloutOutcome> {
+async function follow(
+  ctx: CommandContext,
+  zk: ZkClient,
+  app: string,
+  spec: AppSpec,
+  timeoutMs: number,
+  json: boolean,
+): Promise<RolloutOutcome> {
   const progress = new RolloutProgress(ctx.io, Date.now(), ctx.io.isTty);
   try {
     return await waitForRollout(zk, app, spec.rolloutId, {
@@ -109,7 +116,9 @@ function report(ctx: CommandContext, app: string, spec: AppSpec, outcome: Rollou
       }
       break;
     case "failed":
-      ctx.io.err(`error: ${app} ${spec.version}: rollout failed: no host succeeded (${outcome.failed.length} failed, within --max-failures ${spec.maxFailures}) after ${took}`);
+      ctx.io.err(
+        `error: ${app} ${spec.version}: rollout failed: no host succeeded (${outcome.failed.length} failed, within --max-failures ${spec.maxFailures}) after ${took}`,
+      );
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
       break;
     case "halted":
@@ -117,11 +126,15 @@ function report(ctx: CommandContext, app: string, spec: AppSpec, outcome: Rollou
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
       break;
     case "timeout":
-      ctx.io.err(`error: ${app} ${spec.version}: timed out after ${took}; not finished: ${outcome.waiting.map((w) => `${w.host} (${w.state}${w.version ? `, runs ${printable(w.version)}` : ""})`).join(", ")}`);
+      ctx.io.err(
+        `error: ${app} ${spec.version}: timed out after ${took}; not finished: ${outcome.waiting.map((w) => `${w.host} (${w.state}${w.version ? `, runs ${printable(w.version)}` : ""})`).join(", ")}`,
+      );
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
       break;
     case "superseded":
-      ctx.io.err(`error: ${app} ${spec.version}: superseded by version ${outcome.view.version} (rollout ${outcome.view.rolloutId}) while waiting`);
+      ctx.io.err(
+        `error: ${app} ${spec.version}: superseded by version ${outcome.view.version} (rollout ${outcome.view.rolloutId}) while waiting`,
+      );
       break;
     case "deleted":
       ctx.io.err(`error: app "${app}" was deleted while waiting`);

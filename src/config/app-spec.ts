@@ -16,7 +16,11 @@ export const CommandTemplate = v.pipe(
 
 export const Timestamp = v.pipe(v.string(), v.isoTimestamp("timestamp must be ISO 8601"));
 /** Who made a change: free text (user@host, a CI URL) but bounded and single-line. */
-export const Actor = v.pipe(v.string(), v.maxLength(512, "actor must be at most 512 characters"), v.regex(/^[^\n\r\0]*$/, "actor must be one line"));
+export const Actor = v.pipe(
+  v.string(),
+  v.maxLength(512, "actor must be at most 512 characters"),
+  v.regex(/^[^\n\r\0]*$/, "actor must be one line"),
+);
 export const RolloutId = v.pipe(v.string(), v.regex(/^r[0-9a-z]{6,40}$/, "invalid rollout id"));
 
 const Count = wholeNumber(0, 1_000_000);

@@ -17,11 +17,7 @@ export function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
  * Parses and validates a znode payload. Never throws anything but InvalidDataError: invalid
  * UTF-8, invalid JSON, absurd nesting and wrong shapes all become a one-line reason.
  */
-export function decodeZnode<const S extends v.GenericSchema>(
-  schema: S,
-  data: Buffer,
-  path: string,
-): v.InferOutput<S> {
+export function decodeZnode<const S extends v.GenericSchema>(schema: S, data: Buffer, path: string): v.InferOutput<S> {
   const parsed = parseJson(data);
   if ("reason" in parsed) throw new InvalidDataError(path, parsed.reason);
   const result = v.safeParse(schema, parsed.json);

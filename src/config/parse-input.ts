@@ -58,7 +58,9 @@ export function parseCount(value: string, label: string, max = 1_000_000): numbe
 export function parseDurationInput(value: string, label: string, minMs: number, maxMs: number): number {
   const ms = parseDurationMs(value);
   if (ms === undefined || ms < minMs || ms > maxMs) {
-    throw new UsageError(`invalid ${label} ${quote(value)}: use a duration like 30s, 10m or 1h (between ${minMs / 1000}s and ${maxMs / 1000}s)`);
+    throw new UsageError(
+      `invalid ${label} ${quote(value)}: use a duration like 30s, 10m or 1h (between ${minMs / 1000}s and ${maxMs / 1000}s)`,
+    );
   }
   return ms;
 }

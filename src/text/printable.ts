@@ -16,7 +16,7 @@ export function printable(text: string): string {
 
 /** A value quoted for an error message: JSON-style, control characters escaped, shortened. */
 export function quote(value: unknown): string {
-  const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  const text = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
   const short = text.length > 80 ? `${text.slice(0, 77)}...` : text;
   return JSON.stringify(short).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

@@ -185,9 +185,7 @@ export class ZkClient {
   /** Creates a node and returns its chroot-relative path (with the sequence for sequential modes). */
   async create(path: string, data: Buffer = Buffer.alloc(0), mode: CreateMode = "persistent"): Promise<string> {
     const acls = toLibraryAcls(this.aclFor(path));
-    const created = await this.request<string>(path, (abs, done) =>
-      this.lib.create(abs, data, acls, CREATE_MODES[mode], done),
-    );
+    const created = await this.request<string>(path, (abs, done) => this.lib.create(abs, data, acls, CREATE_MODES[mode], done));
     return this.relative(created);
   }
 
@@ -231,16 +229,12 @@ export class ZkClient {
   }
 
   async getAcl(path: string): Promise<ZkAcl[]> {
-    const acls = await this.request<zookeeper.ACL[]>(path, (abs, done) =>
-      this.lib.getACL(abs, (e, a) => done(e, a)),
-    );
+    const acls = await this.request<zookeeper.ACL[]>(path, (abs, done) => this.lib.getACL(abs, (e, a) => done(e, a)));
     return fromLibraryAcls(acls);
   }
 
   async setAcl(path: string, acls: ZkAcl[], version = -1): Promise<void> {
-    await this.request<zookeeper.Stat>(path, (abs, done) =>
-      this.lib.setACL(abs, toLibraryAcls(acls), version, done),
-    );
+    await this.request<zookeeper.Stat>(path, (abs, done) => this.lib.setACL(abs, toLibraryAcls(acls), version, done));
   }
 
   /** Ops run atomically on commit(); see Transaction. */

@@ -53,10 +53,7 @@ export function isNoAuth(error: unknown): error is ZkError {
 export function isConnectivity(error: unknown): error is ZkError {
   return (
     error instanceof ZkError &&
-    (error.kind === "connectionLoss" ||
-      error.kind === "sessionExpired" ||
-      error.kind === "unreachable" ||
-      error.kind === "closed")
+    (error.kind === "connectionLoss" || error.kind === "sessionExpired" || error.kind === "unreachable" || error.kind === "closed")
   );
 }
 

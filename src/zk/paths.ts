@@ -18,12 +18,10 @@ export const leasesDir = (app: string): string => appDir(app, "leases");
 export const hostsDir = (app: string): string => appDir(app, "hosts");
 export const hostStatusPath = (app: string, host: string): string => `${hostsDir(app)}/${host}`;
 export const failuresDir = (app: string): string => appDir(app, "failures");
-export const failurePath = (app: string, rolloutId: string, host: string): string =>
-  `${failuresDir(app)}/${rolloutId}-${host}`;
+export const failurePath = (app: string, rolloutId: string, host: string): string => `${failuresDir(app)}/${rolloutId}-${host}`;
 /** Canary admissions: `<rolloutId>-<host>`, created with the lease while a canary is open. */
 export const canaryDir = (app: string): string => appDir(app, "canary");
-export const canaryMarkerPath = (app: string, rolloutId: string, host: string): string =>
-  `${canaryDir(app)}/${rolloutId}-${host}`;
+export const canaryMarkerPath = (app: string, rolloutId: string, host: string): string => `${canaryDir(app)}/${rolloutId}-${host}`;
 export const historyDir = (app: string): string => appDir(app, "history");
 export const historyPrefix = (app: string): string => `${historyDir(app)}/h-`;
 export const agentPath = (host: string): string => `${AGENTS}/${host}`;

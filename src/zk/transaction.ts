@@ -93,9 +93,7 @@ export class Transaction {
     )) as LibraryOpResult[] | undefined;
     return this.kinds.map((kind, i) => {
       const created = raw?.[i]?.path;
-      return kind.op === "create" && typeof created === "string"
-        ? { op: "create", path: this.host.relative(created) }
-        : kind;
+      return kind.op === "create" && typeof created === "string" ? { op: "create", path: this.host.relative(created) } : kind;
     });
   }
 }

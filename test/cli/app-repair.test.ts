@@ -152,10 +152,14 @@ describe("app create on a corrupt spec", () => {
     );
     const good = await cli(connect, ["app", "create", "good", "3.0", ...CMDS]);
     expectOk(good);
-    expect(good.stdout).toMatch(/^repaired good 3\.0 \(was 2\.0\): replaced the invalid spec at \/apps\/good \(rolloutId: is missing\); rollout r[0-9a-z]+, slots 1\n$/);
+    expect(good.stdout).toMatch(
+      /^repaired good 3\.0 \(was 2\.0\): replaced the invalid spec at \/apps\/good \(rolloutId: is missing\); rollout r[0-9a-z]+, slots 1\n$/,
+    );
     const text = await cli(connect, ["app", "create", "text", "3.0", ...CMDS]);
     expectOk(text);
-    expect(text.stdout).toMatch(/^repaired text 3\.0: replaced the invalid spec at \/apps\/text \(not valid JSON\); rollout r[0-9a-z]+, slots 1\n$/);
+    expect(text.stdout).toMatch(
+      /^repaired text 3\.0: replaced the invalid spec at \/apps\/text \(not valid JSON\); rollout r[0-9a-z]+, slots 1\n$/,
+    );
     const entries = JSON.parse((await cli(connect, ["app", "history", "text", "--json"])).stdout) as Record<string, unknown>[];
     expect(entries[0]).toMatchObject({ action: "repaired", to: "3.0", detail: "replaced an invalid spec (not valid JSON)" });
     expect(entries[0]?.from).toBeUndefined();

@@ -142,7 +142,9 @@ describe("version and hermeticity", () => {
     const pkg = record(await Bun.file(join(REPO_ROOT, "package.json")).json(), "package.json");
     const r = await spawnCollect(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", binary, "--version"], { cwd: emptyDir() });
     expectOk(r);
-    const match = /^conveyor (\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?) \(([0-9a-f]{7,40}(?:-dirty)?|unknown)\)\n$/.exec(r.stdout);
+    const match = /^conveyor (\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?) \(([0-9a-f]{7,40}(?:-dirty)?|unknown)\)\n$/.exec(
+      r.stdout,
+    );
     expect(match, r.stdout).not.toBeNull();
     expect(match?.[1]).toBe(String(pkg.version));
   });
@@ -183,13 +185,21 @@ describe("app create / show", () => {
     const created = await cli(
       connect,
       [
-        "app", "create", "web", "1.10",
-        "--slots", "50%",
+        "app",
+        "create",
+        "web",
+        "1.10",
+        "--slots",
+        "50%",
         ...CMDS,
-        "--verify-cmd", "curl -fsS http://localhost/health",
-        "--groups", "web,db",
-        "--max-failures", "2",
-        "--deploy-timeout", "90s",
+        "--verify-cmd",
+        "curl -fsS http://localhost/health",
+        "--groups",
+        "web,db",
+        "--max-failures",
+        "2",
+        "--deploy-timeout",
+        "90s",
       ],
       env,
     );
@@ -238,7 +248,18 @@ describe("app create / show", () => {
     expect(next.rolloutId).not.toBe(spec.rolloutId);
 
     // Publish with some attributes: those change, the rest stay.
-    const third = await cli(connect, ["app", "create", "web", "2:1.0-1~deb12u1+b1", "--slots", "3", "--groups", "", "--deploy-timeout", "1h30m"]);
+    const third = await cli(connect, [
+      "app",
+      "create",
+      "web",
+      "2:1.0-1~deb12u1+b1",
+      "--slots",
+      "3",
+      "--groups",
+      "",
+      "--deploy-timeout",
+      "1h30m",
+    ]);
     expectOk(third);
     const last = await showSpec(connect, "web");
     expect(last).toMatchObject({
@@ -371,7 +392,10 @@ describe("invalid input", () => {
       { args: ["--auth-file", hugeAuth, "app", "list"], mentions: [`--auth-file "${hugeAuth}" is larger than 1 MiB`] },
       { args: ["--config", viaConfig, "app", "list"], mentions: [`authFile in the config file "${fifo}" is a FIFO`] },
       { args: ["--auth", "admin:secret", "acl", "init", "--agent-auth-file", fifo], mentions: [`--agent-auth-file "${fifo}" is a FIFO`] },
-      { args: ["--auth", "admin:secret", "acl", "init", "--agent-auth-file", "/dev/zero"], mentions: ['--agent-auth-file "/dev/zero" is a character device'] },
+      {
+        args: ["--auth", "admin:secret", "acl", "init", "--agent-auth-file", "/dev/zero"],
+        mentions: ['--agent-auth-file "/dev/zero" is a character device'],
+      },
     ];
     const results = await Promise.all(cases.map((c) => runCli(["--zk", connect, ...c.args], { timeoutMs: 10_000 })));
     results.forEach((r, i) => {
@@ -401,12 +425,7 @@ describe("usage and help", () => {
   const CREATE_FLAGS = ["--slots", "--get-version-cmd", "--deploy-cmd", "--verify-cmd", "--groups", "--max-failures", "--deploy-timeout"];
 
   test("unknown command, unknown subcommand, missing command: help on stderr, exit 2", async () => {
-    const [frob, appFrob, app, none] = await Promise.all([
-      runCli(["frob"]),
-      runCli(["app", "frob"]),
-      runCli(["app"]),
-      runCli([]),
-    ]);
+    const [frob, appFrob, app, none] = await Promise.all([runCli(["frob"]), runCli(["app", "frob"]), runCli(["app"]), runCli([])]);
     for (const r of [frob, appFrob, app, none]) {
       expect(r.code, show(r)).toBe(2);
       expect(r.stdout, show(r)).toBe("");
@@ -566,7 +585,12 @@ describe("app set-slots / list / delete", () => {
       await raw.create("/apps/x;y/hosts/h1", hostStatus("current", "1.0", "1.0", "r0000000"));
     });
     const listed = list(json(await cli(connect, ["app", "list", "--json"]))).map((a) => record(a));
-    expect(listed.filter((a) => a.error !== undefined).map((a) => a.name).sort()).toEqual([...names].sort());
+    expect(
+      listed
+        .filter((a) => a.error !== undefined)
+        .map((a) => a.name)
+        .sort(),
+    ).toEqual([...names].sort());
 
     for (const name of names) {
       const r = await cli(connect, ["app", "delete", name]);
@@ -732,7 +756,11 @@ describe("the chroot", () => {
     results.forEach((r, i) => {
       const args = runs[i] ?? [];
       try {
-        expectOneLineError(r, 2, [`${args[1]?.slice(server.length)} (in --zk)`, `inside the Conveyor tree at ${chroot}`, `--zk ${server}${chroot}`]);
+        expectOneLineError(r, 2, [
+          `${args[1]?.slice(server.length)} (in --zk)`,
+          `inside the Conveyor tree at ${chroot}`,
+          `--zk ${server}${chroot}`,
+        ]);
       } catch (error) {
         throw new Error(`conveyor ${args.join(" ")}: ${error instanceof Error ? error.message : String(error)}`);
       }
@@ -953,12 +981,17 @@ describe("two concurrent publishers", () => {
     let rb: CliResult;
     try {
       const runs = ([a, b] as const).map((version, i) =>
-        cli(`${gates[i]?.address}${chroot}`, ["app", "create", app, version, ...CMDS], { CONVEYOR_ACTOR: `publisher-${i === 0 ? "a" : "b"}` }),
+        cli(`${gates[i]?.address}${chroot}`, ["app", "create", app, version, ...CMDS], {
+          CONVEYOR_ACTOR: `publisher-${i === 0 ? "a" : "b"}`,
+        }),
       );
       // Both have read the app and sent their write (a publisher that exits first is a failure).
       await Promise.all(
         gates.map((gate, i) =>
-          Promise.race([gate.holding, runs[i]?.then((r) => Promise.reject(new Error(`publisher ${i === 0 ? "a" : "b"} exited before writing: ${show(r)}`)))]),
+          Promise.race([
+            gate.holding,
+            runs[i]?.then((r) => Promise.reject(new Error(`publisher ${i === 0 ? "a" : "b"} exited before writing: ${show(r)}`))),
+          ]),
         ),
       );
       const [one, two] = first === "a" ? [0, 1] : [1, 0];
@@ -1022,7 +1055,9 @@ describe("unreachable ZooKeeper", () => {
     const port = await freePort();
     const short = await Promise.all(
       ["127.0.0.1:1", `127.0.0.1:${port}`].map((target) =>
-        runCli(["--zk", `${target}/t-unreachable`, "--connect-timeout", "1s", "app", "create", "web", "1.0", ...CMDS], { timeoutMs: 20_000 }),
+        runCli(["--zk", `${target}/t-unreachable`, "--connect-timeout", "1s", "app", "create", "web", "1.0", ...CMDS], {
+          timeoutMs: 20_000,
+        }),
       ),
     );
     // Which timeout ended each run is in its message; the times only show that it did wait

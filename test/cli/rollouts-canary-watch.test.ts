@@ -51,7 +51,10 @@ describe("canary", () => {
       async () => {
         const v = await peek(s, "web");
         const mine = v?.hosts.filter((h) => h.rolloutId === v.rolloutId) ?? [];
-        return mine.filter((h) => h.state === "current" && h.version === "1.0").length === 2 && mine.filter((h) => h.state === "queued").length === 3;
+        return (
+          mine.filter((h) => h.state === "current" && h.version === "1.0").length === 2 &&
+          mine.filter((h) => h.state === "queued").length === 3
+        );
       },
       20_000,
       "2 canaries current and 3 hosts queued",
@@ -113,7 +116,10 @@ describe("canary", () => {
     expect(events.filter((e) => e.kind === "start")).toHaveLength(5);
     const view = await appStatus(s.connect, "web");
     expect(view.state).toBe("converged");
-    const history = JSON.parse((await cli(s.connect, ["app", "history", "web", "--json", "--limit", "1"])).stdout) as { action: string; detail?: string }[];
+    const history = JSON.parse((await cli(s.connect, ["app", "history", "web", "--json", "--limit", "1"])).stdout) as {
+      action: string;
+      detail?: string;
+    }[];
     expect(history[0]).toMatchObject({ action: "publish", detail: "canary 1 (auto-promote)" });
   });
 
@@ -122,7 +128,21 @@ describe("canary", () => {
     await warmUp(s, "1.0", ["--slots", "4", "--max-failures", "0", ...s.cmds]);
     // 2.0 is broken everywhere: its deploy exits 4 without installing anything.
     const broken = `echo "start $CONVEYOR_HOST $CONVEYOR_VERSION" >> '${s.log}'; echo "end $CONVEYOR_HOST $CONVEYOR_VERSION" >> '${s.log}'; echo "2.0 is broken"; exit 4`;
-    const r = await cli(s.connect, ["app", "create", "web", "2.0", "--deploy-cmd", broken, "--canary", "1", "--canary-auto", "--wait", "--rollback-on-failure", "--wait-timeout", "30s"]);
+    const r = await cli(s.connect, [
+      "app",
+      "create",
+      "web",
+      "2.0",
+      "--deploy-cmd",
+      broken,
+      "--canary",
+      "1",
+      "--canary-auto",
+      "--wait",
+      "--rollback-on-failure",
+      "--wait-timeout",
+      "30s",
+    ]);
     expect(r.code, show(r)).toBe(1);
     expect(r.stderr, show(r)).toMatch(/exit 4/);
     expect(starts(s.log, "2.0"), show(r)).toHaveLength(1); // only the canary tried
@@ -168,7 +188,11 @@ describe("status --watch", () => {
     await w.waitForOutput(/^\S+ web h1 (queued|deploying)\b.* target=2\.0/m, 10_000, from);
     await w.waitForOutput(/^\S+ web 2\.0 converged slots=2 current=2\/2$/m, 15_000, from);
     // Each line is a change: no line is printed twice in a row for the same key.
-    const lines = w.output.slice(from).split("\n").filter(Boolean).map((l) => l.replace(/^\S+ /, ""));
+    const lines = w.output
+      .slice(from)
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.replace(/^\S+ /, ""));
     for (let i = 1; i < lines.length; i++) expect(lines[i]).not.toBe(lines[i - 1]);
 
     expect(pidAlive(w.pid)).toBe(true); // still watching until told to stop

@@ -114,7 +114,11 @@ describe("pause and resume", () => {
 
     // Every host has seen 2.0 and queues for it, and the head of the queue has looked and found
     // the app paused: until the app changes nobody can be admitted (nothing to sleep on).
-    await waitFor(async () => (await peek(s, "web"))?.hosts.every((h) => h.state === "queued" && h.target === "2.0"), 10_000, "all hosts queued for 2.0");
+    await waitFor(
+      async () => (await peek(s, "web"))?.hosts.every((h) => h.state === "queued" && h.target === "2.0"),
+      10_000,
+      "all hosts queued for 2.0",
+    );
     await s.events.waitFor(pausedHead, 10_000, "the queue head to find the app paused", published);
     expect(readDeployLog(s.log)).toEqual([]);
     const view = await appStatus(s.connect, "web");
@@ -156,7 +160,11 @@ describe("pause and resume", () => {
     await waitFor(async () => (await peek(s, "web"))?.hosts.find((h) => h.host === first)?.state === "current", 10_000, `${first} current`);
     await s.events.waitFor(pausedHead, 10_000, "the queue head to look again after the release", seen.index + 1);
     // ... and nobody else was admitted meanwhile.
-    expect(readDeployLog(s.log).filter((e) => e.kind === "start").map((e) => e.host)).toEqual([first]);
+    expect(
+      readDeployLog(s.log)
+        .filter((e) => e.kind === "start")
+        .map((e) => e.host),
+    ).toEqual([first]);
     const view = await appStatus(s.connect, "web");
     expect(view.state).toBe("paused");
     expect(view.hosts.filter((h) => h.state === "queued")).toHaveLength(2);
@@ -197,10 +205,14 @@ describe("pause and resume", () => {
 
     const resumed = await cli(s.connect, ["app", "resume", "web"]);
     expectOk(resumed);
-    await waitFor(async () => {
-      const v = await peek(s, "web");
-      return v?.hosts.filter((h) => h.state === "current" && h.version === "1.0").length === 3;
-    }, 20_000, "h2..h4 current after resume");
+    await waitFor(
+      async () => {
+        const v = await peek(s, "web");
+        return v?.hosts.filter((h) => h.state === "current" && h.version === "1.0").length === 3;
+      },
+      20_000,
+      "h2..h4 current after resume",
+    );
     const afterResume = await appStatus(s.connect, "web");
     expect(afterResume.rolloutId).toBe(halted.rolloutId); // resume does not start a new rollout
     expect(afterResume.state).not.toBe("halted");

@@ -80,8 +80,18 @@ describe("app create --wait", () => {
       expect(r.code, show(r)).toBe(0);
       expect(atExit, show(r)).toEqual(allOn(s.agents, version));
       const events = readDeployLog(s.log).filter((e) => e.version === version);
-      expect(events.filter((e) => e.kind === "start").map((e) => e.host).sort()).toEqual(HOSTS4);
-      expect(events.filter((e) => e.kind === "end").map((e) => e.host).sort()).toEqual(HOSTS4);
+      expect(
+        events
+          .filter((e) => e.kind === "start")
+          .map((e) => e.host)
+          .sort(),
+      ).toEqual(HOSTS4);
+      expect(
+        events
+          .filter((e) => e.kind === "end")
+          .map((e) => e.host)
+          .sort(),
+      ).toEqual(HOSTS4);
       expect(maxConcurrency(events)).toBeLessThanOrEqual(2);
 
       const view = await appStatus(s.connect, "web");
@@ -94,8 +104,14 @@ describe("app create --wait", () => {
       const eventLines = out.filter((l) => /^\[\+\d+\.\ds\] /.test(l));
       for (const host of HOSTS4) {
         const mine = eventLines.filter((l) => new RegExp(`^\\[\\+\\d+\\.\\ds\\] ${host}\\s`).test(l));
-        expect(mine.some((l) => l.includes(`deploying ${version}`)), show(r)).toBe(true);
-        expect(mine.some((l) => new RegExp(`current ${version.replace(".", "\\.")} \\(deploy took `).test(l)), show(r)).toBe(true);
+        expect(
+          mine.some((l) => l.includes(`deploying ${version}`)),
+          show(r),
+        ).toBe(true);
+        expect(
+          mine.some((l) => new RegExp(`current ${version.replace(".", "\\.")} \\(deploy took `).test(l)),
+          show(r),
+        ).toBe(true);
         // One line per event: a host's line never repeats the same state back to back.
         const states = mine.map((l) => l.replace(/^\[\+\d+\.\ds\] /, ""));
         for (let i = 1; i < states.length; i++) expect(states[i], show(r)).not.toBe(states[i - 1]);
@@ -106,7 +122,8 @@ describe("app create --wait", () => {
       expect(header).toBeGreaterThan(out.indexOf(eventLines.at(-1) ?? ""));
       const rows = out.slice(header + 1, header + 1 + HOSTS4.length);
       expect(rows.map((l) => l.split(/\s+/)[0]).sort()).toEqual(HOSTS4);
-      for (const row of rows) expect(row, show(r)).toMatch(new RegExp(`^h\\d\\s+current ${version.replace(".", "\\.")}\\s+\\d+(\\.\\d+)?m?s$`));
+      for (const row of rows)
+        expect(row, show(r)).toMatch(new RegExp(`^h\\d\\s+current ${version.replace(".", "\\.")}\\s+\\d+(\\.\\d+)?m?s$`));
       expect(out.at(-1), show(r)).toMatch(new RegExp(`^web ${version.replace(".", "\\.")}: converged on 4 host\\(s\\) in `));
       expect(r.stderr).toBe("");
     }
@@ -181,7 +198,19 @@ describe("app create --wait", () => {
 
   test("no agent serves the app: --wait exits 1 at once instead of waiting for the timeout", async () => {
     const connect = zookeeper.withChroot("wait-nohosts");
-    const r = await cli(connect, ["app", "create", "web", "1.0", "--get-version-cmd", "true", "--deploy-cmd", "true", "--wait", "--wait-timeout", "30s"]);
+    const r = await cli(connect, [
+      "app",
+      "create",
+      "web",
+      "1.0",
+      "--get-version-cmd",
+      "true",
+      "--deploy-cmd",
+      "true",
+      "--wait",
+      "--wait-timeout",
+      "30s",
+    ]);
     expect(r.code, show(r)).toBe(1);
     // The outcome tells, not the time: at the timeout it would say "timed out".
     expect(r.stderr, show(r)).toMatch(/no agent serves app "web"/);
@@ -205,7 +234,9 @@ describe("app create --wait", () => {
     await waitFor(
       async () => {
         const view = await peek(s, "web");
-        return ["h1", "h2"].every((host) => view?.hosts.some((h) => h.host === host && h.state === "current" && h.version === "2.0" && h.rolloutId === view.rolloutId));
+        return ["h1", "h2"].every((host) =>
+          view?.hosts.some((h) => h.host === host && h.state === "current" && h.version === "2.0" && h.rolloutId === view.rolloutId),
+        );
       },
       20_000,
       "h1 and h2 current on 2.0",
@@ -235,7 +266,11 @@ describe("app create --wait", () => {
     let doc = JSON.parse(r.stdout) as Record<string, unknown>; // the whole stdout is one document
     expect(typeof doc === "object" && doc !== null && !Array.isArray(doc)).toBe(true);
     const view = await appStatus(s.connect, "web");
-    expect(doc).toMatchObject({ app: "web", exitCode: 0, rollouts: [{ rolloutId: view.rolloutId, version: "1.0", outcome: "converged", failed: [] }] });
+    expect(doc).toMatchObject({
+      app: "web",
+      exitCode: 0,
+      rollouts: [{ rolloutId: view.rolloutId, version: "1.0", outcome: "converged", failed: [] }],
+    });
     expect(Array.isArray(doc.rollouts) ? doc.rollouts.length : -1).toBe(1);
     expect(r.stderr).toBe("");
 
@@ -289,7 +324,17 @@ describe("every host has a verdict", () => {
 
     // --json, --rollback-on-failure: the failed release is rolled back too.
     for (const a of s.agents) failOn(a, "2.0");
-    const back = await cli(s.connect, ["--json", "app", "create", "web", "2.0", "--wait", "--rollback-on-failure", "--wait-timeout", "40s"]);
+    const back = await cli(s.connect, [
+      "--json",
+      "app",
+      "create",
+      "web",
+      "2.0",
+      "--wait",
+      "--rollback-on-failure",
+      "--wait-timeout",
+      "40s",
+    ]);
     expect(back.code, show(back)).toBe(1);
     expect(JSON.parse(back.stdout), show(back)).toMatchObject({
       app: "web",
@@ -307,7 +352,8 @@ describe("every host has a verdict", () => {
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout, show(r)).not.toMatch(/converged/);
     expect(r.stderr, show(r)).toMatch(/^error: web 3\.0: rollout failed: no host succeeded \(3 failed, within --max-failures 5\)/m);
-    for (const host of ["h1", "h2", "h3"]) expect(r.stderr, show(r)).toMatch(new RegExp(`^  ${host}: exit 3: deploy-cmd exited with code 3$`, "m"));
+    for (const host of ["h1", "h2", "h3"])
+      expect(r.stderr, show(r)).toMatch(new RegExp(`^  ${host}: exit 3: deploy-cmd exited with code 3$`, "m"));
     const failed = await appStatus(s.connect, "web");
     expect(failed.state).toBe("failed");
     expect(failed.counts).toMatchObject({ failed: 3, total: 3, failuresThisRollout: 3 });
@@ -430,7 +476,11 @@ async function fakeFleet(connect: string, hosts: string[]): Promise<FakeFleet> {
   await zk.mkdirp("/agents");
   const now = new Date().toISOString();
   for (const host of hosts) {
-    await zk.create(`/agents/${host}`, Buffer.from(JSON.stringify({ groups: [], agentVersion: "fake", pid: process.pid, startedAt: now })), "ephemeral");
+    await zk.create(
+      `/agents/${host}`,
+      Buffer.from(JSON.stringify({ groups: [], agentVersion: "fake", pid: process.pid, startedAt: now })),
+      "ephemeral",
+    );
   }
   const payload = (state: string, version: string, target: string, rolloutId: string): Buffer => {
     const at = new Date().toISOString();
@@ -467,7 +517,22 @@ describe("regression: --wait while a new host's first report is being read", () 
       const fake = await fakeFleet(connect, ["h1", "h2"]);
       try {
         const binary = await ensureBinary();
-        const w = spawnLive([binary, "--zk", connect, "app", "create", "web", "1.0", "--get-version-cmd", "true", "--deploy-cmd", "true", "--wait", "--wait-timeout", "20s"]);
+        const w = spawnLive([
+          binary,
+          "--zk",
+          connect,
+          "app",
+          "create",
+          "web",
+          "1.0",
+          "--get-version-cmd",
+          "true",
+          "--deploy-cmd",
+          "true",
+          "--wait",
+          "--wait-timeout",
+          "20s",
+        ]);
         const rolloutId = (await w.waitForOutput(/rollout (r[0-9a-z]+)/, 10_000))[1] ?? "";
         // h1 already runs 1.0 and says so. The waiter prints it from a snapshot taken after
         // load() (which watched /lock) and after the refresh of /hosts that found h1.
@@ -498,7 +563,22 @@ describe("regression: --wait while a new host's first report is being read", () 
         const binary = await ensureBinary();
         // In a terminal the waiter draws its progress line from its first snapshot, which it
         // takes once load() has read — and watched — everything: the moment to report.
-        const w = spawnInPty([binary, "--zk", connect, "app", "create", "web", "1.0", "--get-version-cmd", "true", "--deploy-cmd", "true", "--wait", "--wait-timeout", "20s"]);
+        const w = spawnInPty([
+          binary,
+          "--zk",
+          connect,
+          "app",
+          "create",
+          "web",
+          "1.0",
+          "--get-version-cmd",
+          "true",
+          "--deploy-cmd",
+          "true",
+          "--wait",
+          "--wait-timeout",
+          "20s",
+        ]);
         const rolloutId = (await w.waitForOutput(/rollout (r[0-9a-z]+)/, 10_000))[1] ?? "";
         await w.waitForOutput(/ 0\/2 done · 0 deploying · 0 queued /, 10_000);
         await fake.firstReportAndQueue(["h1", "h2"], rolloutId);

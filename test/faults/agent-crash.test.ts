@@ -23,15 +23,23 @@ describe("agent killed mid-deploy", () => {
     const pub = await fleet.publish("1.0", { slots: SLOTS });
     const start = await fleet.waitForStart(() => true, 15_000);
     const victim = start.host;
-    fleet.setDeploySeconds(2, fleet.hosts.filter((h) => h !== victim));
+    fleet.setDeploySeconds(
+      2,
+      fleet.hosts.filter((h) => h !== victim),
+    );
     await fleet.waitForJournal(victim, 5_000); // mid-deploy: launched and recorded by its agent
     const killedAt = await fleet.kill9(victim);
 
     // The slot comes back when the dead agent's session expires, not before.
-    const leaseGoneAt = await poll(() => {
-      const last = fleet.monitor.observations.at(-1);
-      return last !== undefined && last.sendAt > killedAt && !last.leases.some((l) => l.host === victim) ? last.sendAt : undefined;
-    }, SESSION_MS + 8_000, "the killed agent's lease to vanish", 20);
+    const leaseGoneAt = await poll(
+      () => {
+        const last = fleet.monitor.observations.at(-1);
+        return last !== undefined && last.sendAt > killedAt && !last.leases.some((l) => l.host === victim) ? last.sendAt : undefined;
+      },
+      SESSION_MS + 8_000,
+      "the killed agent's lease to vanish",
+      20,
+    );
     const others = fleet.hosts.filter((h) => h !== victim);
     const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 15_000, others);
     const orphan = fleet.lines().find((l) => l.kind === "end" && l.pid === start.pid);
@@ -45,7 +53,9 @@ describe("agent killed mid-deploy", () => {
       ...summarise(check),
     });
     if (check.concurrency.allowedExcess > 0) {
-      console.log(`[faults] kill -9: allowed excess measured: ${check.concurrency.allowedExcess} deploy(s) over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms (orphan of the killed agent)`);
+      console.log(
+        `[faults] kill -9: allowed excess measured: ${check.concurrency.allowedExcess} deploy(s) over ${SLOTS} slots for ${check.concurrency.allowedExcessMs} ms (orphan of the killed agent)`,
+      );
     }
     expect(leaseGoneAt - killedAt).toBeGreaterThanOrEqual(SESSION_MS - 500);
     expect(leaseGoneAt - killedAt).toBeLessThan(SESSION_MS + 6_000);
@@ -64,7 +74,10 @@ describe("agent killed mid-deploy", () => {
     const pub = await fleet.publish("1.0", { slots: SLOTS });
     const start = await fleet.waitForStart(() => true, 15_000);
     const victim = start.host;
-    fleet.setDeploySeconds(1.5, fleet.hosts.filter((h) => h !== victim));
+    fleet.setDeploySeconds(
+      1.5,
+      fleet.hosts.filter((h) => h !== victim),
+    );
     // Killed once the deploy is in its journal (what the restarted agent adopts), not after a
     // guess at how long recording it takes.
     await fleet.waitForJournal(victim, 5_000);
@@ -79,9 +92,13 @@ describe("agent killed mid-deploy", () => {
 
     // From the adoption (its re-created lease) until the orphan ended, the victim held a lease
     // in every observation: the slot stayed counted.
-    const adopted = fleet.monitor.observations.find((o) => o.sendAt > killedAt && o.leases.some((l) => l.host === victim && (l.ctime ?? 0) > killedAt));
+    const adopted = fleet.monitor.observations.find(
+      (o) => o.sendAt > killedAt && o.leases.some((l) => l.host === victim && (l.ctime ?? 0) > killedAt),
+    );
     const adoptedCtime = adopted?.leases.find((l) => l.host === victim && (l.ctime ?? 0) > killedAt)?.ctime;
-    const during = fleet.monitor.observations.filter((o) => adoptedCtime !== undefined && o.sendAt > adoptedCtime && o.recvAt < orphanEnd.at);
+    const during = fleet.monitor.observations.filter(
+      (o) => adoptedCtime !== undefined && o.sendAt > adoptedCtime && o.recvAt < orphanEnd.at,
+    );
     const gaps = during.filter((o) => !o.leases.some((l) => l.host === victim));
     const victimStarts = fleet.lines().filter((l) => l.kind === "start" && l.host === victim);
     report("agent kill -9 + immediate restart (journal adoption)", {
@@ -122,12 +139,20 @@ describe("agent killed mid-deploy", () => {
     await fleet.publish("1.0", { slots: 1 });
     const start = await fleet.waitForStart(() => true, 15_000);
     const victim = start.host;
-    fleet.setDeploySeconds(1, fleet.hosts.filter((h) => h !== victim));
+    fleet.setDeploySeconds(
+      1,
+      fleet.hosts.filter((h) => h !== victim),
+    );
     // Both others are queued behind the victim's slot before the kill.
-    await poll(async () => {
-      const queue = await fleet.admin.children(`/apps/${fleet.app}/lock`);
-      return queue.length === 2;
-    }, 10_000, "the two other hosts to queue", 20);
+    await poll(
+      async () => {
+        const queue = await fleet.admin.children(`/apps/${fleet.app}/lock`);
+        return queue.length === 2;
+      },
+      10_000,
+      "the two other hosts to queue",
+      20,
+    );
     const killedAt = await fleet.kill9(victim);
     await Bun.sleep(300);
     await fleet.restart(victim);

@@ -66,7 +66,13 @@ async function deployingWorker(prefix: string): Promise<Harness> {
   const zk = await ZkClient.connect({ connectString: connect });
   const admin = await ZkClient.connect({ connectString: connect });
   clients.push(zk, admin);
-  await publishApp(admin, "app", "1.0", { slots: 1, getVersionCmd: "get-version", deployCmd: "deploy" }, { actor: "test", now: () => new Date() });
+  await publishApp(
+    admin,
+    "app",
+    "1.0",
+    { slots: 1, getVersionCmd: "get-version", deployCmd: "deploy" },
+    { actor: "test", now: () => new Date() },
+  );
 
   let installed = "";
   const deployGate = gate();
@@ -127,7 +133,12 @@ test("a deploy that ends while its lease is being re-created on a new session le
   await restoring;
   // The worker then goes idle with no lease left (a leaked one would stay: the poll then gives
   // up and the assertions below show what is left).
-  await poll(async () => !worker.busy && (await admin.children(leasesDir("app"))).length === 0, 5_000, "the worker idle with no lease left", 20).catch(() => undefined);
+  await poll(
+    async () => !worker.busy && (await admin.children(leasesDir("app"))).length === 0,
+    5_000,
+    "the worker idle with no lease left",
+    20,
+  ).catch(() => undefined);
   expect(worker.busy).toBe(false);
   expect(await admin.children(leasesDir("app"))).toEqual([]);
 });
@@ -170,6 +181,8 @@ test("a re-created lease whose create() answer is lost to a connection drop is s
   // the assertion below shows it).
   await poll(async () => (await admin.children(leasesDir("app"))).length === 0, 5_000, "no lease left", 20).catch(() => undefined);
   const left = await admin.children(leasesDir("app"));
-  console.log(`[faults] restoreLease with a lost answer: onNewSession ${outcome}; leases left after the deploy ended: ${JSON.stringify(left)}`);
+  console.log(
+    `[faults] restoreLease with a lost answer: onNewSession ${outcome}; leases left after the deploy ended: ${JSON.stringify(left)}`,
+  );
   expect(left).toEqual([]);
 });

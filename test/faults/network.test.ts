@@ -17,11 +17,18 @@ const SLOTS = 2;
 
 /** Publishes with every deploy `first` seconds; once the first host starts, the others get
  *  `rest` seconds. Returns the first (deploying) host and one host waiting in the queue. */
-async function rolloutWithVictims(fleet: FaultFleet, first: number, rest: number): Promise<{ deploying: string; queued: string; publishedAt: number }> {
+async function rolloutWithVictims(
+  fleet: FaultFleet,
+  first: number,
+  rest: number,
+): Promise<{ deploying: string; queued: string; publishedAt: number }> {
   fleet.setDeploySeconds(first);
   const pub = await fleet.publish("1.0", { slots: SLOTS });
   const start = await fleet.waitForStart(() => true, 15_000);
-  fleet.setDeploySeconds(rest, fleet.hosts.filter((h) => h !== start.host));
+  fleet.setDeploySeconds(
+    rest,
+    fleet.hosts.filter((h) => h !== start.host),
+  );
   const queued = await poll(
     async () => {
       const names = await fleet.admin.children(lockDir(fleet.app));

@@ -67,7 +67,14 @@ describe("operator actions mid-rollout", () => {
     await fleet.publish("1.0", { slots: 2 });
     await poll(() => fleet.lines().filter((l) => l.kind === "start").length >= 2, 15_000, "2 deploys to start");
     const deleted = await fleet.deleteApp();
-    const removedLogged = await Promise.all(fleet.hosts.map((h) => fleet.agent(h).proc.waitForLog(/app removed/, 10_000).then(() => Date.now())));
+    const removedLogged = await Promise.all(
+      fleet.hosts.map((h) =>
+        fleet
+          .agent(h)
+          .proc.waitForLog(/app removed/, 10_000)
+          .then(() => Date.now()),
+      ),
+    );
     // Let every deploy that was running end, and give agents time to (wrongly) write anything.
     await poll(() => pairDeploys(fleet.lines()).every((d) => d.end !== undefined), 10_000, "running deploys to end");
     await Bun.sleep(1_000);
@@ -113,7 +120,12 @@ describe("operator actions mid-rollout", () => {
       ...summarise(check),
     });
     expect(staleStarts).toEqual([]);
-    expect(deploys.filter((d) => d.version === "2.0").map((d) => d.host).sort()).toEqual([...fleet.hosts].sort());
+    expect(
+      deploys
+        .filter((d) => d.version === "2.0")
+        .map((d) => d.host)
+        .sort(),
+    ).toEqual([...fleet.hosts].sort());
     expect(convergedAt - pub2.at).toBeLessThan(CONVERGE_BOUND_MS);
     expectInvariants(check, { strict: true });
   });
@@ -134,7 +146,9 @@ describe("operator actions mid-rollout", () => {
     }
     const won = outcomes.filter((o) => o.code === 0).map((o) => o.version);
     const lost = outcomes.filter((o) => o.code !== 0);
-    const history = (await readHistory(fleet.admin, fleet.app, 200)).flatMap((r) => ("action" in r && r.action === "publish" ? [r.to ?? ""] : []));
+    const history = (await readHistory(fleet.admin, fleet.app, 200)).flatMap((r) =>
+      "action" in r && r.action === "publish" ? [r.to ?? ""] : [],
+    );
     for (const o of lost) {
       expect(o.code).toBe(1);
       expect(o.stderr).toMatch(/published concurrently .*not overwriting/);

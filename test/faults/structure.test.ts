@@ -76,7 +76,9 @@ describe("structural nodes deleted by hand", () => {
     expect((await fleet.cli(["app", "resume", fleet.app])).code).toBe(0);
     const { check } = await fleet.settle("1.0", 30_000, 10_000);
     const firstEnd = fleet.lines().find((l) => l.kind === "end" && l.pid === first.pid);
-    const startedDuring = fleet.lines().filter((l) => l.kind === "start" && l.pid !== first.pid && firstEnd !== undefined && l.at < firstEnd.at);
+    const startedDuring = fleet
+      .lines()
+      .filter((l) => l.kind === "start" && l.pid !== first.pid && firstEnd !== undefined && l.at < firstEnd.at);
     report("leases/ deleted during a deploy", { startedDuringFirst: startedDuring.length, ...summarise(check) });
     expect(startedDuring).toEqual([]);
     expect(check.concurrency.maxConcurrent).toBe(1);
@@ -89,7 +91,11 @@ describe("structural nodes deleted by hand", () => {
     await fleet.settle("1.0", 20_000, 10_000);
     await fleet.admin.deleteRecursive(hostsDir(fleet.app));
     // Settled hosts notice their own node is gone and write it again (the directory with it).
-    await poll(async () => (await Promise.all(fleet.hosts.map((h) => fleet.admin.exists(hostStatusPath(fleet.app, h))))).every((s) => s !== null), 15_000, "every status node to be written again");
+    await poll(
+      async () => (await Promise.all(fleet.hosts.map((h) => fleet.admin.exists(hostStatusPath(fleet.app, h))))).every((s) => s !== null),
+      15_000,
+      "every status node to be written again",
+    );
     const status = await readFleetStatus(fleet.admin, fleet.app);
     expect(status.apps[0]?.state).toBe("converged");
     expect(status.apps[0]?.counts.current).toBe(3);
@@ -108,7 +114,17 @@ describe("structural nodes deleted by hand", () => {
     await fleet.publish("1.0", { slots: 1 });
     await fleet.settle("1.0", 20_000, 10_000);
     await fleet.admin.deleteRecursive(failuresDir(fleet.app));
-    const bad = await fleet.cli(["app", "create", fleet.app, "2.0", "--deploy-cmd", "echo broken >&2; exit 7", "--wait", "--wait-timeout", "30s"]);
+    const bad = await fleet.cli([
+      "app",
+      "create",
+      fleet.app,
+      "2.0",
+      "--deploy-cmd",
+      "echo broken >&2; exit 7",
+      "--wait",
+      "--wait-timeout",
+      "30s",
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("halted");
     const failures = await fleet.admin.children(failuresDir(fleet.app));
@@ -140,14 +156,22 @@ describe("structural nodes deleted by hand", () => {
     await fleet.publish("1.0", { slots: 1 });
     await fleet.settle("1.0", 20_000, 10_000);
     await fleet.admin.deleteRecursive(AGENTS);
-    await poll(async () => (await Promise.all(fleet.hosts.map((h) => fleet.admin.exists(agentPath(h))))).every((s) => s !== null), 15_000, "every agent to register again");
+    await poll(
+      async () => (await Promise.all(fleet.hosts.map((h) => fleet.admin.exists(agentPath(h))))).every((s) => s !== null),
+      15_000,
+      "every agent to register again",
+    );
     const status = await readFleetStatus(fleet.admin);
     expect(status.agents.map((a) => a.host).sort()).toEqual([...fleet.hosts].sort());
     const wait = await fleet.cli(["app", "create", fleet.app, "2.0", "--wait", "--wait-timeout", "30s"]);
     expect(wait.code).toBe(0);
 
     const victim = fleet.hosts[0] ?? "";
-    const duplicate = await startAgent({ connect: fleet.options.ensemble.connectString + fleet.options.chroot, hostId: victim, sessionTimeout: "1s" });
+    const duplicate = await startAgent({
+      connect: fleet.options.ensemble.connectString + fleet.options.chroot,
+      hostId: victim,
+      sessionTimeout: "1s",
+    });
     const exit = await duplicate.exited;
     report("/agents deleted", { duplicateExit: exit.code });
     expect(exit.code).toBe(2);

@@ -72,7 +72,15 @@ const APP_SPEC_FULL = {
   updatedAt: NOW,
   updatedBy: "ci@build",
 };
-const { previousVersion: _p, verifyCmd: _v, ignoredFailures: _i, canary: _c, canaryAuto: _a, promoted: _r, ...APP_SPEC_MIN } = APP_SPEC_FULL;
+const {
+  previousVersion: _p,
+  verifyCmd: _v,
+  ignoredFailures: _i,
+  canary: _c,
+  canaryAuto: _a,
+  promoted: _r,
+  ...APP_SPEC_MIN
+} = APP_SPEC_FULL;
 
 const DECODERS: DecoderCase[] = [
   {
@@ -295,7 +303,14 @@ describe("fuzz: znode decoders", () => {
   // Fixed by: in firstIssue, escape control characters (e.g. replace /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
   // with JSON-style \uXXXX escapes) and cap the length.
   test("a rejected payload's reason is one line of printable text (no raw control characters)", () => {
-    const status = { state: "current\n2026-11-24T20:00:00Z INFO deploy succeeded\u001b[2J", version: "1", target: "1", rolloutId: "rabc12345", since: NOW, updatedAt: NOW };
+    const status = {
+      state: "current\n2026-11-24T20:00:00Z INFO deploy succeeded\u001b[2J",
+      version: "1",
+      target: "1",
+      rolloutId: "rabc12345",
+      since: NOW,
+      updatedAt: NOW,
+    };
     const slots = { ...APP_SPEC_MIN, slots: "5\n%" };
     for (const [schema, payload] of [
       [HostStatus, status],
@@ -316,7 +331,20 @@ describe("fuzz: znode decoders", () => {
 // ---------------------------------------------------------------------------------------------
 // (b) the argv parser
 
-const APP_SUBCOMMANDS = ["create", "set-slots", "show", "list", "delete", "wait", "pause", "resume", "retry", "promote", "rollback", "history"];
+const APP_SUBCOMMANDS = [
+  "create",
+  "set-slots",
+  "show",
+  "list",
+  "delete",
+  "wait",
+  "pause",
+  "resume",
+  "retry",
+  "promote",
+  "rollback",
+  "history",
+];
 const VALUE_FLAGS = [
   "--zk",
   "--auth",
@@ -387,14 +415,33 @@ function flagValue(rng: Rng, flag: string): string {
 
 function token(rng: Rng): string[] {
   return rng.weighted<string[]>([
-    [4, () => {
-      const flag = rng.pick(VALUE_FLAGS);
-      const value = flagValue(rng, flag);
-      return rng.bool(0.8) ? [flag, value] : [`${flag}=${value}`];
-    }],
+    [
+      4,
+      () => {
+        const flag = rng.pick(VALUE_FLAGS);
+        const value = flagValue(rng, flag);
+        return rng.bool(0.8) ? [flag, value] : [`${flag}=${value}`];
+      },
+    ],
     [1, () => [rng.pick(VALUE_FLAGS)]], // value missing (or the next token taken as it)
     [2, () => [rng.pick(BOOLEAN_FLAGS)]],
-    [1, () => [rng.pick(["--frob", "-x", "--", "-", "--slot", "--json=false", "--no-json", "--constructor", "--toString", `--${hostileString(rng)}`])]],
+    [
+      1,
+      () => [
+        rng.pick([
+          "--frob",
+          "-x",
+          "--",
+          "-",
+          "--slot",
+          "--json=false",
+          "--no-json",
+          "--constructor",
+          "--toString",
+          `--${hostileString(rng)}`,
+        ]),
+      ],
+    ],
     [3, () => [hostileString(rng)]],
     [2, () => [plausibleToken(rng)]],
   ]);
@@ -452,8 +499,33 @@ function nearValidArgv(rng: Rng): string[] {
   const name = (): string => rng.pick(["web", "api-2", "db.main", "a_b"]);
   const version = (): string => rng.pick(["1.0", "2.3.4-rc1", "1:2.0~rc1+b1", "v10"]);
   const template = rng.pick<() => string[]>([
-    () => ["app", "create", name(), version(), "--get-version-cmd", "cat VERSION", "--deploy-cmd", "deploy %(version)s", "--slots", rng.pick(["1", "3", "25%"])],
-    () => ["app", "create", name(), version(), "--groups", "web,db", "--max-failures", "2", "--deploy-timeout", "5m", "--canary", "1", "--canary-auto"],
+    () => [
+      "app",
+      "create",
+      name(),
+      version(),
+      "--get-version-cmd",
+      "cat VERSION",
+      "--deploy-cmd",
+      "deploy %(version)s",
+      "--slots",
+      rng.pick(["1", "3", "25%"]),
+    ],
+    () => [
+      "app",
+      "create",
+      name(),
+      version(),
+      "--groups",
+      "web,db",
+      "--max-failures",
+      "2",
+      "--deploy-timeout",
+      "5m",
+      "--canary",
+      "1",
+      "--canary-auto",
+    ],
     () => ["app", "set-slots", name(), rng.pick(["2", "50%"])],
     () => ["app", rng.pick(["show", "delete", "pause", "resume", "retry", "promote", "wait"]), name()],
     () => ["app", "rollback", name(), "--to", version()],
@@ -583,7 +655,8 @@ describe("fuzz: argv parser", () => {
         `stderr layouts ${JSON.stringify(Object.fromEntries(shapes))}; ${multiLine.length} multi-line messages (raw value echoed); ` +
         `${internal.length} internal errors`,
     );
-    for (const m of multiLine.slice(0, 3)) console.log(`  multi-line example: ${JSON.stringify(m.argv).slice(0, 200)} → ${JSON.stringify(m.err).slice(0, 200)}`);
+    for (const m of multiLine.slice(0, 3))
+      console.log(`  multi-line example: ${JSON.stringify(m.argv).slice(0, 200)} → ${JSON.stringify(m.err).slice(0, 200)}`);
     expect(problems.slice(0, 10)).toEqual([]);
     expect(unhandled.map(String)).toEqual([]);
     expect(total).toBeGreaterThanOrEqual(ARGV_RUNS);

@@ -172,7 +172,10 @@ class AgentHandle implements AgentProcess {
       () => {
         const match = re.exec(this.out.slice(from));
         if (match) return match;
-        if (this.exit) return new Error(`agent ${this.hostId} (pid ${this.pid}) exited (${describeExit(this.exit)}) without logging ${pattern}; output:\n${this.out}`);
+        if (this.exit)
+          return new Error(
+            `agent ${this.hostId} (pid ${this.pid}) exited (${describeExit(this.exit)}) without logging ${pattern}; output:\n${this.out}`,
+          );
         return undefined;
       },
       timeoutMs,

@@ -113,9 +113,7 @@ const POLL_MS = 50;
 
 /** zoo.cfg lines every member gets on top of zooCfg()'s defaults (before extraConfig). Keys
  *  ZooKeeper does not know become `zookeeper.<key>` system properties of that JVM. */
-export function ensembleConfig(
-  ports: readonly { id: number; peerPort: number; electionPort: number }[],
-): Record<string, string> {
+export function ensembleConfig(ports: readonly { id: number; peerPort: number; electionPort: number }[]): Record<string, string> {
   const cfg: Record<string, string> = {
     initLimit: "10", // × tickTime = 5 s for followers to connect and sync with a new leader
     syncLimit: "4", // × tickTime = 2 s before a silent (frozen) leader or follower is dropped

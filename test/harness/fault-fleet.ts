@@ -376,7 +376,12 @@ export class FaultFleet {
         const statusPath = hostStatusPath(this.app, host);
         try {
           const status = decodeZnode(HostStatus, (await this.admin.get(statusPath)).data, statusPath);
-          return status.state === "current" && status.version === version && status.rolloutId === spec.rolloutId && this.installed(host) === version;
+          return (
+            status.state === "current" &&
+            status.version === version &&
+            status.rolloutId === spec.rolloutId &&
+            this.installed(host) === version
+          );
         } catch (error) {
           if (isNoNode(error)) return false;
           throw error;
@@ -518,7 +523,10 @@ export class FaultFleet {
   async describe(): Promise<string> {
     const left = await this.leftovers().catch((e: unknown) => ({ lock: [String(e)], leases: [] }));
     const agents = [...this.agents.values()]
-      .map((a) => `--- ${a.host} (pid ${a.proc.pid}${a.proc.exit ? `, exited ${a.proc.exit.signal ?? a.proc.exit.code}` : ""}) ---\n${lastLines(a.proc.output, 12)}`)
+      .map(
+        (a) =>
+          `--- ${a.host} (pid ${a.proc.pid}${a.proc.exit ? `, exited ${a.proc.exit.signal ?? a.proc.exit.code}` : ""}) ---\n${lastLines(a.proc.output, 12)}`,
+      )
       .join("\n");
     const log = existsSync(this.log) ? lastLines(readFileSync(this.log, "utf8"), 30) : "";
     return `lock: [${left.lock.join(", ")}] leases: [${left.leases.join(", ")}]\n--- deploy log (tail) ---\n${log}\n${agents}`;

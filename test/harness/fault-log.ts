@@ -88,7 +88,15 @@ export function pairDeploys(lines: readonly DeployLine[]): Deploy[] {
   const deploys: Deploy[] = [];
   for (const l of lines) {
     if (l.kind === "start") {
-      const d: Deploy = { host: l.host, version: l.version, pid: l.pid, start: l.at, end: undefined, startLine: l.line, endLine: undefined };
+      const d: Deploy = {
+        host: l.host,
+        version: l.version,
+        pid: l.pid,
+        start: l.at,
+        end: undefined,
+        startLine: l.line,
+        endLine: undefined,
+      };
       byPid.set(l.pid, d);
       deploys.push(d);
     } else {
@@ -211,7 +219,8 @@ export function classifyLosses(
     const kill = kills.find((k) => k.host === d.host && k.at > d.start && k.at < (d.end ?? Number.POSITIVE_INFINITY));
     const evidence = leaseLossEvidence(d, observations);
     if (kill?.slotHeld) {
-      if (evidence?.how === "no lease") unexplained.push(`${d.host} ${d.version} (pid ${d.pid}): no lease while its agent restarted within the session`);
+      if (evidence?.how === "no lease")
+        unexplained.push(`${d.host} ${d.version} (pid ${d.pid}): no lease while its agent restarted within the session`);
       continue; // re-created by the restarted agent: not lost
     }
     if (kill) {

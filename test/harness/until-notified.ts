@@ -4,7 +4,12 @@
  * returns. `check` may return an Error to reject at once (the process exited without it); after
  * `timeoutMs` it rejects with `timedOut()`. Its listener is removed either way.
  */
-export function untilNotified<T>(listeners: Set<() => void>, check: () => T | Error | undefined, timeoutMs: number, timedOut: () => string): Promise<T> {
+export function untilNotified<T>(
+  listeners: Set<() => void>,
+  check: () => T | Error | undefined,
+  timeoutMs: number,
+  timedOut: () => string,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const listener = (): void => {
       const found = check();

@@ -29,7 +29,12 @@ export async function poll<T>(
 }
 
 /** Polls `condition` until it is truthy or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs = 25): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  condition: () => T | Promise<T>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 25,
+): Promise<NonNullable<T>> {
   return await poll(condition, timeoutMs, what, intervalMs, true);
 }
 

@@ -216,7 +216,11 @@ export function zooCfg(c: ConfigInput): string {
     "autopurge.purgeInterval": "0",
     ...c.extraConfig,
   };
-  return Object.entries(cfg).map(([k, v]) => `${k}=${v}`).join("\n") + "\n";
+  return (
+    Object.entries(cfg)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n") + "\n"
+  );
 }
 
 /** Start a JVM running mainClass with the config file; output appended to logFile. */
@@ -384,7 +388,9 @@ export function launchJvm(
     child.on("error", (err: NodeJS.ErrnoException) => {
       reject(
         err.code === "ENOENT"
-          ? new Error(`cannot run '${javaBinary()}': Java not found. Install a JRE (apt-get install -y default-jre-headless) or set JAVA_HOME.`)
+          ? new Error(
+              `cannot run '${javaBinary()}': Java not found. Install a JRE (apt-get install -y default-jre-headless) or set JAVA_HOME.`,
+            )
           : err,
       );
     });

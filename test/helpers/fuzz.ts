@@ -120,7 +120,7 @@ export const HOSTILE_STRINGS: readonly string[] = [
   "1.0\ntouch pwned",
   "1.0\rtouch pwned",
   "1.0'$(touch pwned)'",
-  "1.0\"$(touch pwned)\"",
+  '1.0"$(touch pwned)"',
   "'",
   "''",
   "'\\''",
@@ -228,7 +228,18 @@ export function hostileString(rng: Rng): string {
     [2, () => `${rng.pick(ASCII_WORDS)}${randomUnicode(rng, rng.range(1, 4))}`],
     [1, () => stringFrom(rng, ["a", "1", ".", "-", "_"], rng.range(120, 140))],
     [1, () => rng.pick(["x", "$(id)", "é", "\u0000"]).repeat(rng.pick([1_000, 10_000, 70_000]))],
-    [1, () => String(rng.weighted<number>([[1, () => rng.int(1_000)], [1, () => -rng.int(1_000)], [1, () => rng.next() * 1e12], [1, () => Number.MAX_SAFE_INTEGER + rng.int(10)]]))],
+    [
+      1,
+      () =>
+        String(
+          rng.weighted<number>([
+            [1, () => rng.int(1_000)],
+            [1, () => -rng.int(1_000)],
+            [1, () => rng.next() * 1e12],
+            [1, () => Number.MAX_SAFE_INTEGER + rng.int(10)],
+          ]),
+        ),
+    ],
     [1, () => JSON.stringify(randomJson(rng, 2))],
     [1, () => JSON.stringify(randomJson(rng, 2)).slice(0, rng.range(0, 10))],
     [1, () => `${rng.pick(ASCII_WORDS)}\u0000${rng.pick(ASCII_WORDS)}`],
@@ -280,7 +291,22 @@ export function randomJson(rng: Rng, depth: number): Json {
 }
 
 function plausibleKey(rng: Rng): string {
-  return rng.pick(["version", "state", "host", "groups", "slots", "pid", "at", "by", "action", "error", "apps", "__proto__", "constructor", "x"]);
+  return rng.pick([
+    "version",
+    "state",
+    "host",
+    "groups",
+    "slots",
+    "pid",
+    "at",
+    "by",
+    "action",
+    "error",
+    "apps",
+    "__proto__",
+    "constructor",
+    "x",
+  ]);
 }
 
 /** Random bytes: pure noise, invalid UTF-8, or a valid payload with bytes flipped. */

@@ -91,7 +91,10 @@ export function useRolloutFixture(zookeeper: ZooKeeperFixture, options: RolloutF
       await waitFor(
         async () => {
           const view = await peek(s, "web");
-          return view?.hosts.length === s.agents.length && view.hosts.every((h) => h.state === "current" && h.version === version && h.rolloutId === view.rolloutId);
+          return (
+            view?.hosts.length === s.agents.length &&
+            view.hosts.every((h) => h.state === "current" && h.version === version && h.rolloutId === view.rolloutId)
+          );
         },
         15_000,
         `every host current on ${version}`,

@@ -30,6 +30,11 @@ export function firstState(log: readonly StateRecord[], state: ConnectionState, 
 }
 
 /** Waits for `state` to be reported after `after` (a performance.now() instant). */
-export async function waitForState(log: readonly StateRecord[], state: ConnectionState, after: number, timeoutMs: number): Promise<StateRecord> {
+export async function waitForState(
+  log: readonly StateRecord[],
+  state: ConnectionState,
+  after: number,
+  timeoutMs: number,
+): Promise<StateRecord> {
   return await waitFor(() => firstState(log, state, after), timeoutMs, `the client to report ${state}`, 10);
 }

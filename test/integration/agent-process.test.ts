@@ -168,7 +168,12 @@ describe("agent process: crash and shutdown", () => {
     if (victimGroup !== undefined) await waitFor(() => liveGroupMembers(victimGroup).length === 0, 10_000, "the orphaned deploy to finish");
     const events = readDeployLog(log);
     const live = events.filter((e) => e.host !== victim.hostId);
-    expect(live.filter((e) => e.kind === "start").map((e) => e.host).sort()).toEqual(survivors.sort());
+    expect(
+      live
+        .filter((e) => e.kind === "start")
+        .map((e) => e.host)
+        .sort(),
+    ).toEqual(survivors.sort());
     expect(maxConcurrency(live)).toBe(1);
     // The orphan's overlap with the next deploy is the one case docs/ARCHITECTURE.md allows (its agent's
     // session is gone, so its slot is free): record it, do not fail on it. With a 1.5 s deploy
@@ -362,7 +367,10 @@ describe("agent process: commands that fail", () => {
     const connect = zookeeper.withChroot("probe-fail");
     const [agent] = await startFleet(connect, "pf", 1, "10s");
     if (!agent) throw new Error("no agent");
-    await publish(connect, "app", "1.0", { getVersionCmd: "echo 'dpkg-query: no packages found' >&2; exit 4", deployCmd: "touch DEPLOYED" });
+    await publish(connect, "app", "1.0", {
+      getVersionCmd: "echo 'dpkg-query: no packages found' >&2; exit 4",
+      deployCmd: "touch DEPLOYED",
+    });
     const host = await hostAfter(connect, "app");
     expect(host.exitCode).toBe(4);
     expect(host.error).toBe("before deploying: get-version-cmd exited with code 4");
@@ -373,11 +381,14 @@ describe("agent process: commands that fail", () => {
     expect(await zk.children(failuresDir("app"))).toHaveLength(1);
   });
 
-  test("get-version-cmd fails after the deploy: the host fails naming the probe and its exit code (it said: reports version \"\")", async () => {
+  test('get-version-cmd fails after the deploy: the host fails naming the probe and its exit code (it said: reports version "")', async () => {
     const connect = zookeeper.withChroot("probe-after");
     const [agent] = await startFleet(connect, "pa", 1, "10s");
     if (!agent) throw new Error("no agent");
-    await publish(connect, "app", "1.0", { getVersionCmd: "if [ -f DEPLOYED ]; then echo 'version file unreadable' >&2; exit 5; fi", deployCmd: "touch DEPLOYED" });
+    await publish(connect, "app", "1.0", {
+      getVersionCmd: "if [ -f DEPLOYED ]; then echo 'version file unreadable' >&2; exit 5; fi",
+      deployCmd: "touch DEPLOYED",
+    });
     const host = await hostAfter(connect, "app");
     expect(host.exitCode).toBe(5);
     expect(host.error).toBe("after deploy-cmd: get-version-cmd exited with code 5");
@@ -389,13 +400,35 @@ describe("agent process: commands that fail", () => {
     const connect = zookeeper.withChroot("bg-child");
     const [agent] = await startFleet(connect, "bg", 1, "10s");
     if (!agent) throw new Error("no agent");
-    const r = await runCli(["--zk", connect, "app", "create", "app", "1.0", "--get-version-cmd", "true", "--deploy-cmd", "echo $$ > PGID; sleep 600 & echo started", "--deploy-timeout", "2s"], { timeoutMs: 20_000 });
+    const r = await runCli(
+      [
+        "--zk",
+        connect,
+        "app",
+        "create",
+        "app",
+        "1.0",
+        "--get-version-cmd",
+        "true",
+        "--deploy-cmd",
+        "echo $$ > PGID; sleep 600 & echo started",
+        "--deploy-timeout",
+        "2s",
+      ],
+      { timeoutMs: 20_000 },
+    );
     expect(r.code).toBe(0);
-    const pgid = await waitFor(() => (existsSync(join(agent.dir, "PGID")) ? Number(readFileSync(join(agent.dir, "PGID"), "utf8")) : undefined), 10_000, "the deploy to run");
+    const pgid = await waitFor(
+      () => (existsSync(join(agent.dir, "PGID")) ? Number(readFileSync(join(agent.dir, "PGID"), "utf8")) : undefined),
+      10_000,
+      "the deploy to run",
+    );
     orphanGroups.add(pgid);
     const host = await hostAfter(connect, "app");
     expect(liveGroupMembers(pgid)).toEqual([]);
-    expect(host.error).toBe('deploy-cmd timed out after 2s: it exited 0 but left processes running in its process group (e.g. "cmd &"), which were killed; start services through systemd');
+    expect(host.error).toBe(
+      'deploy-cmd timed out after 2s: it exited 0 but left processes running in its process group (e.g. "cmd &"), which were killed; start services through systemd',
+    );
   });
 });
 
@@ -445,7 +478,9 @@ describe("agent process: host ids", () => {
     const zk = await adminClient(connect);
     expect((await zk.exists(agentPath("phoenix")))?.ephemeralOwner).toBe(freshSession);
     const waited = /waiting for it to expire/.test(fresh.output);
-    console.log(`restart after kill -9: new agent registered ${Math.round(startedMs)} ms after spawn (waited for the old session: ${waited})`);
+    console.log(
+      `restart after kill -9: new agent registered ${Math.round(startedMs)} ms after spawn (waited for the old session: ${waited})`,
+    );
 
     await publish(connect, "app", "1.0", { slots: "1", ...testCommands(log, 0.2) });
     await waitFor(async () => hostsCurrent(await appView(zk, "app"), "1.0", ["phoenix"]), 15_000, "the restarted agent to deploy");

@@ -98,7 +98,12 @@ async function recreateMidDeploy(prefix: string, unseen: boolean): Promise<void>
   await waitFor(() => converged("app", "2.0", agents.length), 20_000, "convergence on 2.0");
   const events = readDeployLog(log);
   expect(maxConcurrency(events)).toBe(1);
-  expect(events.filter((e) => e.kind === "start" && e.version === "2.0").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
+  expect(
+    events
+      .filter((e) => e.kind === "start" && e.version === "2.0")
+      .map((e) => e.host)
+      .sort(),
+  ).toEqual(["h1", "h2"]);
   expect(await admin.children(leasesDir("app"))).toEqual([]);
 }
 
@@ -125,10 +130,14 @@ describe("agent: staggered, bounded deploys", () => {
     await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.5) });
     const zk = await fleet.client();
     // While the first host deploys, the other four wait in the queue: note their order.
-    const queue = await waitFor(async () => {
-      const names = await zk.children(lockDir("app"));
-      return names.length === 4 ? names : undefined;
-    }, 10_000, "four queued hosts");
+    const queue = await waitFor(
+      async () => {
+        const names = await zk.children(lockDir("app"));
+        return names.length === 4 ? names : undefined;
+      },
+      10_000,
+      "four queued hosts",
+    );
     const queued = queue
       .map(parseQueueNode)
       .filter((n) => n !== undefined)
@@ -204,10 +213,14 @@ describe("agent: staggered, bounded deploys", () => {
     newFleet("noop");
     await fleet.startMany("h", 1);
     await fleet.publish("app", "1.0", { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "echo pretending" });
-    const view = await waitFor(async () => {
-      const v = await appState("app");
-      return v.hosts[0]?.state === "failed" ? v : undefined;
-    }, 10_000, "failed host");
+    const view = await waitFor(
+      async () => {
+        const v = await appState("app");
+        return v.hosts[0]?.state === "failed" ? v : undefined;
+      },
+      10_000,
+      "failed host",
+    );
     const host = view.hosts[0];
     expect(host?.exitCode).toBe(0);
     expect(host?.error).toContain('expected "1.0"');
@@ -224,10 +237,14 @@ describe("agent: staggered, bounded deploys", () => {
       deployCmd: `sleep 1000 & echo $! > '${pidFile}'; sleep 1000`,
       deployTimeoutSec: 1,
     });
-    const view = await waitFor(async () => {
-      const v = await appState("app");
-      return v.hosts[0]?.state === "failed" ? v : undefined;
-    }, 15_000, "timed-out host");
+    const view = await waitFor(
+      async () => {
+        const v = await appState("app");
+        return v.hosts[0]?.state === "failed" ? v : undefined;
+      },
+      15_000,
+      "timed-out host",
+    );
     expect(view.hosts[0]?.error).toContain("timed out");
     const bgPid = Number(readFileSync(pidFile, "utf8"));
     expect(bgPid).toBeGreaterThan(0);
@@ -246,10 +263,14 @@ describe("agent: staggered, bounded deploys", () => {
       getVersionCmd: "cat VERSION 2>/dev/null || true",
       deployCmd: `echo "start $CONVEYOR_HOST" >> '${log}'; sleep 0.1; echo "end $CONVEYOR_HOST" >> '${log}'; exit 7`,
     });
-    const view = await waitFor(async () => {
-      const v = await appState("app");
-      return v.state === "halted" ? v : undefined;
-    }, 15_000, "halted rollout");
+    const view = await waitFor(
+      async () => {
+        const v = await appState("app");
+        return v.state === "halted" ? v : undefined;
+      },
+      15_000,
+      "halted rollout",
+    );
     // The head of the remaining queue has looked and found the rollout halted: from then on
     // nobody can be admitted until the app changes (nothing to sleep on).
     await events.waitFor(headBlocked("halted"), 10_000, "the queue head to find the rollout halted");
@@ -287,7 +308,12 @@ describe("agent: staggered, bounded deploys", () => {
     newFleet("independent");
     await fleet.startMany("h", 2);
     const log = join(fleet.root, "deploys.log");
-    await fleet.publish("slow", "1.0", { getVersionCmd: "cat SLOW 2>/dev/null || true", deployCmd: "sleep 30", deployTimeoutSec: 60, slots: 2 });
+    await fleet.publish("slow", "1.0", {
+      getVersionCmd: "cat SLOW 2>/dev/null || true",
+      deployCmd: "sleep 30",
+      deployTimeoutSec: 60,
+      slots: 2,
+    });
     await waitFor(async () => (await appState("slow")).counts.deploying === 2, 10_000, "slow deploys running");
     await fleet.publish("fast", "1.0", { slots: 1, ...testCommands(log, 0.05) });
     await waitFor(() => converged("fast", "1.0", 2), 10_000, "fast app converges while slow one hangs");
@@ -341,7 +367,11 @@ describe("agent: staggered, bounded deploys", () => {
     await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.2) });
     await waitFor(() => converged("app", "2.0", 1), 15_000, "the host to converge on 2.0");
     expect(armed).toBe(false);
-    expect(readDeployLog(log).filter((e) => e.kind === "start").map((e) => e.version)).toEqual(["1.0", "2.0"]);
+    expect(
+      readDeployLog(log)
+        .filter((e) => e.kind === "start")
+        .map((e) => e.version),
+    ).toEqual(["1.0", "2.0"]);
   });
   test("stopped while reading the host's version (app paused meanwhile): never queues, stops at once", async () => {
     newFleet("stop-reading");
@@ -385,10 +415,18 @@ describe("agent: staggered, bounded deploys", () => {
         return create(path, ...rest);
       };
       await waitFor(() => existsSync(join(member.dir, "DEPLOYING")), 10_000, "the deploy to start");
-      await events.waitFor((e) => e.message === "ZooKeeper unavailable; will retry when connected", 10_000, "the agent to give up the lost write until reconnected");
+      await events.waitFor(
+        (e) => e.message === "ZooKeeper unavailable; will retry when connected",
+        10_000,
+        "the agent to give up the lost write until reconnected",
+      );
       proxy.cut();
       const path = hostStatusPath("app", "h1");
-      await waitFor(async () => decodeZnode(HostStatus, (await admin.get(path)).data, path).state === "failed", 10_000, "the host to report failed");
+      await waitFor(
+        async () => decodeZnode(HostStatus, (await admin.get(path)).data, path).state === "failed",
+        10_000,
+        "the host to report failed",
+      );
       expect(dropped).toBe(true);
       expect(member.zk.sessionId).toBe(session);
       expect((await admin.children(failuresDir("app"))).length).toBe(1);

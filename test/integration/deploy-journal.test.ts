@@ -33,7 +33,15 @@ function journal(): DeployJournal {
   return new DeployJournal(dir);
 }
 
-const entry = (pgid: number, startTicks: string) => ({ app: "web", rolloutId: "r1", version: "2.0", pgid, startTicks, startedAt: new Date().toISOString(), timeoutMs: 60_000 });
+const entry = (pgid: number, startTicks: string) => ({
+  app: "web",
+  rolloutId: "r1",
+  version: "2.0",
+  pgid,
+  startTicks,
+  startedAt: new Date().toISOString(),
+  timeoutMs: 60_000,
+});
 
 describe("DeployJournal.orphans", () => {
   test("a running deploy is found; once its group is gone the stale entry is dropped", async () => {

@@ -160,7 +160,7 @@ describe("ensemble", () => {
 
   test("a restarted member rejoins as a follower and serves what was written while it was down", async () => {
     const ensemble = ens.ensemble;
-    const id = killedId ?? (await ensemble.waitForQuorum(20_000)) % 3 + 1; // a follower if the last test failed
+    const id = killedId ?? ((await ensemble.waitForQuorum(20_000)) % 3) + 1; // a follower if the last test failed
     if (killedId === undefined) await ensemble.kill(id, "SIGKILL");
     const leaderBefore = await ensemble.waitForQuorum(20_000);
 
@@ -390,7 +390,11 @@ describe("tcp proxy", () => {
   test("close() during the handshake of a new session does not crash the process", async () => {
     await ens.ensemble.waitForQuorum(20_000);
     const proxy = viaMember2.proxy;
-    const client = await ZkClient.connect({ connectString: viaMember2.withChroot("close-handshake"), sessionTimeoutMs: 2_000, connectTimeoutMs: 10_000 });
+    const client = await ZkClient.connect({
+      connectString: viaMember2.withChroot("close-handshake"),
+      sessionTimeoutMs: 2_000,
+      connectTimeoutMs: 10_000,
+    });
     const log = recordStates(client);
     proxy.block();
     await waitForState(log, "lost", -Infinity, 10_000); // a fresh library now builds a new session

@@ -43,7 +43,11 @@ describe("FleetReader in watch mode", () => {
     await admin.create(agentPath("h1"), info, "ephemeral");
     await admin.create(hostStatusPath("web", "h1"), status("queued", "0.9", spec.rolloutId));
 
-    const client = await ZkClient.connect({ connectString: proxy.address + direct.replace(/^[^/]+/, ""), sessionTimeoutMs: 2_000, connectTimeoutMs: 10_000 });
+    const client = await ZkClient.connect({
+      connectString: proxy.address + direct.replace(/^[^/]+/, ""),
+      sessionTimeoutMs: 2_000,
+      connectTimeoutMs: 10_000,
+    });
     cleanups.push(() => client.close());
     const states: ConnectionState[] = [];
     client.onState((s) => states.push(s));
@@ -135,7 +139,10 @@ describe("publish, halt and rollback details", () => {
     const admin = await ZkClient.connect({ connectString: zookeeper.withChroot("paused-halt"), connectTimeoutMs: 10_000 });
     cleanups.push(() => admin.close());
     const { spec } = await publishApp(admin, "web", "1.0", { getVersionCmd: "cat VERSION", deployCmd: "false" }, testActor);
-    await admin.create(failurePath("web", spec.rolloutId, "h1"), Buffer.from(JSON.stringify({ exitCode: 1, at: new Date().toISOString(), error: "deploy-cmd exited with code 1" })));
+    await admin.create(
+      failurePath("web", spec.rolloutId, "h1"),
+      Buffer.from(JSON.stringify({ exitCode: 1, at: new Date().toISOString(), error: "deploy-cmd exited with code 1" })),
+    );
     await admin.create(hostStatusPath("web", "h1"), status("failed", "0.9", spec.rolloutId));
     await pauseApp(admin, "web", testActor);
     const reader = new FleetReader(admin, { app: "web" });

@@ -98,7 +98,17 @@ async function writeRawApp(client: ZkClient, name: string, data: Buffer | Record
 }
 
 function hostStatus(overrides: Record<string, unknown>): Buffer {
-  return Buffer.from(JSON.stringify({ state: "current", version: "1.0", target: "1.0", rolloutId: rolloutId(), since: now(), updatedAt: now(), ...overrides }));
+  return Buffer.from(
+    JSON.stringify({
+      state: "current",
+      version: "1.0",
+      target: "1.0",
+      rolloutId: rolloutId(),
+      since: now(),
+      updatedAt: now(),
+      ...overrides,
+    }),
+  );
 }
 
 function readText(path: string): string {
@@ -155,7 +165,9 @@ describe("placeholders: a rendered value is one literal word to a real /bin/sh",
         const res = Bun.spawnSync(["/bin/sh", "-c", command], { cwd, env: { PATH: "/usr/bin:/bin" }, stdout: "pipe", stderr: "pipe" });
         runs += 1;
         if (res.exitCode !== 0 || !Buffer.from(res.stdout).equals(Buffer.from(value, "utf8"))) {
-          throw new Error(`${placeholder} = ${JSON.stringify(value)}: sh -c ${JSON.stringify(command)} printed ${JSON.stringify(res.stdout.toString())} (exit ${res.exitCode}, stderr ${res.stderr.toString()})`);
+          throw new Error(
+            `${placeholder} = ${JSON.stringify(value)}: sh -c ${JSON.stringify(command)} printed ${JSON.stringify(res.stdout.toString())} (exit ${res.exitCode}, stderr ${res.stderr.toString()})`,
+          );
         }
       }
     }
@@ -173,7 +185,18 @@ describe("injection", () => {
     const markers = markerDir();
     const m = (n: string): string => join(markers, n);
     const cmds = ["--get-version-cmd", "cat VERSION", "--deploy-cmd", "echo %(version)s > VERSION"];
-    const versions = [`1.0;touch ${m("v1")}`, `$(touch ${m("v2")})`, `\`touch ${m("v3")}\``, `1.0'$(touch ${m("v4")})'`, "1.0\ntouch x", "1.0 && touch x", "../1.0", "", "1.0 2.0", "~root"];
+    const versions = [
+      `1.0;touch ${m("v1")}`,
+      `$(touch ${m("v2")})`,
+      `\`touch ${m("v3")}\``,
+      `1.0'$(touch ${m("v4")})'`,
+      "1.0\ntouch x",
+      "1.0 && touch x",
+      "../1.0",
+      "",
+      "1.0 2.0",
+      "~root",
+    ];
     const names = ["bad;name", `$(touch ${m("n1")})`, "`id`", "a b", "../etc", ".hidden", "web/../../x", "a".repeat(129), "é"];
     const cases: { args: string[]; mentions: string[] }[] = [
       ...versions.map((v) => ({ args: ["app", "create", "web", v, ...cmds], mentions: ["version", JSON.stringify(v).slice(0, 40)] })),
@@ -225,7 +248,14 @@ describe("injection", () => {
     // Invalid app names under /apps (ZooKeeper accepts them; Conveyor must not).
     const badNames = ["bad;name", "$(touch pwned-n1)", "`touch pwned-n2`", "x;touch pwned-n3", "..x", "-rf"];
     for (const [i, name] of badNames.entries()) {
-      await writeRawApp(client, name, spec(`n${i}`, { getVersionCmd: `touch ${m(`ran-name-${i}`)}; echo 0`, deployCmd: `touch ${m(`ran-name-deploy-${i}`)}; echo %(id)s` }));
+      await writeRawApp(
+        client,
+        name,
+        spec(`n${i}`, {
+          getVersionCmd: `touch ${m(`ran-name-${i}`)}; echo 0`,
+          deployCmd: `touch ${m(`ran-name-deploy-${i}`)}; echo %(id)s`,
+        }),
+      );
     }
 
     // The control app: valid but unusual versions, and every placeholder and variable recorded.
@@ -235,7 +265,18 @@ describe("injection", () => {
     const record =
       `printf '%s\\n' "$CONVEYOR_APP" "$CONVEYOR_VERSION" "$CONVEYOR_HOST" "$CONVEYOR_PREVIOUS_VERSION" > env.ok; ` +
       `printf '%s\\n' %(id)s %(version)s %(host)s %(previous)s > args.ok; echo %(version)s > VERSION.ok`;
-    expectOk(await cli(connect, ["app", "create", "ok", "1:2.0~rc1+b1", "--get-version-cmd", "head -n1 VERSION.ok 2>/dev/null || true", "--deploy-cmd", record]));
+    expectOk(
+      await cli(connect, [
+        "app",
+        "create",
+        "ok",
+        "1:2.0~rc1+b1",
+        "--get-version-cmd",
+        "head -n1 VERSION.ok 2>/dev/null || true",
+        "--deploy-cmd",
+        record,
+      ]),
+    );
     const agent = await startAgent(connect, "h1", dir);
     await waitFor(() => readText(join(dir, "VERSION.ok")).trim() === "1:2.0~rc1+b1", 20_000, "ok 1:2.0~rc1+b1 deployed");
     // The observed version was hostile, so %(previous)s fell back to the spec's (none yet).
@@ -253,7 +294,11 @@ describe("injection", () => {
     await agent.waitForLog(/app spec is invalid; not deploying it app=inj-late /, 10_000);
     const late = await client.get("/apps/inj-semicolon");
     const from = agent.output.length;
-    await client.set("/apps/inj-semicolon", Buffer.from(JSON.stringify(spec("inj-semicolon", { ...ranMarker("inj-semicolon"), version: `3.0|touch ${m("v6")}` }))), late.stat.version);
+    await client.set(
+      "/apps/inj-semicolon",
+      Buffer.from(JSON.stringify(spec("inj-semicolon", { ...ranMarker("inj-semicolon"), version: `3.0|touch ${m("v6")}` }))),
+      late.stat.version,
+    );
     await agent.waitForLog(/app spec is invalid; not deploying it app=inj-semicolon /, 10_000, from);
 
     for (const app of [...Object.keys(hostile), "inj-late"]) expect(await client.children(`/apps/${app}/hosts`), app).toEqual([]);
@@ -276,14 +321,31 @@ describe("injection", () => {
     const connect = zk.withChroot("inject-status");
     const markers = markerDir();
     const m = (n: string): string => join(markers, n);
-    expectOk(await cli(connect, ["app", "create", "ok", "1.0", "--get-version-cmd", "cat VERSION.ok 2>/dev/null || true", "--deploy-cmd", "echo %(version)s > VERSION.ok"]));
+    expectOk(
+      await cli(connect, [
+        "app",
+        "create",
+        "ok",
+        "1.0",
+        "--get-version-cmd",
+        "cat VERSION.ok 2>/dev/null || true",
+        "--deploy-cmd",
+        "echo %(version)s > VERSION.ok",
+      ]),
+    );
     const agent = await startAgent(connect, "h1");
     await waitFor(() => readText(join(agent.dir, "VERSION.ok")).trim() === "1.0", 20_000, "ok deployed");
     const client = await raw(connect);
     const evilError = `$(touch ${m("s1")}); \`touch ${m("s2")}\``;
     const evilVersion = `1.0;touch ${m("s3")}`;
-    await client.create("/apps/ok/hosts/evil", hostStatus({ state: "failed", version: evilVersion, error: evilError, outputTail: `| sh -c 'touch ${m("s4")}'`, exitCode: 1 }));
-    await client.create("/agents/evil", Buffer.from(JSON.stringify({ groups: [], agentVersion: `$(touch ${m("s5")})`, pid: 1, startedAt: now() })));
+    await client.create(
+      "/apps/ok/hosts/evil",
+      hostStatus({ state: "failed", version: evilVersion, error: evilError, outputTail: `| sh -c 'touch ${m("s4")}'`, exitCode: 1 }),
+    );
+    await client.create(
+      "/agents/evil",
+      Buffer.from(JSON.stringify({ groups: [], agentVersion: `$(touch ${m("s5")})`, pid: 1, startedAt: now() })),
+    );
 
     const text = await cli(connect, ["status"]);
     expectOk(text);
@@ -309,12 +371,18 @@ describe("corrupt znodes", () => {
     const connect = zk.withChroot("corrupt");
     const client = await raw(connect);
     const [a1, a2] = [await startAgent(connect, "h1"), await startAgent(connect, "h2")];
-    const cmds = (app: string): string[] => ["--get-version-cmd", `cat VERSION.${app} 2>/dev/null || true`, "--deploy-cmd", `echo %(version)s > VERSION.${app}`];
+    const cmds = (app: string): string[] => [
+      "--get-version-cmd",
+      `cat VERSION.${app} 2>/dev/null || true`,
+      "--deploy-cmd",
+      `echo %(version)s > VERSION.${app}`,
+    ];
     // (Not with --wait: a first rollout onto two new hosts can hit the FleetReader race pinned by
     // the failing test below.)
     for (const app of ["good", "flip"]) expectOk(await cli(connect, ["app", "create", app, "1.0", ...cmds(app), "--slots", "2"]));
     for (const a of [a1, a2]) {
-      for (const app of ["good", "flip"]) await waitFor(() => readText(join(a.dir, `VERSION.${app}`)).trim() === "1.0", 20_000, `${a.hostId} ${app} 1.0`);
+      for (const app of ["good", "flip"])
+        await waitFor(() => readText(join(a.dir, `VERSION.${app}`)).trim() === "1.0", 20_000, `${a.hostId} ${app} 1.0`);
     }
 
     // ~1,000,000 bytes of JSON: a giant string in a known field (valid JSON, invalid spec).
@@ -348,10 +416,15 @@ describe("corrupt znodes", () => {
     await client.create("/agents/typed", Buffer.from(JSON.stringify({ groups: "web", agentVersion: 1, pid: -1, startedAt: "yesterday" })));
     // An app the agents already serve turns corrupt.
     const flip = await client.get("/apps/flip");
-    await client.set("/apps/flip", Buffer.from(JSON.stringify({ ...JSON.parse(flip.data.toString()), version: 5, rolloutId: rolloutId() })), flip.stat.version);
+    await client.set(
+      "/apps/flip",
+      Buffer.from(JSON.stringify({ ...JSON.parse(flip.data.toString()), version: 5, rolloutId: rolloutId() })),
+      flip.stat.version,
+    );
 
     for (const a of [a1, a2]) {
-      for (const name of ["badjson", "huge", "nested", "flip"]) await a.waitForLog(new RegExp(`app spec is invalid; not deploying it app=${name} `), 15_000);
+      for (const name of ["badjson", "huge", "nested", "flip"])
+        await a.waitForLog(new RegExp(`app spec is invalid; not deploying it app=${name} `), 15_000);
     }
 
     // Publishing the good app still converges on both, and --wait is unaffected.
@@ -386,7 +459,14 @@ describe("corrupt znodes", () => {
     expect(invalidApps.get("huge")).toStartWith("updatedBy:");
     expect(invalidApps.get("bad;name")).toBe("invalid app name");
     expect(fleet.invalidNodes.map((n) => n.path).sort()).toEqual(
-      ["/agents/bad;host", "/agents/ghost", "/agents/typed", "/apps/good/hosts/bad;host", "/apps/good/hosts/noise", "/apps/good/hosts/zombie"].sort(),
+      [
+        "/agents/bad;host",
+        "/agents/ghost",
+        "/agents/typed",
+        "/apps/good/hosts/bad;host",
+        "/apps/good/hosts/noise",
+        "/apps/good/hosts/zombie",
+      ].sort(),
     );
     expect(fleet.invalidNodes.find((n) => n.path === "/apps/good/hosts/bad;host")?.error).toBe("invalid host id");
     const good = fleet.apps.find((a) => a.name === "good");
@@ -409,7 +489,12 @@ describe("corrupt znodes", () => {
     for (const name of [...Object.keys(corrupt), "bad;name"]) expect(list.stdout).toMatch(new RegExp(`^${name}\\s+INVALID\\b`, "m"));
     expect(list.stdout).toMatch(/^good\s+2\.0\b/m);
     const listJson = JSON.parse((await cli(connect, ["app", "list", "--json"])).stdout) as { name: string; error?: string }[];
-    expect(listJson.filter((a) => a.error !== undefined).map((a) => a.name).sort()).toEqual([...Object.keys(corrupt), "bad;name"].sort());
+    expect(
+      listJson
+        .filter((a) => a.error !== undefined)
+        .map((a) => a.name)
+        .sort(),
+    ).toEqual([...Object.keys(corrupt), "bad;name"].sort());
   });
 
   // Regression (was a bug: src/apps/fleet-reader.ts readHostList): when a new host node appears, the reader stores
@@ -426,7 +511,11 @@ describe("corrupt znodes", () => {
     expectOk(await cli(connect, ["app", "create", "ok", "1.0", "--get-version-cmd", "true", "--deploy-cmd", "true"]));
     const client = await raw(connect);
     await client.mkdirp("/agents");
-    await client.create("/agents/h1", Buffer.from(JSON.stringify({ groups: [], agentVersion: "t", pid: 1, startedAt: now() })), "ephemeral");
+    await client.create(
+      "/agents/h1",
+      Buffer.from(JSON.stringify({ groups: [], agentVersion: "t", pid: 1, startedAt: now() })),
+      "ephemeral",
+    );
     // The same client, but a host status read is held (as on a busy server) until the test has
     // made another change land while it is in flight.
     let statusReads = 0;
@@ -587,7 +676,9 @@ describe("flags, config files and environment", () => {
         expectUsage(r, c.mentions);
         expect(r.stderr).not.toContain("cred-secret");
       } catch (error) {
-        throw new Error(`conveyor ${JSON.stringify(c.args)} env ${JSON.stringify(c.env ?? {})}: ${error instanceof Error ? error.message : String(error)}`);
+        throw new Error(
+          `conveyor ${JSON.stringify(c.args)} env ${JSON.stringify(c.env ?? {})}: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
     }
     const root = (await zkCliLs(server, "/")) ?? [];

@@ -16,7 +16,17 @@ import { ZkClient } from "../../src/zk/client.ts";
 import { leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { pidAlive } from "../harness/processes.ts";
 import { type AgentProcess, useAgentProcesses } from "../harness/agent-process.ts";
-import { type CliResult, ensureBinary, processTempDir, runCli, spawnCollect, splitConnect, useCli, zkCliGet, zkCliLs } from "../harness/cli.ts";
+import {
+  type CliResult,
+  ensureBinary,
+  processTempDir,
+  runCli,
+  spawnCollect,
+  splitConnect,
+  useCli,
+  zkCliGet,
+  zkCliLs,
+} from "../harness/cli.ts";
 import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../harness/zookeeper.ts";
 
@@ -106,7 +116,18 @@ const ZK_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.ja
 async function zkShell(server: string, commands: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const javaHome = process.env.JAVA_HOME;
   const r = await spawnCollect(
-    ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData", "-cp", ZK_CLASSPATH, "org.apache.zookeeper.ZooKeeperMain", "-server", server],
+    [
+      "java",
+      "-Xshare:auto",
+      "-XX:TieredStopAtLevel=1",
+      "-XX:+UseSerialGC",
+      "-XX:-UsePerfData",
+      "-cp",
+      ZK_CLASSPATH,
+      "org.apache.zookeeper.ZooKeeperMain",
+      "-server",
+      server,
+    ],
     {
       env: javaHome === undefined ? {} : { JAVA_HOME: javaHome, PATH: `${javaHome}/bin:/usr/bin:/bin` },
       stdin: `${commands.join("\n")}\nquit\n`,
@@ -130,7 +151,8 @@ async function zkGetAsAdmin(server: string, path: string): Promise<string> {
 }
 
 function record(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${what} is not an object: ${JSON.stringify(value)}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new Error(`${what} is not an object: ${JSON.stringify(value)}`);
   return value as Record<string, unknown>;
 }
 
@@ -275,9 +297,15 @@ describe("digest ACLs: acl init, then who may do what", () => {
     const entries = JSON.parse(json.stdout) as { path: string; acl: { scheme: string; id: string; perms: string }[] }[];
     expect(entries.length).toBeGreaterThanOrEqual(9);
     for (const entry of entries) {
-      expect(entry.acl.filter((a) => a.scheme !== "digest"), entry.path).toEqual([]);
+      expect(
+        entry.acl.filter((a) => a.scheme !== "digest"),
+        entry.path,
+      ).toEqual([]);
       expect(entry.acl.find((a) => a.id === ADMIN_ID)?.perms, entry.path).toBe("cdrwa");
-      expect(entry.acl.some((a) => a.id === AGENT_ID), entry.path).toBe(true);
+      expect(
+        entry.acl.some((a) => a.id === AGENT_ID),
+        entry.path,
+      ).toBe(true);
       expect(entry.acl, entry.path).toHaveLength(2);
     }
 
@@ -328,10 +356,14 @@ describe("digest ACLs: acl init, then who may do what", () => {
     await asAgent.adoptTreeAcl();
     await expect(asAgent.set("/apps/web", Buffer.from("{}"))).rejects.toMatchObject({ kind: "noAuth" });
     await expect(asAgent.delete("/apps/web/history")).rejects.toMatchObject({ kind: "noAuth" });
-    await expect(asAgent.create("/apps/web/history/h-", Buffer.from("{}"), "persistentSequential")).rejects.toMatchObject({ kind: "noAuth" });
+    await expect(asAgent.create("/apps/web/history/h-", Buffer.from("{}"), "persistentSequential")).rejects.toMatchObject({
+      kind: "noAuth",
+    });
     await expect(asAgent.create("/apps/evil", Buffer.from("{}"))).rejects.toMatchObject({ kind: "noAuth" });
     await expect(asAgent.setAcl("/", [{ scheme: "world", id: "anyone", perms: Perm.all }])).rejects.toMatchObject({ kind: "noAuth" });
-    await expect(asAgent.setAcl("/apps/web/hosts", [{ scheme: "world", id: "anyone", perms: Perm.all }])).rejects.toMatchObject({ kind: "noAuth" });
+    await expect(asAgent.setAcl("/apps/web/hosts", [{ scheme: "world", id: "anyone", perms: Perm.all }])).rejects.toMatchObject({
+      kind: "noAuth",
+    });
     expect(JSON.parse(await zkGetAsAdmin(server, `${chroot}/apps/web`)).version).toBe("1.1");
   });
 
@@ -369,14 +401,28 @@ describe("digest ACLs: acl init, then who may do what", () => {
       const admin = await raw(tree.connect, [{ user: "admin", password: ADMIN_PW }]);
       await waitFor(() => admin.exists("/agents/h1"), 10_000, "h1 to register");
       expect(await admin.getAcl("/agents/h1")).toEqual([ADMIN_ACE, AGENT_WRITE]);
-      await waitFor(() => existsSync(join(agent.dir, "VERSION.web")) && readFileSync(join(agent.dir, "VERSION.web"), "utf8").trim() === "1.0", 20_000, "h1 to deploy 1.0");
-      await waitFor(async () => (await statusJson(tree.connect, ["--auth", ADMIN])).apps[0]?.hosts[0]?.state === "current", 10_000, "h1 current");
+      await waitFor(
+        () => existsSync(join(agent.dir, "VERSION.web")) && readFileSync(join(agent.dir, "VERSION.web"), "utf8").trim() === "1.0",
+        20_000,
+        "h1 to deploy 1.0",
+      );
+      await waitFor(
+        async () => (await statusJson(tree.connect, ["--auth", ADMIN])).apps[0]?.hosts[0]?.state === "current",
+        10_000,
+        "h1 current",
+      );
       const fleet = await statusJson(tree.connect, ["--auth", ADMIN]);
-      expect(fleet.apps.find((a) => a.name === "web")?.hosts).toEqual([expect.objectContaining({ host: "h1", state: "current", version: "1.0" })]);
+      expect(fleet.apps.find((a) => a.name === "web")?.hosts).toEqual([
+        expect.objectContaining({ host: "h1", state: "current", version: "1.0" }),
+      ]);
       expect(fleet.agents.map((a) => a.host)).toEqual(["h1"]);
       expect(await admin.getAcl("/apps/web/hosts/h1")).toEqual([ADMIN_ACE, AGENT_WRITE]);
       // And what Debian's client sees, as admin: the admin's own entry, the agent's, no world.
-      const acl = await zkShell(tree.server, [`addauth digest ${ADMIN}`, `getAcl ${tree.chroot}/agents/h1`, `getAcl ${tree.chroot}/apps/web/hosts/h1`]);
+      const acl = await zkShell(tree.server, [
+        `addauth digest ${ADMIN}`,
+        `getAcl ${tree.chroot}/agents/h1`,
+        `getAcl ${tree.chroot}/apps/web/hosts/h1`,
+      ]);
       expect(acl.stdout.split(`'digest,'${ADMIN_ID}\n: cdrwa`)).toHaveLength(3);
       // (the last getAcl's output may end without a newline)
       expect(acl.stdout.split(`'digest,'${AGENT_ID}\n: cdrw`).filter((part, i) => i === 0 || !part.startsWith("a"))).toHaveLength(3);
@@ -394,7 +440,11 @@ describe("digest ACLs: acl init, then who may do what", () => {
     const tree = await lockedTree("acl-repair");
     const agent = await startAgent(tree.connect, "h1", ["--auth", AGENT]);
     const admin = await raw(tree.connect, [{ user: "admin", password: ADMIN_PW }]);
-    await waitFor(async () => (await statusJson(tree.connect, ["--auth", ADMIN])).apps[0]?.hosts[0]?.state === "current", 20_000, "h1 current on 1.0");
+    await waitFor(
+      async () => (await statusJson(tree.connect, ["--auth", ADMIN])).apps[0]?.hosts[0]?.state === "current",
+      20_000,
+      "h1 current on 1.0",
+    );
     expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "pause", "web"]));
     expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "create", "web", "2.0"]));
     await waitFor(async () => (await admin.children(lockDir("web"))).length === 1, 10_000, "h1 to queue behind the pause");
@@ -404,7 +454,11 @@ describe("digest ACLs: acl init, then who may do what", () => {
     await agent.waitForLog(/cannot register: \/agents is missing and this agent may not re-create it/, 10_000);
     expect(await admin.exists(leasesDir("web"))).toBeNull();
     expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "resume", "web"]));
-    await waitFor(() => existsSync(join(agent.dir, "VERSION.web")) && readFileSync(join(agent.dir, "VERSION.web"), "utf8").trim() === "2.0", 20_000, "h1 to deploy 2.0");
+    await waitFor(
+      () => existsSync(join(agent.dir, "VERSION.web")) && readFileSync(join(agent.dir, "VERSION.web"), "utf8").trim() === "2.0",
+      20_000,
+      "h1 to deploy 2.0",
+    );
     await waitFor(() => admin.exists("/agents/h1"), 10_000, "h1 to register again");
     expect(await admin.getAcl(leasesDir("web"))).toEqual([ADMIN_ACE, AGENT_WRITE]);
     expect(await admin.getAcl("/agents/h1")).toEqual([ADMIN_ACE, AGENT_WRITE]);
@@ -414,7 +468,8 @@ describe("digest ACLs: acl init, then who may do what", () => {
     expectOk(await cli(connect, ["--auth", ADMIN, "app", "create", "api", "2.0", ...fileCommands("api")]));
     const admin = await raw(connect, [{ user: "admin", password: ADMIN_PW }]);
     expect(await admin.getAcl("/apps/api")).toEqual([ADMIN_ACE, AGENT_READ]);
-    for (const dir of ["lock", "leases", "hosts", "failures"]) expect(await admin.getAcl(`/apps/api/${dir}`)).toEqual([ADMIN_ACE, AGENT_WRITE]);
+    for (const dir of ["lock", "leases", "hosts", "failures"])
+      expect(await admin.getAcl(`/apps/api/${dir}`)).toEqual([ADMIN_ACE, AGENT_WRITE]);
     expect(await admin.getAcl("/apps/api/history")).toEqual([ADMIN_ACE, AGENT_READ]);
     const [entry] = await admin.children("/apps/api/history");
     expect(await admin.getAcl(`/apps/api/history/${entry}`)).toEqual([ADMIN_ACE, AGENT_READ]);
@@ -541,21 +596,68 @@ describe("agent allowlists (local config)", () => {
     const getVersion = (app: string): string => `cat VERSION.${app} 2>/dev/null || true`;
     const refused: { app: string; getVersionCmd: string; deployCmd: string; marker: string; which: string }[] = [
       // Matches no pattern at all.
-      { app: "nomatch", getVersionCmd: getVersion("nomatch"), deployCmd: "touch NOMATCH.marker", marker: "NOMATCH.marker", which: "deploy-cmd" },
+      {
+        app: "nomatch",
+        getVersionCmd: getVersion("nomatch"),
+        deployCmd: "touch NOMATCH.marker",
+        marker: "NOMATCH.marker",
+        which: "deploy-cmd",
+      },
       // Whole-command match: a pattern that matches the end must not allow a prefix.
-      { app: "chained", getVersionCmd: getVersion("chained"), deployCmd: "touch CHAINED.marker; deploy-ok %(version)s", marker: "CHAINED.marker", which: "deploy-cmd" },
-      { app: "rmchain", getVersionCmd: getVersion("rmchain"), deployCmd: "rm -f x; touch RM.marker; deploy-ok", marker: "RM.marker", which: "deploy-cmd" }, // vs 'deploy-ok.*' 
+      {
+        app: "chained",
+        getVersionCmd: getVersion("chained"),
+        deployCmd: "touch CHAINED.marker; deploy-ok %(version)s",
+        marker: "CHAINED.marker",
+        which: "deploy-cmd",
+      },
+      {
+        app: "rmchain",
+        getVersionCmd: getVersion("rmchain"),
+        deployCmd: "rm -f x; touch RM.marker; deploy-ok",
+        marker: "RM.marker",
+        which: "deploy-cmd",
+      }, // vs 'deploy-ok.*'
       // An alternation in a pattern stays anchored on both sides: ^(?:a|b)$, not ^a|b$.
-      { app: "alternation", getVersionCmd: getVersion("alternation"), deployCmd: "touch ALT.marker; deploy-ok.sh %(version)s", marker: "ALT.marker", which: "deploy-cmd" },
+      {
+        app: "alternation",
+        getVersionCmd: getVersion("alternation"),
+        deployCmd: "touch ALT.marker; deploy-ok.sh %(version)s",
+        marker: "ALT.marker",
+        which: "deploy-cmd",
+      },
       // "." does not match a newline: a second line is not smuggled in after an allowed first one.
-      { app: "newline", getVersionCmd: getVersion("newline"), deployCmd: "deploy-ok %(version)s\ntouch NEWLINE.marker", marker: "NEWLINE.marker", which: "deploy-cmd" },
+      {
+        app: "newline",
+        getVersionCmd: getVersion("newline"),
+        deployCmd: "deploy-ok %(version)s\ntouch NEWLINE.marker",
+        marker: "NEWLINE.marker",
+        which: "deploy-cmd",
+      },
       // get-version-cmd is checked too (before it would run).
-      { app: "getversion", getVersionCmd: "touch GV.marker; cat VERSION.getversion", deployCmd: "deploy-ok %(version)s", marker: "GV.marker", which: "get-version-cmd" },
+      {
+        app: "getversion",
+        getVersionCmd: "touch GV.marker; cat VERSION.getversion",
+        deployCmd: "deploy-ok %(version)s",
+        marker: "GV.marker",
+        which: "get-version-cmd",
+      },
     ];
     for (const r of refused) {
       expectOk(await cli(connect, ["app", "create", r.app, "1.0", "--get-version-cmd", r.getVersionCmd, "--deploy-cmd", r.deployCmd]));
     }
-    expectOk(await cli(connect, ["app", "create", "good", "1.0", "--get-version-cmd", getVersion("good"), "--deploy-cmd", "deploy-ok %(version)s"]));
+    expectOk(
+      await cli(connect, [
+        "app",
+        "create",
+        "good",
+        "1.0",
+        "--get-version-cmd",
+        getVersion("good"),
+        "--deploy-cmd",
+        "deploy-ok %(version)s",
+      ]),
+    );
 
     const agent = await spawnAgentWithPath(connect, "guarded", serverDir, binDir, config);
     await agent.waitForLog(/agent started/, 15_000);
@@ -564,7 +666,9 @@ describe("agent allowlists (local config)", () => {
       async () => {
         const fleet = await readFleetStatus(admin);
         const states = fleet.apps.map((a) => `${a.name}:${a.hosts[0]?.state ?? "-"}`);
-        return states.length === refused.length + 1 && fleet.apps.every((a) => a.hosts[0]?.state === (a.name === "good" ? "current" : "failed"));
+        return (
+          states.length === refused.length + 1 && fleet.apps.every((a) => a.hosts[0]?.state === (a.name === "good" ? "current" : "failed"))
+        );
       },
       20_000,
       "good current and every refused app failed",

@@ -508,7 +508,11 @@ describe("Semaphore", () => {
       const woken = everyone.filter((m) => m.watchEvents > 0).map((m) => m.owner);
       const readers = everyone.filter((m) => m.admissionReads > 0).map((m) => m.owner);
       const allowed = [next.owner, ...(after ? [after.owner] : [])];
-      expect({ release: k, woken: woken.filter((o) => !allowed.includes(o)), readers: readers.filter((o) => !allowed.includes(o)) }).toEqual({
+      expect({
+        release: k,
+        woken: woken.filter((o) => !allowed.includes(o)),
+        readers: readers.filter((o) => !allowed.includes(o)),
+      }).toEqual({
         release: k,
         woken: [],
         readers: [],

@@ -57,8 +57,7 @@ function recordEvents(): { events: WatchEvent[]; watcher: Watcher } {
 const text = (s: string): Buffer => Buffer.from(s, "utf8");
 
 /** The ZkError kind, or the message of anything else (so a failed expectation shows it). */
-const kindOf = (error: unknown): string =>
-  error instanceof ZkError ? error.kind : error === undefined ? "no error" : String(error);
+const kindOf = (error: unknown): string => (error instanceof ZkError ? error.kind : error === undefined ? "no error" : String(error));
 
 /**
  * A loopback TCP proxy in front of the server, so a test decides when the client can reach it:
@@ -370,11 +369,7 @@ describe("transactions", () => {
     const c = await connect(zk.withChroot("txn-seq"));
     await c.create("/q");
     await c.create("/q/lock-1");
-    const [created, deleted] = await c
-      .transaction()
-      .create("/q/lease-", text("mine"), "ephemeralSequential")
-      .delete("/q/lock-1")
-      .commit();
+    const [created, deleted] = await c.transaction().create("/q/lease-", text("mine"), "ephemeralSequential").delete("/q/lock-1").commit();
     expect(created?.op).toBe("create");
     expect(created?.path).toMatch(/^\/q\/lease-\d{10}$/);
     expect(deleted).toEqual({ op: "delete", path: "/q/lock-1" });
@@ -723,7 +718,9 @@ describe("connection states", () => {
   test("a first handshake that is never answered is retried within the connect timeout", async () => {
     const proxy = await startProxy();
     proxy.mode = "hold";
-    const connecting = timed(connect(`${proxy.connectString}${uniqueChroot("silent-first")}`, { sessionTimeoutMs: 2_000, connectTimeoutMs: 8_000 }));
+    const connecting = timed(
+      connect(`${proxy.connectString}${uniqueChroot("silent-first")}`, { sessionTimeoutMs: 2_000, connectTimeoutMs: 8_000 }),
+    );
     await waitForStrict(() => proxy.heldCount > 0, 3_000, "the first attempt to be held");
     proxy.mode = "forward";
     const result = await connecting;
@@ -915,9 +912,14 @@ describe("digest auth", () => {
     await c.create("/none");
     // The library's ACL constructor refuses permissions 0: build that entry as another client
     // would send it. (Reading an ACL needs READ, so the world entry keeps it.)
-    const zero = Object.assign(Object.create(zookeeper.ACL.prototype) as zookeeper.ACL, { permission: 0, id: new zookeeper.Id("ip", "10.0.0.1") });
+    const zero = Object.assign(Object.create(zookeeper.ACL.prototype) as zookeeper.ACL, {
+      permission: 0,
+      id: new zookeeper.Id("ip", "10.0.0.1"),
+    });
     const read = new zookeeper.ACL(Perm.read, new zookeeper.Id("world", "anyone"));
-    await new Promise<void>((resolve, reject) => libraryOf(c).setACL(`${c.chroot}/none`, [read, zero], -1, (e) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      libraryOf(c).setACL(`${c.chroot}/none`, [read, zero], -1, (e) => (e ? reject(e) : resolve())),
+    );
     expect(await c.getAcl("/none")).toEqual([
       { scheme: "world", id: "anyone", perms: Perm.read },
       { scheme: "ip", id: "10.0.0.1", perms: 0 },

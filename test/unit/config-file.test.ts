@@ -39,7 +39,9 @@ describe("settings precedence: flags > env > file", () => {
     expect((await resolveSettings({ config, zk: "flag:1" }, { CONVEYOR_ZK: "env:2181" })).connectString).toBe("flag:1");
   });
   test("credentials: flag > env, password never echoed", async () => {
-    expect((await resolveSettings({ config, auth: "ci:s3cret" }, { CONVEYOR_AUTH: "x:y" })).credentials).toEqual([{ user: "ci", password: "s3cret" }]);
+    expect((await resolveSettings({ config, auth: "ci:s3cret" }, { CONVEYOR_AUTH: "x:y" })).credentials).toEqual([
+      { user: "ci", password: "s3cret" },
+    ]);
     expect((await resolveSettings({ config }, { CONVEYOR_AUTH: "x:y" })).credentials).toEqual([{ user: "x", password: "y" }]);
     const message = await usageMessage(resolveSettings({ config, auth: "nopassword" }, {}));
     expect(message).toContain("--auth");

@@ -41,7 +41,11 @@ describe("fault log", () => {
     const path = join(dir, "deploys.log");
     writeFileSync(path, "start h1 1.0 42 1000\nnoise\nstart h2 1.0 43 1100\nend h1 1.0 42 2000\n");
     const lines = readDeployLines(path);
-    expect(lines.map((l) => `${l.kind} ${l.host} ${l.pid} ${l.at} ${l.line}`)).toEqual(["start h1 42 1000 0", "start h2 43 1100 2", "end h1 42 2000 3"]);
+    expect(lines.map((l) => `${l.kind} ${l.host} ${l.pid} ${l.at} ${l.line}`)).toEqual([
+      "start h1 42 1000 0",
+      "start h2 43 1100 2",
+      "end h1 42 2000 3",
+    ]);
     expect(readDeployLines(path, 2)).toHaveLength(2);
     expect(lineCount(path)).toBe(4);
     expect(pairDeploys(lines).map((d) => [d.host, d.end])).toEqual([
@@ -97,9 +101,21 @@ describe("fault log", () => {
     const strict = analyseConcurrency(lines, SLOTS_2, [], [], kills);
     expect(strict.violations.some((v) => /3 deploys at once \(limit 2\)/.test(v))).toBe(true);
     expect(strict.lostDeploys).toEqual({ orphan: 0, sessionLost: 0 });
-    const held = analyseConcurrency(script("+a@0", "+b@10", "-a@4000", "-b@4100"), SLOTS_2, [observe(1_000, ["a", -5], ["a", 700], ["b", 5]), observe(3_000, ["a", 700], ["b", 5])], [], kills);
+    const held = analyseConcurrency(
+      script("+a@0", "+b@10", "-a@4000", "-b@4100"),
+      SLOTS_2,
+      [observe(1_000, ["a", -5], ["a", 700], ["b", 5]), observe(3_000, ["a", 700], ["b", 5])],
+      [],
+      kills,
+    );
     expect(held.violations).toEqual([]);
-    const gap = analyseConcurrency(script("+a@0", "+b@10", "-a@4000", "-b@4100"), SLOTS_2, [observe(1_000, ["b", 5]), observe(3_000, ["a", 1_500], ["b", 5])], [], kills);
+    const gap = analyseConcurrency(
+      script("+a@0", "+b@10", "-a@4000", "-b@4100"),
+      SLOTS_2,
+      [observe(1_000, ["b", 5]), observe(3_000, ["a", 1_500], ["b", 5])],
+      [],
+      kills,
+    );
     expect(gap.violations).toEqual([expect.stringContaining("no lease while its agent restarted within the session")]);
   });
 

@@ -12,12 +12,32 @@ const ONLINE = { a: {}, b: {} };
 
 describe("app state", () => {
   const cases: { name: string; fixture: FleetFixture; state: AppView["state"]; halted?: boolean }[] = [
-    { name: "every host current on this rollout → converged", fixture: { hosts: { a: ["current", "1.0"], b: ["current", "1.0"] }, agents: ONLINE }, state: "converged" },
-    { name: "a host still deploying → rolling", fixture: { hosts: { a: ["current", "1.0"], b: ["deploying", "0.9"] }, agents: ONLINE }, state: "rolling" },
-    { name: "a host queued → rolling", fixture: { hosts: { a: ["current", "1.0"], b: ["queued", "0.9"] }, agents: ONLINE }, state: "rolling" },
-    { name: "a host verifying → rolling", fixture: { hosts: { a: ["current", "1.0"], b: ["verifying", "1.0"] }, agents: ONLINE }, state: "rolling" },
+    {
+      name: "every host current on this rollout → converged",
+      fixture: { hosts: { a: ["current", "1.0"], b: ["current", "1.0"] }, agents: ONLINE },
+      state: "converged",
+    },
+    {
+      name: "a host still deploying → rolling",
+      fixture: { hosts: { a: ["current", "1.0"], b: ["deploying", "0.9"] }, agents: ONLINE },
+      state: "rolling",
+    },
+    {
+      name: "a host queued → rolling",
+      fixture: { hosts: { a: ["current", "1.0"], b: ["queued", "0.9"] }, agents: ONLINE },
+      state: "rolling",
+    },
+    {
+      name: "a host verifying → rolling",
+      fixture: { hosts: { a: ["current", "1.0"], b: ["verifying", "1.0"] }, agents: ONLINE },
+      state: "rolling",
+    },
     { name: "no host and no agent → rolling (nothing reported yet)", fixture: {}, state: "rolling" },
-    { name: "a live agent of the app has not reported → rolling", fixture: { hosts: { a: ["current", "1.0"] }, agents: ONLINE }, state: "rolling" },
+    {
+      name: "a live agent of the app has not reported → rolling",
+      fixture: { hosts: { a: ["current", "1.0"] }, agents: ONLINE },
+      state: "rolling",
+    },
     {
       name: "a live host current on an older rollout must report on this one → rolling",
       fixture: { hosts: { a: ["current", "1.0"], b: ["current", "1.0", OLD] }, agents: ONLINE },
@@ -40,7 +60,12 @@ describe("app state", () => {
     },
     {
       name: "every host failed within the budget → failed (a release that deployed nowhere)",
-      fixture: { spec: { maxFailures: 5 }, hosts: { a: ["failed", "0.9"], b: ["failed", "0.9"] }, agents: ONLINE, failures: [`${R}-a`, `${R}-b`] },
+      fixture: {
+        spec: { maxFailures: 5 },
+        hosts: { a: ["failed", "0.9"], b: ["failed", "0.9"] },
+        agents: ONLINE,
+        failures: [`${R}-a`, `${R}-b`],
+      },
       state: "failed",
     },
     {
@@ -66,10 +91,19 @@ describe("app state", () => {
       state: "paused",
       halted: true,
     },
-    { name: "paused wins over converged", fixture: { spec: { paused: true }, hosts: { a: ["current", "1.0"] }, agents: { a: {} } }, state: "paused" },
+    {
+      name: "paused wins over converged",
+      fixture: { spec: { paused: true }, hosts: { a: ["current", "1.0"] }, agents: { a: {} } },
+      state: "paused",
+    },
     {
       name: "failures forgiven by resume do not count → no halt",
-      fixture: { spec: { ignoredFailures: 1 }, hosts: { a: ["current", "1.0"], b: ["failed", "0.9"] }, agents: ONLINE, failures: [`${R}-b`] },
+      fixture: {
+        spec: { ignoredFailures: 1 },
+        hosts: { a: ["current", "1.0"], b: ["failed", "0.9"] },
+        agents: ONLINE,
+        failures: [`${R}-b`],
+      },
       state: "converged",
       halted: false,
     },
@@ -81,7 +115,11 @@ describe("app state", () => {
     },
     {
       name: "a host outside the app's groups is not waited for → converged",
-      fixture: { spec: { groups: ["web"] }, hosts: { a: ["current", "1.0"], b: ["deploying", "0.9"] }, agents: { a: { groups: ["web"] }, b: { groups: ["db"] } } },
+      fixture: {
+        spec: { groups: ["web"] },
+        hosts: { a: ["current", "1.0"], b: ["deploying", "0.9"] },
+        agents: { a: { groups: ["web"] }, b: { groups: ["db"] } },
+      },
       state: "converged",
     },
   ];
@@ -124,7 +162,13 @@ describe("hosts, agents and counts", () => {
   test("offline hosts, pending agents and untargeted hosts", () => {
     const app = appView({
       spec: { groups: ["web"] },
-      hosts: { a: ["current", "1.0"], b: ["deploying", "0.9"], gone: ["current", "0.9", OLD], db1: ["current", "0.5"], only: ["current", "0.9"] },
+      hosts: {
+        a: ["current", "1.0"],
+        b: ["deploying", "0.9"],
+        gone: ["current", "0.9", OLD],
+        db1: ["current", "0.5"],
+        only: ["current", "0.9"],
+      },
       agents: {
         a: { groups: ["web"] },
         b: { groups: ["web", "api"] },
@@ -143,17 +187,40 @@ describe("hosts, agents and counts", () => {
     expect(app.hosts.find((h) => h.host === "gone")?.version).toBe("0.9"); // what it last ran
     expect(app.pendingAgents).toEqual(["fresh", "allowed"]);
     expect(app.untargetedHosts).toEqual(["db1", "only"]);
-    expect(app.counts).toEqual({ current: 1, queued: 0, deploying: 1, verifying: 0, failed: 0, offline: 1, total: 3, failuresThisRollout: 0 });
+    expect(app.counts).toEqual({
+      current: 1,
+      queued: 0,
+      deploying: 1,
+      verifying: 0,
+      failed: 0,
+      offline: 1,
+      total: 3,
+      failuresThisRollout: 0,
+    });
   });
 
   test("failed hosts carry their error; failedHosts lists this rollout's failure nodes, forgiven ones too", () => {
-    const fixture: FleetFixture = { spec: { ignoredFailures: 1, maxFailures: 1 }, hosts: { a: ["failed", "0.9"] }, agents: { a: {} }, failures: [`${R}-a`, `${R}-b`, `${OLD}-c`] };
+    const fixture: FleetFixture = {
+      spec: { ignoredFailures: 1, maxFailures: 1 },
+      hosts: { a: ["failed", "0.9"] },
+      agents: { a: {} },
+      failures: [`${R}-a`, `${R}-b`, `${OLD}-c`],
+    };
     const fleet = rawFleet(fixture);
     const host = fleet.apps[0]?.hosts[0];
     if (!host) throw new Error("no host");
-    host.status = { value: { ...hostStatus(["failed", "0.9"]), exitCode: 3, error: "deploy-cmd exited with code 3", outputTail: "boom", durationMs: 12 } };
+    host.status = {
+      value: { ...hostStatus(["failed", "0.9"]), exitCode: 3, error: "deploy-cmd exited with code 3", outputTail: "boom", durationMs: 12 },
+    };
     const app = buildFleetStatus(fleet).apps[0];
-    expect(app?.hosts[0]).toMatchObject({ host: "a", state: "failed", exitCode: 3, error: "deploy-cmd exited with code 3", outputTail: "boom", durationMs: 12 });
+    expect(app?.hosts[0]).toMatchObject({
+      host: "a",
+      state: "failed",
+      exitCode: 3,
+      error: "deploy-cmd exited with code 3",
+      outputTail: "boom",
+      durationMs: 12,
+    });
     expect(app?.failedHosts).toEqual(["a", "b"]);
     expect(app?.counts.failuresThisRollout).toBe(1);
     expect(app?.counts.failed).toBe(1);
@@ -161,7 +228,13 @@ describe("hosts, agents and counts", () => {
 
   const sid = "0123456789abcdef";
   const node = (host: string, seq: number, session = sid): string => `${host}-${session}-${String(seq).padStart(10, "0")}`;
-  const queueCases: { name: string; queue: string[]; hosts: Record<string, Report>; agents?: FleetFixture["agents"]; positions: Record<string, number | undefined> }[] = [
+  const queueCases: {
+    name: string;
+    queue: string[];
+    hosts: Record<string, Report>;
+    agents?: FleetFixture["agents"];
+    positions: Record<string, number | undefined>;
+  }[] = [
     {
       name: "positions follow the sequence, not the listing order",
       queue: [node("c", 7), node("a", 3), node("b", 5)],
@@ -208,7 +281,13 @@ describe("hosts, agents and counts", () => {
   test("invalid nodes are reported, never trusted", () => {
     const fleet: RawFleet = {
       apps: [
-        { name: "broken", spec: { error: "slots: slots must be a whole number ≥ 1 or a percentage like 25%" }, hosts: [], queue: [], failures: [] },
+        {
+          name: "broken",
+          spec: { error: "slots: slots must be a whole number ≥ 1 or a percentage like 25%" },
+          hosts: [],
+          queue: [],
+          failures: [],
+        },
         {
           name: "web",
           spec: { value: SAMPLE_SPEC },

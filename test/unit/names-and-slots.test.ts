@@ -8,14 +8,17 @@ describe("names and versions", () => {
   test.each(["myapp", "web-01", "a", "A.b_c-d", "x".repeat(128)])("app name %p is accepted", (name) => {
     expect(parseAppName(name)).toBe(name);
   });
-  test.each(["bad/name", "..", ".hidden", "-x", "$(id)", "a b", "", "x".repeat(129), "a;b", "é"])("app name %p is rejected naming the value", (name) => {
-    expect(() => parseAppName(name)).toThrow(UsageError);
-    try {
-      parseAppName(name);
-    } catch (error) {
-      expect((error as Error).message).toContain(JSON.stringify(name.length > 80 ? `${name.slice(0, 77)}...` : name));
-    }
-  });
+  test.each(["bad/name", "..", ".hidden", "-x", "$(id)", "a b", "", "x".repeat(129), "a;b", "é"])(
+    "app name %p is rejected naming the value",
+    (name) => {
+      expect(() => parseAppName(name)).toThrow(UsageError);
+      try {
+        parseAppName(name);
+      } catch (error) {
+        expect((error as Error).message).toContain(JSON.stringify(name.length > 80 ? `${name.slice(0, 77)}...` : name));
+      }
+    },
+  );
   test.each(["1.0", "1.10", "2:1.4-3~deb12u1", "1.0.0+build.5", "v2"])("version %p is accepted", (v) => {
     expect(parseVersion(v)).toBe(v);
   });

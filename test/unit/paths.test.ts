@@ -37,7 +37,12 @@ describe("layoutNode reads back every path the builders make", () => {
     ["/elsewhere", { kind: "other" }],
   ];
   for (const [path, node] of cases) test(path, () => expect(layoutNode(path)).toEqual(node));
-  test("appSubdirs is every app directory", () => expect(appSubdirs("a").map(layoutNode).map((n) => n.kind)).toEqual(APP_DIRS.map(() => "appDir")));
+  test("appSubdirs is every app directory", () =>
+    expect(
+      appSubdirs("a")
+        .map(layoutNode)
+        .map((n) => n.kind),
+    ).toEqual(APP_DIRS.map(() => "appDir")));
   test("sequenceOf", () => {
     expect(sequenceOf("h1-0123456789abcdef-0000000012")).toBe(12);
     expect(sequenceOf("short")).toBeNaN();

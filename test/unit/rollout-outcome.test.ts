@@ -20,9 +20,25 @@ interface Case {
 const BOTH = { a: {}, b: {} };
 
 const cases: Case[] = [
-  { name: "every host current", fixture: { hosts: { a: ["current", "1.0"], b: ["current", "1.0"] }, agents: BOTH }, starting: "converged", later: "converged", failed: [] },
-  { name: "a host still deploying", fixture: { hosts: { a: ["current", "1.0"], b: ["deploying", "0.9"] }, agents: BOTH }, starting: undefined, later: undefined },
-  { name: "a live agent has not reported yet", fixture: { hosts: { a: ["current", "1.0"] }, agents: BOTH }, starting: undefined, later: undefined },
+  {
+    name: "every host current",
+    fixture: { hosts: { a: ["current", "1.0"], b: ["current", "1.0"] }, agents: BOTH },
+    starting: "converged",
+    later: "converged",
+    failed: [],
+  },
+  {
+    name: "a host still deploying",
+    fixture: { hosts: { a: ["current", "1.0"], b: ["deploying", "0.9"] }, agents: BOTH },
+    starting: undefined,
+    later: undefined,
+  },
+  {
+    name: "a live agent has not reported yet",
+    fixture: { hosts: { a: ["current", "1.0"] }, agents: BOTH },
+    starting: undefined,
+    later: undefined,
+  },
   {
     name: "a failure within the budget: converged, naming it",
     fixture: { spec: { maxFailures: 1 }, hosts: { a: ["current", "1.0"], b: ["failed", "0.9"] }, agents: BOTH, failures: [`${R}-b`] },
@@ -32,7 +48,12 @@ const cases: Case[] = [
   },
   {
     name: "every host failed within the budget: failed",
-    fixture: { spec: { maxFailures: 2 }, hosts: { a: ["failed", "0.9"], b: ["failed", "0.9"] }, agents: BOTH, failures: [`${R}-a`, `${R}-b`] },
+    fixture: {
+      spec: { maxFailures: 2 },
+      hosts: { a: ["failed", "0.9"], b: ["failed", "0.9"] },
+      agents: BOTH,
+      failures: [`${R}-a`, `${R}-b`],
+    },
     starting: "failed",
     later: "failed",
     failed: ["a", "b"],
@@ -71,8 +92,19 @@ const cases: Case[] = [
     later: "halted",
     failed: ["a"],
   },
-  { name: "paused mid-rollout: keep waiting", fixture: { spec: { paused: true }, hosts: { a: ["queued", "0.9"] }, agents: { a: {} } }, starting: undefined, later: undefined },
-  { name: "another rollout was published: superseded", fixture: { hosts: { a: ["current", "1.0"] }, agents: { a: {} } }, rolloutId: OLD, starting: "superseded", later: "superseded" },
+  {
+    name: "paused mid-rollout: keep waiting",
+    fixture: { spec: { paused: true }, hosts: { a: ["queued", "0.9"] }, agents: { a: {} } },
+    starting: undefined,
+    later: undefined,
+  },
+  {
+    name: "another rollout was published: superseded",
+    fixture: { hosts: { a: ["current", "1.0"] }, agents: { a: {} } },
+    rolloutId: OLD,
+    starting: "superseded",
+    later: "superseded",
+  },
   { name: "no host and no agent: no-hosts, on the first look only", fixture: {}, starting: "no-hosts", later: undefined },
   {
     name: "every host offline on another version: no-hosts, on the first look only",

@@ -40,7 +40,7 @@ const CASES: [string, v.GenericSchema, unknown, string][] = [
   ["group", AppSpec, { ...SPEC, groups: ["a b"] }, "groups.0: group name must be"],
   ["maxFailures -1", AppSpec, { ...SPEC, maxFailures: -1 }, "maxFailures: must be a whole number from 0 to 1000000"],
   ["maxFailures 1.5", AppSpec, { ...SPEC, maxFailures: 1.5 }, "maxFailures: must be a whole number from 0 to 1000000"],
-  ["maxFailures \"2\"", AppSpec, { ...SPEC, maxFailures: "2" }, "maxFailures: must be a whole number from 0 to 1000000"],
+  ['maxFailures "2"', AppSpec, { ...SPEC, maxFailures: "2" }, "maxFailures: must be a whole number from 0 to 1000000"],
   ["deployTimeoutSec 0", AppSpec, { ...SPEC, deployTimeoutSec: 0 }, "deployTimeoutSec: must be a whole number from 1 to 604800"],
   ["canary 0", AppSpec, { ...SPEC, canary: 0 }, "canary: must be a whole number from 1 to 100000"],
   ["ignoredFailures -1", AppSpec, { ...SPEC, ignoredFailures: -1 }, "ignoredFailures: must be a whole number from 0 to 1000000"],

@@ -30,7 +30,10 @@ export const aclInit: CommandSpec = {
     assertDistinctIdentities(admin, locked);
     const { nodes } = await withZk(ctx, (zk) => lockTree(zk, admin, locked));
     if (ctx.options.flag("json")) printJson(ctx.io, { locked: true, nodes, admin: admin.user, agent: locked.user });
-    else ctx.io.out(`locked ${nodes} node(s): admin "${admin.user}" may write specs, agent "${locked.user}" may write agent nodes; no world access`);
+    else
+      ctx.io.out(
+        `locked ${nodes} node(s): admin "${admin.user}" may write specs, agent "${locked.user}" may write agent nodes; no world access`,
+      );
     return ExitCode.ok;
   },
 };
@@ -42,10 +45,16 @@ export const aclShow: CommandSpec = {
   async run(_args, ctx) {
     const entries = await withZk(ctx, (zk) => readTreeAcl(zk));
     if (ctx.options.flag("json")) {
-      printJson(ctx.io, entries.map((e) => ({ path: e.path, acl: e.acl.map((a) => ({ scheme: a.scheme, id: a.id, perms: formatPerms(a.perms) })) })));
+      printJson(
+        ctx.io,
+        entries.map((e) => ({ path: e.path, acl: e.acl.map((a) => ({ scheme: a.scheme, id: a.id, perms: formatPerms(a.perms) })) })),
+      );
       return ExitCode.ok;
     }
-    const rows = entries.map((e) => [e.path, e.acl.map((a) => `${a.scheme}:${a.scheme === "digest" ? (a.id.split(":")[0] ?? "") : a.id}:${formatPerms(a.perms)}`).join(", ")]);
+    const rows = entries.map((e) => [
+      e.path,
+      e.acl.map((a) => `${a.scheme}:${a.scheme === "digest" ? (a.id.split(":")[0] ?? "") : a.id}:${formatPerms(a.perms)}`).join(", "),
+    ]);
     ctx.io.out(renderTable(["PATH", "ACL"], rows));
     return ExitCode.ok;
   },

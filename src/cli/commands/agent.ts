@@ -21,7 +21,11 @@ export const agent: CommandSpec = {
     { flag: "--groups <a,b>", description: "Groups this server belongs to; apps with groups deploy only to members" },
     { flag: "--session-timeout <duration>", description: "ZooKeeper session timeout, e.g. 10s (default 10s)" },
     { flag: "--log-format <format>", description: "text | json (default text)" },
-    { flag: "--state-dir <dir>", description: "Where running deploys are recorded across agent crashes (default $STATE_DIRECTORY, else /var/lib/conveyor as root, else ~/.local/state/conveyor)" },
+    {
+      flag: "--state-dir <dir>",
+      description:
+        "Where running deploys are recorded across agent crashes (default $STATE_DIRECTORY, else /var/lib/conveyor as root, else ~/.local/state/conveyor)",
+    },
   ],
   examples: ["conveyor agent --zk zk1:2181,zk2:2181/conveyor --host-id web-01 --groups web"],
   async run(_args, ctx) {
@@ -30,7 +34,12 @@ export const agent: CommandSpec = {
     const o = ctx.options;
     const host = parseHostId(o.string("host-id") ?? file.hostId ?? hostname().split(".")[0] ?? "", "--host-id");
     const groups = parseGroups(o.string("groups") ?? (file.groups ?? []).join(","));
-    const sessionTimeoutMs = parseDurationInput(o.string("session-timeout") ?? file.sessionTimeout ?? "10s", "--session-timeout", 1_000, 300_000);
+    const sessionTimeoutMs = parseDurationInput(
+      o.string("session-timeout") ?? file.sessionTimeout ?? "10s",
+      "--session-timeout",
+      1_000,
+      300_000,
+    );
     const format = o.string("log-format") ?? file.logFormat ?? "text";
     if (!(LOG_FORMATS as readonly string[]).includes(format)) {
       throw new UsageError(`invalid --log-format ${quote(format)}: use text or json`);

@@ -27,14 +27,17 @@ export const appCreate: CommandSpec = {
     { flag: "--slots <n>", description: "How many hosts may deploy at once: a number or N% of the app's hosts (default 1)" },
     { flag: "--get-version-cmd <cmd>", description: "Prints the version a host runs (required on create)" },
     { flag: "--deploy-cmd <cmd>", description: "Deploys %(version)s on a host (required on create)" },
-    { flag: "--verify-cmd <cmd>", description: "Extra check after a deploy; non-zero exit fails the host (\"\" = none)" },
-    { flag: "--groups <a,b>", description: "Only agents in one of these groups serve the app (\"\" = all)" },
+    { flag: "--verify-cmd <cmd>", description: 'Extra check after a deploy; non-zero exit fails the host ("" = none)' },
+    { flag: "--groups <a,b>", description: 'Only agents in one of these groups serve the app ("" = all)' },
     { flag: "--max-failures <n>", description: "Failed hosts a rollout tolerates before it halts (default 0)" },
     { flag: "--deploy-timeout <duration>", description: "Kill a deploy after this long, e.g. 10m (default 10m)" },
-    { flag: "--canary <n>", description: "Admit only N hosts in this rollout until \"app promote\"" },
+    { flag: "--canary <n>", description: 'Admit only N hosts in this rollout until "app promote"' },
     { flag: "--canary-auto", description: "With --canary: promote by itself once every canary host is current" },
     ...WAIT_OPTIONS,
-    { flag: "--rollback-on-failure", description: "With --wait: if the rollout fails or halts, roll back to the previous version and wait for that (exit 1)" },
+    {
+      flag: "--rollback-on-failure",
+      description: "With --wait: if the rollout fails or halts, roll back to the previous version and wait for that (exit 1)",
+    },
   ],
   examples: [
     "conveyor app create myapp 1.0 --slots 2 --get-version-cmd 'cat /srv/myapp/VERSION' --deploy-cmd '/srv/deploy.sh %(version)s'",
@@ -59,9 +62,13 @@ export const appCreate: CommandSpec = {
         ctx.io.out(`created ${app} ${version} (rollout ${result.spec.rolloutId}, slots ${result.spec.slots})`);
       } else if (result.repaired) {
         const { path, reason } = result.repaired;
-        ctx.io.out(`repaired ${app} ${version}${was(result.spec)}: replaced the invalid spec at ${path} (${printable(reason)}); rollout ${result.spec.rolloutId}, slots ${result.spec.slots}`);
+        ctx.io.out(
+          `repaired ${app} ${version}${was(result.spec)}: replaced the invalid spec at ${path} (${printable(reason)}); rollout ${result.spec.rolloutId}, slots ${result.spec.slots}`,
+        );
       } else {
-        ctx.io.out(`published ${app} ${result.spec.version}${was(result.spec)}, rollout ${result.spec.rolloutId}, slots ${result.spec.slots}`);
+        ctx.io.out(
+          `published ${app} ${result.spec.version}${was(result.spec)}, rollout ${result.spec.rolloutId}, slots ${result.spec.slots}`,
+        );
       }
       if (!wait) return ExitCode.ok;
       return waitAndReport(ctx, zk, app, result.spec, { timeoutMs, rollbackOnFailure, mutation });
@@ -102,7 +109,9 @@ function readAttributes(ctx: CommandContext): AppAttributes {
   if (maxFailures !== undefined) attributes.maxFailures = parseCount(maxFailures, "--max-failures");
   const timeout = o.string("deploy-timeout");
   if (timeout !== undefined) {
-    attributes.deployTimeoutSec = Math.round(parseDurationInput(timeout, "--deploy-timeout", 1_000, MAX_DEPLOY_TIMEOUT_SEC * 1_000) / 1_000);
+    attributes.deployTimeoutSec = Math.round(
+      parseDurationInput(timeout, "--deploy-timeout", 1_000, MAX_DEPLOY_TIMEOUT_SEC * 1_000) / 1_000,
+    );
   }
   return attributes;
 }

@@ -74,7 +74,8 @@ export const appRollback: CommandSpec = {
     const mutation = mutationContext(ctx);
     return withZk(ctx, async (zk) => {
       const spec = await rollbackApp(zk, app, to, mutation);
-      if (!ctx.options.flag("json")) ctx.io.out(`rolling back ${app} to ${spec.version} (was ${spec.previousVersion ?? "?"}, rollout ${spec.rolloutId})`);
+      if (!ctx.options.flag("json"))
+        ctx.io.out(`rolling back ${app} to ${spec.version} (was ${spec.previousVersion ?? "?"}, rollout ${spec.rolloutId})`);
       else if (!wait) printJson(ctx.io, { app, spec });
       return wait ? waitAndReport(ctx, zk, app, spec, { timeoutMs, mutation }) : ExitCode.ok;
     });

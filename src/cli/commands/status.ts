@@ -54,7 +54,10 @@ function renderApp(app: AppView, now: Date): string {
     `offline ${c.offline}`,
   ].join(" · ");
   const head = `${app.name}  ${app.version}${was}  slots ${app.slots}  ${app.state.toUpperCase()}  ${summary}`;
-  const untargeted = app.untargetedHosts.length === 0 ? "" : `\n  no longer served by these hosts (app groups or agent apps list): ${app.untargetedHosts.join(", ")}`;
+  const untargeted =
+    app.untargetedHosts.length === 0
+      ? ""
+      : `\n  no longer served by these hosts (app groups or agent apps list): ${app.untargetedHosts.join(", ")}`;
   if (app.hosts.length === 0) return `${head}\n  (no hosts have reported yet)${untargeted}`;
   const rows = app.hosts.map((h) => [
     h.host,
@@ -113,7 +116,10 @@ function changeLines(fleet: FleetStatus, seen: Map<string, string>): string[] {
     for (const h of app.hosts) {
       const position = h.queuePosition === undefined ? "" : ` #${h.queuePosition}`;
       const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error, DETAIL_WIDTH)}` : "";
-      emit(`${app.name}/${h.host}`, `${app.name} ${h.host} ${h.state}${position} version=${printable(h.version) || "-"} target=${h.target}${failure}`);
+      emit(
+        `${app.name}/${h.host}`,
+        `${app.name} ${h.host} ${h.state}${position} version=${printable(h.version) || "-"} target=${h.target}${failure}`,
+      );
     }
   }
   for (const bad of fleet.invalidApps) emit(bad.name, `${printable(bad.name)} INVALID ${printable(bad.error)}`);

@@ -359,4 +359,3 @@ async function untilAbortedOr<V>(promise: Promise<V>, signal?: AbortSignal): Pro
 function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new AcquireAbortedError("acquire cancelled");
 }
-
