@@ -87,7 +87,7 @@ async function run(
   cmd: readonly string[],
   opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  let proc;
+  let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   try {
     proc = Bun.spawn([...cmd], {
       cwd: opts.cwd ?? ROOT,

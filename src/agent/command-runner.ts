@@ -126,8 +126,8 @@ export class ShellCommandRunner implements CommandRunner {
             // Normally the pipes close right after the group ends (the version's first line
             // must not be cut short); if they do not, a process outside the group holds them.
             groupGone = true;
-            if (stdioClosed) return finish();
-            setTimeout(finish, STDIO_DRAIN_MS);
+            if (stdioClosed) finish();
+            else setTimeout(finish, STDIO_DRAIN_MS);
             return;
           }
           setTimeout(waitGroup, delay);

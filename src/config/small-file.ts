@@ -1,5 +1,5 @@
 import { type Stats, constants } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { UsageError } from "./errors.ts";
 import { quote } from "../text/printable.ts";
 
@@ -25,7 +25,7 @@ export async function readSmallFile(path: string, label: string, options: { opti
   assertRegular(before, named);
   // O_NONBLOCK: if the path was swapped for a FIFO since, the open returns at once (and the
   // type check below refuses it) instead of waiting for a writer.
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (error) {

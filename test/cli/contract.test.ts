@@ -299,7 +299,9 @@ describe("app create / show", () => {
       [["--slots", "2", "--groups", "web"], "--get-version-cmd"],
     ];
     const results = await Promise.all(cases.map(([extra]) => cli(connect, ["app", "create", "fresh", "1.0", ...extra])));
-    results.forEach((r, i) => expectOneLineError(r, 2, [cases[i]?.[1] ?? "?"]));
+    results.forEach((r, i) => {
+      expectOneLineError(r, 2, [cases[i]?.[1] ?? "?"]);
+    });
     expect(await zkCliGet(server, `${chroot}/apps/fresh`)).toBeNull();
   });
 });

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AppView } from "../../src/apps/fleet-view.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import { ensureBinary, splitConnect, useCli } from "../harness/cli.ts";
+import { ensureBinary, useCli } from "../harness/cli.ts";
 import { maxConcurrency, readDeployLog } from "../helpers/deploy-log.ts";
 import type { FleetAgent } from "../helpers/in-process-fleet.ts";
 import { spawnInPty, spawnLive } from "../helpers/pty.ts";

@@ -142,7 +142,9 @@ describe("operator actions mid-rollout", () => {
     for (let i = 0; i < ROUNDS; i++) {
       const versions = [`2.${i}.a`, `2.${i}.b`];
       const results = await Promise.all(versions.map((v) => fleet.cli(["app", "create", fleet.app, v])));
-      results.forEach((r, j) => outcomes.push({ version: versions[j] ?? "", code: r.code, stderr: r.stderr.trim() }));
+      results.forEach((r, j) => {
+        outcomes.push({ version: versions[j] ?? "", code: r.code, stderr: r.stderr.trim() });
+      });
     }
     const won = outcomes.filter((o) => o.code === 0).map((o) => o.version);
     const lost = outcomes.filter((o) => o.code !== 0);

@@ -13,7 +13,7 @@
 // processTempDir().
 
 import { afterAll, beforeAll } from "bun:test";
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { type Stats, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pidAlive, signalPid } from "./processes.ts";
@@ -152,7 +152,7 @@ function isFresh(): boolean {
 }
 
 function newestMtime(path: string): number {
-  let stat;
+  let stat: Stats;
   try {
     stat = statSync(path);
   } catch {

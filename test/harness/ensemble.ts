@@ -193,12 +193,13 @@ async function allocateMembers(dir: string, size: number): Promise<MemberRecord[
     const id = i + 1;
     const dataDir = join(dir, `zk${id}`);
     mkdirSync(dataDir, { recursive: true });
-    const clientPort = list[i * 3]!;
+    const [clientPort, peerPort, electionPort] = list.slice(i * 3, i * 3 + 3);
+    if (clientPort === undefined || peerPort === undefined || electionPort === undefined) throw new Error("not enough free ports");
     members.push({
       id,
       clientPort,
-      peerPort: list[i * 3 + 1]!,
-      electionPort: list[i * 3 + 2]!,
+      peerPort,
+      electionPort,
       connectString: `${ZOOKEEPER_HOST}:${clientPort}`,
       dataDir,
       logFile: join(dataDir, "zookeeper.log"),

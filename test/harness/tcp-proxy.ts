@@ -127,7 +127,10 @@ class Link {
 
   /** One side has closed: flush what is on its way to the other side, then close that too. */
   private closeGracefully(to: Socket): void {
-    if (to.destroyed) return this.destroy();
+    if (to.destroyed) {
+      this.destroy();
+      return;
+    }
     const timer = setTimeout(() => this.destroy(), 2_000); // a peer that never reads
     timer.unref?.();
     to.once("close", () => {
@@ -145,7 +148,10 @@ class Link {
   /** After a stall: deliver what was held, pass on held FINs and closes, read again. */
   resume(): void {
     if (this.done) return;
-    if (this.closedWhileStalled || this.client.destroyed || this.server.destroyed) return this.destroy();
+    if (this.closedWhileStalled || this.client.destroyed || this.server.destroyed) {
+      this.destroy();
+      return;
+    }
     const ways = [
       ["toUpstream", this.server, this.client],
       ["toClient", this.client, this.server],

@@ -216,11 +216,8 @@ export function zooCfg(c: ConfigInput): string {
     "autopurge.purgeInterval": "0",
     ...c.extraConfig,
   };
-  return (
-    Object.entries(cfg)
-      .map(([k, v]) => `${k}=${v}`)
-      .join("\n") + "\n"
-  );
+  const lines = Object.entries(cfg).map(([k, v]) => `${k}=${v}`);
+  return `${lines.join("\n")}\n`;
 }
 
 /** Start a JVM running mainClass with the config file; output appended to logFile. */

@@ -324,7 +324,12 @@ export function corruptBytes(rng: Rng, data: Buffer): Buffer {
   for (let i = 0; i < edits; i++) {
     const at = rng.int(bytes.length + 1);
     rng.weighted<void>([
-      [1, () => void (bytes[at] = rng.int(256))],
+      [
+        1,
+        () => {
+          bytes[at] = rng.int(256);
+        },
+      ],
       [1, () => void bytes.splice(at, 0, rng.pick([0x00, 0x22, 0x5c, 0x7b, 0x7d, 0x80, 0xc3, 0xff]))],
       [1, () => void bytes.splice(at, 1)],
     ]);
@@ -382,13 +387,48 @@ function mutateOnce(rng: Rng, value: unknown): unknown {
   const key = keys.length > 0 ? rng.pick(keys) : "x";
   rng.weighted<void>([
     [3, () => void delete out[key]],
-    [3, () => void (out[key] = swapType(rng, out[key]))],
-    [4, () => void (out[key] = hostileString(rng))],
-    [2, () => void (out[key] = nestDeeper(rng, out[key], rng.range(1, 50)))],
-    [2, () => void (out[rng.bool() ? plausibleKey(rng) : hostileString(rng).slice(0, 30)] = randomJson(rng, 3))],
-    [1, () => void (out.extra = nestDeeper(rng, "deep", rng.range(100, 2_000)))],
-    [1, () => void (out[key] = Array.isArray(out[key]) ? [...(out[key] as unknown[]), hostileString(rng)] : [out[key]])],
-    [1, () => void (out[key] = typeof out[key] === "string" ? `${String(out[key])}${rng.pick(METACHARACTERS)}` : out[key])],
+    [
+      3,
+      () => {
+        out[key] = swapType(rng, out[key]);
+      },
+    ],
+    [
+      4,
+      () => {
+        out[key] = hostileString(rng);
+      },
+    ],
+    [
+      2,
+      () => {
+        out[key] = nestDeeper(rng, out[key], rng.range(1, 50));
+      },
+    ],
+    [
+      2,
+      () => {
+        out[rng.bool() ? plausibleKey(rng) : hostileString(rng).slice(0, 30)] = randomJson(rng, 3);
+      },
+    ],
+    [
+      1,
+      () => {
+        out.extra = nestDeeper(rng, "deep", rng.range(100, 2_000));
+      },
+    ],
+    [
+      1,
+      () => {
+        out[key] = Array.isArray(out[key]) ? [...(out[key] as unknown[]), hostileString(rng)] : [out[key]];
+      },
+    ],
+    [
+      1,
+      () => {
+        out[key] = typeof out[key] === "string" ? `${String(out[key])}${rng.pick(METACHARACTERS)}` : out[key];
+      },
+    ],
   ]);
   return rng.bool(0.03) ? [out] : out;
 }

@@ -1,7 +1,7 @@
 // The watch-mode reader behind `app create --wait`, `app wait` and `status --watch`: after its
 // session is lost and a new one is made, it must hear about the nodes it already knew.
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type Proxy, startProxy } from "../harness/tcp-proxy.ts";
+import { type Proxy as TcpProxy, startProxy } from "../harness/tcp-proxy.ts";
 import { FleetReader } from "../../src/apps/fleet-reader.ts";
 import { evaluateRollout } from "../../src/apps/rollout-wait.ts";
 import { lockTree } from "../../src/apps/tree-acl.ts";
@@ -34,7 +34,7 @@ describe("FleetReader in watch mode", () => {
     const direct = zookeeper.withChroot("reader-lost");
     const admin = await ZkClient.connect({ connectString: direct, connectTimeoutMs: 10_000 });
     cleanups.push(() => admin.close());
-    const proxy: Proxy = await startProxy(zookeeper.port);
+    const proxy: TcpProxy = await startProxy(zookeeper.port);
     cleanups.push(() => proxy.close());
 
     const { spec } = await publishApp(admin, "web", "1.0", { getVersionCmd: "cat VERSION", deployCmd: "true" }, testActor);

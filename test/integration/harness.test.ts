@@ -35,7 +35,7 @@ function listeningAddresses(port: number): string[] {
     .map((line) => line.trim().split(/\s+/))
     .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === "0A") // 0A = LISTEN
     .map((f) => {
-      const hex = f[1]!.split(":")[0]!;
+      const hex = (f[1] ?? "").split(":")[0] ?? "";
       return [6, 4, 2, 0].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(".");
     });
 }

@@ -1,4 +1,5 @@
 import { parseCredential, readCredentialFile } from "../../config/settings.ts";
+import type { DigestCredential } from "../../zk/client.ts";
 import { UsageError } from "../../config/errors.ts";
 import { assertDistinctIdentities, lockTree, readTreeAcl } from "../../apps/tree-acl.ts";
 import { formatPerms } from "../../zk/acl.ts";
@@ -22,7 +23,7 @@ export const aclInit: CommandSpec = {
     if (!admin) throw new UsageError("acl init needs the admin identity: pass --auth ADMIN:PASS (or --auth-file, CONVEYOR_AUTH)");
     const agentText = ctx.options.string("agent-auth");
     const agentFile = ctx.options.string("agent-auth-file");
-    let agent;
+    let agent: DigestCredential;
     if (agentText !== undefined) agent = parseCredential(agentText, "--agent-auth");
     else if (agentFile !== undefined) agent = await readCredentialFile(agentFile, "--agent-auth-file");
     else throw new UsageError("acl init needs --agent-auth USER:PASS (or --agent-auth-file)");
