@@ -4,10 +4,10 @@
 // written with a raw client and the result read back with Debian's zkCli.
 
 import { describe, expect, test } from "bun:test";
-import { ZkClient } from "../../src/zk/client.ts";
 import { type CliResult, runCli, splitConnect, useCli, zkCliGet, zkCliLs } from "../harness/cli.ts";
 import { startWriteGate } from "../helpers/zk-write-gate.ts";
 import { useZooKeeper } from "../harness/zookeeper.ts";
+import { withRaw } from "../helpers/raw-client.ts";
 
 const zk = useZooKeeper();
 useCli();
@@ -36,15 +36,6 @@ function expectOneLineError(r: CliResult, code: number, text: string): void {
   expect(r.code, show(r)).toBe(code);
   expect(r.stdout, show(r)).toBe("");
   expect(r.stderr, show(r)).toBe(`${text}\n`);
-}
-
-async function withRaw<T>(connect: string, fn: (client: ZkClient) => Promise<T>): Promise<T> {
-  const client = await ZkClient.connect({ connectString: connect, connectTimeoutMs: 5_000 });
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
 }
 
 function hostStatus(host: string, version: string, rolloutId: string): string {

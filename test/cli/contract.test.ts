@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { ZkClient } from "../../src/zk/client.ts";
+import type { ZkClient } from "../../src/zk/client.ts";
 import {
   type CliResult,
   REPO_ROOT,
@@ -24,6 +24,7 @@ import {
 } from "../harness/cli.ts";
 import { freePort, useZooKeeper } from "../harness/zookeeper.ts";
 import { startWriteGate } from "../helpers/zk-write-gate.ts";
+import { withRaw } from "../helpers/raw-client.ts";
 
 const zk = useZooKeeper();
 useCli();
@@ -95,16 +96,6 @@ function json(r: CliResult): unknown {
 
 async function showSpec(connect: string, app: string): Promise<Record<string, unknown>> {
   return record(json(await cli(connect, ["app", "show", app, "--json"])), "app show --json");
-}
-
-/** A raw client on `connect` (not through the CLI), closed after fn. */
-async function withRaw<T>(connect: string, fn: (client: ZkClient) => Promise<T>): Promise<T> {
-  const client = await ZkClient.connect({ connectString: connect, connectTimeoutMs: 5_000 });
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
 }
 
 function hostStatus(state: string, version: string, target: string, rolloutId: string): Buffer {
