@@ -1,6 +1,6 @@
 import { AppSpec } from "../config/app-spec.ts";
 import { decodeZnode, encodeZnode } from "../config/decode.ts";
-import { Lease as LeasePayload } from "../config/payloads.ts";
+import { type DeployPhase, Lease as LeasePayload } from "../config/payloads.ts";
 import { type AgentTargeting, servesApp } from "../apps/targeting.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoNode } from "../zk/errors.ts";
@@ -8,8 +8,8 @@ import { appPath, leasesDir, lockDir } from "../zk/paths.ts";
 import { AcquireAbortedError, Semaphore } from "../zk/recipes/semaphore.ts";
 import { appAdmission } from "./admission.ts";
 import { AppCommands, type AppCommandsDeps, type ProbeOutcome } from "./app-commands.ts";
-import { type JournalEntry, waitForOrphan } from "./deploy-journal.ts";
-import { deployAndReport } from "./deploy-steps.ts";
+import { type JournalEntry, commandAlive, waitForOrphan } from "./deploy-journal.ts";
+import { type DeployStepsDeps, deployAndReport, runChecks, runDeploySteps } from "./deploy-steps.ts";
 import { HeldSlot, type SlotDeps } from "./held-slot.ts";
 import { HostReporter, type Report } from "./host-reporter.ts";
 import { MissingNodeRetries, layoutUsable } from "./layout-repair.ts";
@@ -27,11 +27,12 @@ export interface WorkerDeps extends Omit<AppCommandsDeps, "log"> {
 
 /**
  * What a worker is doing. `idle`: nothing (watching); `probing`: asking get-version-cmd;
- * `queued`: waiting for a slot; `deploying` / `verifying`: holding a slot; `holding-orphan`:
- * holding a slot for a deploy a crashed run of the agent left behind; `awaiting-retired`:
- * holding a slot for a deploy of the app's previous incarnation (deleted and created again).
+ * `queued`: waiting for a slot; `draining` … `undraining` (DeployPhase): holding a slot;
+ * `holding-orphan`: holding a slot for an admission a crashed run of the agent left unfinished
+ * (waiting for its command, then finishing it); `awaiting-retired`: holding a slot for a
+ * deploy of the app's previous incarnation (deleted and created again).
  */
-export type WorkerPhase = "idle" | "probing" | "queued" | "deploying" | "verifying" | "holding-orphan" | "awaiting-retired";
+export type WorkerPhase = "idle" | "probing" | "queued" | DeployPhase | "holding-orphan" | "awaiting-retired";
 
 /**
  * Serves one app on this host. Each app has its own worker and its own loop, so a hung deploy
@@ -144,22 +145,49 @@ export class AppWorker {
   }
 
   /**
-   * A deploy that a previous run of this agent left running (it crashed): hold a slot for it
-   * until its process group ends — killing it at its own timeout — and only then serve the app
-   * again. Deploying on top of it would run two deploys on one server and exceed the slots.
-   * Resolves once the slot is held (or could not be taken); the wait goes on in the worker.
+   * An admission a previous run of this agent left unfinished (it crashed): hold a slot for it,
+   * wait until a command it left running ends — killing it at its own timeout — then finish it:
+   * the checks, health gate and undrain if the host now runs the version, else the whole
+   * deploy again. Only then serve the app again: deploying on top of a running deploy, or
+   * calling a host current that never passed its gate, would put more hosts out of service
+   * than the slots allow. Resolves once the slot is held (or could not be taken); the rest goes
+   * on in the worker.
    */
-  adoptOrphan(entry: JournalEntry): Promise<void> {
-    const data = encodeZnode(LeasePayload, { host: this.deps.host, version: entry.version, since: entry.startedAt });
-    return this.holdFor("holding-orphan", data, "could not hold a slot for the orphaned deploy", async () => {
-      this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", {
-        pgid: entry.pgid,
-        version: entry.version,
+  adoptAdmission(entry: JournalEntry): Promise<void> {
+    const data = encodeZnode(LeasePayload, { host: this.deps.host, version: entry.version, since: entry.admittedAt });
+    return this.holdFor("holding-orphan", data, "could not hold a slot for the unfinished admission", async () => {
+      if (commandAlive(entry)) {
+        this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", {
+          pgid: entry.pgid,
+          version: entry.version,
+        });
+        await waitForOrphan(entry);
+        this.log.info("orphaned deploy ended", { pgid: entry.pgid });
+      }
+      await this.finishAdmission(entry).catch((error: unknown) => {
+        this.log.warn("could not finish the admission a previous agent run left", { error: String(error) });
       });
-      await waitForOrphan(entry);
-      this.deps.journal.clear(this.app);
-      this.log.info("orphaned deploy ended", { pgid: entry.pgid });
+      if (!this.deps.killSignal.aborted) this.deps.journal.clear(this.app);
     });
+  }
+
+  /** The rest of an unfinished admission, on the app's current spec (see adoptAdmission). */
+  private async finishAdmission(entry: JournalEntry): Promise<void> {
+    const path = appPath(this.app);
+    const spec = decodeZnode(AppSpec, (await this.deps.zk.get(path)).data, path);
+    if (!this.targets(spec) || (await this.verdicts.failedHere(spec.rolloutId)) || this.deps.killSignal.aborted) return;
+    this.deps.journal.admit(this.app, spec.rolloutId, spec.version, entry.phase);
+    this.log.warn("finishing an admission a previous agent run left unfinished", { phase: entry.phase, version: spec.version });
+    const probe = await this.commands.currentVersion(spec);
+    if (!("version" in probe)) return this.probeFailed(spec, probe);
+    // Deployed already: what is left are the checks (drained if the app drains: the entry
+    // outlives drain-cmd until undrain-cmd is done). Otherwise the whole admission again.
+    const drained = spec.drainCmd !== undefined;
+    const steps =
+      probe.version === spec.version
+        ? (s: AppSpec, before: string, d: DeployStepsDeps) => runChecks(s, before, Date.now(), drained, d)
+        : runDeploySteps;
+    await deployAndReport(spec, probe.version, this.stepDeps, steps);
   }
 
   /**
@@ -293,17 +321,28 @@ export class AppWorker {
         await this.reporter.report({ state: "current", version: now.version, target: fresh.version, rolloutId: fresh.rolloutId });
         return;
       }
-      await deployAndReport(fresh, now.version, {
-        commands: this.commands,
-        log: this.log,
-        reporter: this.reporter,
-        verdicts: this.verdicts,
-        post: (report) => this.post(report),
-        onPhase: (phase) => (this.currentPhase = phase),
-      });
+      this.deps.journal.admit(this.app, fresh.rolloutId, fresh.version, "deploying");
+      await deployAndReport(fresh, now.version, this.stepDeps);
     } finally {
       await this.releaseSlot();
+      // Killed by the second shutdown signal: the entry stays, so the next run finishes it.
+      if (!this.deps.killSignal.aborted) this.deps.journal.clear(this.app);
     }
+  }
+
+  private get stepDeps(): DeployStepsDeps {
+    return {
+      commands: this.commands,
+      log: this.log,
+      reporter: this.reporter,
+      verdicts: this.verdicts,
+      post: (report) => this.post(report),
+      onPhase: (phase) => {
+        this.currentPhase = phase;
+        this.deps.journal.update(this.app, { phase });
+      },
+      killSignal: this.deps.killSignal,
+    };
   }
 
   /** get-version-cmd failed before a deploy: the host fails with the probe's own exit code and
