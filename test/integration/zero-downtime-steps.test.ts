@@ -164,7 +164,11 @@ describe("slot ramp", () => {
     await fleet.publish(
       "app",
       "1.0",
-      commands(log, { slots: 1, slotIncrement: 2, deployCmd: step(log, "start", `sleep 0.6; echo %(version)s > VERSION; ${step(log, "end")}`) }),
+      commands(log, {
+        slots: 1,
+        slotIncrement: 2,
+        deployCmd: step(log, "start", `sleep 0.6; echo %(version)s > VERSION; ${step(log, "end")}`),
+      }),
     );
     await waitFor(async () => (await view()).state === "converged", 30_000, "convergence");
     // Concurrency at each start: 1 for the first; then slots + (K−1) × completed allows more.
@@ -184,7 +188,12 @@ describe("slot ramp", () => {
     await fleet.publish(
       "app",
       "1.0",
-      commands(log, { slots: 1, slotIncrement: 2, maxSlots: 2, deployCmd: step(log, "start", `sleep 0.4; echo %(version)s > VERSION; ${step(log, "end")}`) }),
+      commands(log, {
+        slots: 1,
+        slotIncrement: 2,
+        maxSlots: 2,
+        deployCmd: step(log, "start", `sleep 0.4; echo %(version)s > VERSION; ${step(log, "end")}`),
+      }),
     );
     await waitFor(async () => (await view()).state === "converged", 30_000, "convergence");
     expect(maxOut(log, "start", "end")).toBe(2);
