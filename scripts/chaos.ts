@@ -239,14 +239,26 @@ async function inject(
       await fleet.kill9AndRestart(host, f.durationMs);
       return;
     case "agent-stop":
-      return lasting(f, () => fleet.freeze(host), () => fleet.thaw(host));
+      return lasting(
+        f,
+        () => fleet.freeze(host),
+        () => fleet.thaw(host),
+      );
     case "proxy-cut":
       fleet.cut(host);
       return;
     case "proxy-stall":
-      return lasting(f, () => fleet.stall(host), () => fleet.resume(host));
+      return lasting(
+        f,
+        () => fleet.stall(host),
+        () => fleet.resume(host),
+      );
     case "proxy-block":
-      return lasting(f, () => fleet.block(host), () => fleet.unblock(host));
+      return lasting(
+        f,
+        () => fleet.block(host),
+        () => fleet.unblock(host),
+      );
     case "set-slots":
       await fleet.setSlots(f.slots ?? 1);
       return;
