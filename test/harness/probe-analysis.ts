@@ -10,6 +10,8 @@
 //          of its health gate.
 // Time is counted per round: a round's condition lasts until the next round starts.
 
+import { percentile } from "./percentile.ts";
+
 export interface ProbeSample {
   /** Epoch ms when the round started. */
   at: number;
@@ -52,6 +54,8 @@ export interface ProbeReport {
   rounds: number;
   /** Longest time between two round starts: what the prober may have missed. */
   maxGapMs: number;
+  /** 99th percentile of the time between round starts (the target is the prober's interval). */
+  p99GapMs: number;
   /** Most members down in one round. */
   maxDown: Peak;
   /** Most hosts out of service in one round (settled hosts excluded). */
@@ -78,11 +82,11 @@ export function analyseProbes(samples: readonly ProbeSample[], options: ProbeAna
   const out: Condition = (host, s) => (unanswered(host, s) || !member(host, s)) && s.at < (settled[host] ?? Number.POSITIVE_INFINITY);
   const counted: Condition = (host, s) => out(host, s) && !exempt.some((e) => e.host === host && e.from <= s.at && s.at <= e.to);
 
-  let maxGapMs = 0;
-  for (let i = 1; i < samples.length; i++) maxGapMs = Math.max(maxGapMs, (samples[i]?.at ?? 0) - (samples[i - 1]?.at ?? 0));
+  const gaps = samples.slice(1).map((s, i) => s.at - (samples[i]?.at ?? s.at));
   return {
     rounds: samples.length,
-    maxGapMs,
+    maxGapMs: Math.max(0, ...gaps),
+    p99GapMs: gaps.length === 0 ? 0 : percentile(gaps, 99),
     maxDown: peak(samples, hosts, down),
     maxOut: peak(samples, hosts, out),
     maxOutCounted: peak(samples, hosts, counted),

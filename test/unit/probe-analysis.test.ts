@@ -26,7 +26,10 @@ describe("probe analysis", () => {
       expect(r.downMs).toEqual({ h1: 0, h2: 0, h3: 0 });
       expect(r.downSpans).toEqual([]);
     }
-    expect(analyseProbes(rounds("0:", "20:", "45:"), { hosts: HOSTS }).maxGapMs).toBe(25);
+    const gaps = analyseProbes(rounds("0:", "20:", "45:"), { hosts: HOSTS });
+    expect(gaps.maxGapMs).toBe(25);
+    expect(gaps.p99GapMs).toBe(25);
+    expect(analyseProbes([], { hosts: HOSTS }).p99GapMs).toBe(0);
   });
 
   test("without an LB every host serves: most down at once, the first round it happened, time and spans per host", () => {
