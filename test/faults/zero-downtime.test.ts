@@ -268,7 +268,9 @@ describe("zero downtime: slot ramp", () => {
     await fleet.create(["--slots", "1"]);
     fleet.hold(); // every restarted server stays unready: a host completes only when released
     await fleet.publish("2.0", [...GATE, ...PATIENT, "--slot-increment", "2"]);
+    // Hosts in their rollout (admitted, not yet complete) at each stage, as status reports them.
     const inFlight: number[] = [];
+    const inRollout = (st: AppStatusJson): number => inState(st, "deploying").length + inState(st, "verifying").length;
 
     // 0 completed → limit 1: one host, held in its gate; nobody else meanwhile.
     const [a] = await fleet.waitForDeploys("2.0", 1, 20_000);
@@ -276,7 +278,7 @@ describe("zero downtime: slot ramp", () => {
     const gated = await fleet.status();
     const aStatus = gated.hosts.find((h) => h.host === a?.host);
     expect(fleet.deploys("2.0")).toHaveLength(1);
-    inFlight.push(1);
+    inFlight.push(inRollout(gated));
 
     // a completes → limit 1 + 1×1 = 2: two more at once.
     fleet.release([a?.host ?? ""]);
@@ -287,7 +289,7 @@ describe("zero downtime: slot ramp", () => {
       "2.0",
     );
     expect(fleet.deploys("2.0")).toHaveLength(3);
-    inFlight.push(2);
+    inFlight.push(inRollout(await fleet.status()));
 
     // b completes → 2 completed, limit 3, c still held: two more.
     const [b] = second;
@@ -299,12 +301,13 @@ describe("zero downtime: slot ramp", () => {
       "2.0",
     );
     expect(fleet.deploys("2.0")).toHaveLength(5);
-    inFlight.push(3);
+    inFlight.push(inRollout(await fleet.status()));
 
     fleet.release();
     const waited = await fleet.wait(60_000);
     const status = await fleet.status();
     report("zero-downtime e: slot-increment 2, slots 1", { inFlightByStage: inFlight, deploys: fleet.deploys("2.0").length });
+    expect(inFlight).toEqual([1, 2, 3]);
     // While held, the gated host says so in status.
     expect(aStatus?.state).toBe("verifying");
     expect(aStatus?.phase).toBe("health");
