@@ -53,7 +53,7 @@ export async function runDeploySteps(spec: AppSpec, before: string, deps: Deploy
   log.info("deploy started", { version: spec.version, previous: values.previous });
   const deployed = await commands.run("deploy-cmd", spec.deployCmd, values, timeoutMs, { journaled: true });
   if (deployed.error) return failed(before, started, drained, deployed, deployed.error);
-  return runChecks(spec, before, started, drained, deps);
+  return runChecks(spec, before, started, drained, deps, deployed);
 }
 
 /**
@@ -176,4 +176,18 @@ export async function deployAndReport(
   if (spec.slotIncrement !== undefined && spec.slotIncrement > 1) await deps.reporter.recordDone(spec.rolloutId);
   await deps.reporter.report({ target: spec.version, rolloutId: spec.rolloutId, state: "current", version: verdict.version, durationMs });
   deps.log.info("deploy succeeded", { version: spec.version, durationMs });
+}
+
+/**
+ * An admission a crashed run of the agent left unfinished, finished on the app's current spec
+ * (the slot is held already). Deployed already — the host runs the version — what is left are
+ * the checks, the gate and undrain (drained if the app drains: the journal entry outlives
+ * drain-cmd until undrain-cmd is done). Otherwise the whole admission again.
+ */
+export async function finishAdmission(spec: AppSpec, deps: DeployStepsDeps): Promise<void> {
+  const probe = await deps.commands.currentVersion(spec);
+  if (!("version" in probe)) return deps.verdicts.fail(spec, "", Date.now(), { ...probe, error: `before deploying: ${probe.error}` });
+  if (probe.version !== spec.version) return deployAndReport(spec, probe.version, deps);
+  const drained = spec.drainCmd !== undefined;
+  return deployAndReport(spec, probe.version, deps, (s, before, d) => runChecks(s, before, Date.now(), drained, d));
 }
