@@ -59,7 +59,8 @@ export async function runDeploySteps(spec: AppSpec, before: string, deps: Deploy
 /**
  * What follows a deploy: get-version-cmd again (the deploy counts only if the host now reports
  * the desired version), verify-cmd, the health gate, undrain-cmd. Also what a restarted agent
- * runs for an admission its crashed run left after the deploy.
+ * runs for an admission its crashed run left after the deploy. `deployed`: how deploy-cmd ended
+ * (its exit code and output go with a version that did not change).
  */
 export async function runChecks(
   spec: AppSpec,
@@ -67,6 +68,7 @@ export async function runChecks(
   started: number,
   drained: boolean,
   deps: DeployStepsDeps,
+  deployed: CommandOutcome = {},
 ): Promise<DeployVerdict> {
   const { commands } = deps;
   const values = commands.values(spec, before);
@@ -77,7 +79,13 @@ export async function runChecks(
   if (!("version" in probe)) return failed(before, started, drained, probe, `after deploy-cmd: ${probe.error}`);
   const version = probe.version;
   if (version !== spec.version) {
-    return failed(version, started, drained, {}, `after deploy-cmd the host reports version "${version}", expected "${spec.version}"`);
+    return failed(
+      version,
+      started,
+      drained,
+      deployed,
+      `after deploy-cmd the host reports version "${version}", expected "${spec.version}"`,
+    );
   }
   if (spec.verifyCmd !== undefined) {
     const verified = await commands.run("verify-cmd", spec.verifyCmd, values, timeoutMs, { journaled: true });
