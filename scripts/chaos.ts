@@ -239,23 +239,26 @@ async function inject(
       await fleet.kill9AndRestart(host, f.durationMs);
       return;
     case "agent-stop":
-      fleet.freeze(host);
-      await Bun.sleep(f.durationMs);
-      fleet.thaw(host);
-      return;
+      return lasting(
+        f,
+        () => fleet.freeze(host),
+        () => fleet.thaw(host),
+      );
     case "proxy-cut":
       fleet.cut(host);
       return;
     case "proxy-stall":
-      fleet.stall(host);
-      await Bun.sleep(f.durationMs);
-      fleet.resume(host);
-      return;
+      return lasting(
+        f,
+        () => fleet.stall(host),
+        () => fleet.resume(host),
+      );
     case "proxy-block":
-      fleet.block(host);
-      await Bun.sleep(f.durationMs);
-      fleet.unblock(host);
-      return;
+      return lasting(
+        f,
+        () => fleet.block(host),
+        () => fleet.unblock(host),
+      );
     case "set-slots":
       await fleet.setSlots(f.slots ?? 1);
       return;
@@ -271,6 +274,13 @@ async function inject(
       return;
     }
   }
+}
+
+/** A fault that lasts: begun, then healed `f.durationMs` later. */
+async function lasting(f: PlannedFault, begin: () => void, heal: () => void): Promise<void> {
+  begin();
+  await Bun.sleep(f.durationMs);
+  heal();
 }
 
 /** After a round that went wrong: heal everything so the next round starts clean. */

@@ -1,12 +1,15 @@
 // The demo behind ./scripts/demo (which installs what is missing and builds dist/conveyor first).
 //
-//   bun scripts/demo.ts [--hosts N] [--slots S] [--deploy-seconds D] [--keep]
+//   bun scripts/demo.ts [--hosts N] [--slots S] [--deploy-seconds D] [--ready-seconds R] [--keep]
 //
 // A ZooKeeper on a free loopback port, N agents (dist/conveyor agent, hosts web-1..web-N), each
 // in its own directory standing in for a server (VERSION there is the installed version,
-// agent.log the agent's log). Then the product shows itself: `app create demo 1.0 … --wait`,
-// whose progress output is the live view of the staggered rollout, `status demo`, and the same
-// for 1.1 (a plain publish keeps every other attribute).
+// agent.log the agent's log). Each "service" needs a moment after its deploy before it is ready
+// (READY_AT there), and the app has a health gate: a host keeps its slot until its health check
+// has passed for the bake time, so the next host starts only once this one serves again. Then
+// the product shows itself: `app create demo 1.0 … --wait`, whose progress output is the live
+// view of the staggered rollout, `status demo`, and the same for 1.1 (a plain publish keeps
+// every other attribute).
 //
 // Everything it starts is stopped by PID — at the end, on error and on SIGINT/SIGTERM/SIGHUP:
 // agents first (SIGTERM: they finish or stop their deploy and close their sessions while
@@ -30,13 +33,17 @@ const APP = "demo";
 const AGENTS_READY_MS = 20_000;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
-const USAGE = `usage: ./scripts/demo [--hosts N] [--slots S] [--deploy-seconds D] [--keep]
+const USAGE = `usage: ./scripts/demo [--hosts N] [--slots S] [--deploy-seconds D] [--ready-seconds R] [--keep]
   --hosts N           agents (servers) to start, 1-50 (default 5)
   --slots S           hosts that may deploy at once (default 2)
   --deploy-seconds D  how long each deploy takes, 0.1-60 (default 1)
+  --ready-seconds R   how long a service needs after its deploy to become ready, 0-60 (default 1)
   --keep              after the rollouts, keep ZooKeeper and the agents running until Ctrl-C`;
 
-type Options = { hosts: number; slots: number; deploySeconds: number; keep: boolean };
+/** The health gate's bake: a host counts as current once healthy this long. */
+const MIN_HEALTHY = "1s";
+
+type Options = { hosts: number; slots: number; deploySeconds: number; readySeconds: number; keep: boolean };
 
 class Interrupted extends Error {
   constructor(readonly signal: NodeJS.Signals) {
@@ -51,6 +58,7 @@ function parseOptions(argv: string[]): Options | "help" {
       hosts: { type: "string", default: "5" },
       slots: { type: "string", default: "2" },
       "deploy-seconds": { type: "string", default: "1" },
+      "ready-seconds": { type: "string", default: "1" },
       keep: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -66,6 +74,7 @@ function parseOptions(argv: string[]): Options | "help" {
     hosts: number("--hosts", values.hosts, /^\d+$/, 1, 50),
     slots: number("--slots", values.slots, /^\d+$/, 1, 1_000),
     deploySeconds: number("--deploy-seconds", values["deploy-seconds"], /^\d+(\.\d+)?$/, 0.1, 60),
+    readySeconds: number("--ready-seconds", values["ready-seconds"], /^\d+(\.\d+)?$/, 0, 60),
     keep: values.keep,
   };
 }
@@ -189,16 +198,27 @@ async function main(o: Options): Promise<void> {
 
   const cli: Cli = { binary, connect, hidden: config };
   const waves = Math.ceil(o.hosts / o.slots);
-  const waitTimeout = ["--wait", "--wait-timeout", `${Math.max(60, Math.ceil(3 * waves * o.deploySeconds) + 30)}s`];
-  console.log(`\nPublish 1.0: at most ${o.slots} host${s(o.slots)} deploy at once, the rest queue for a slot (first come, first served).`);
+  const perWave = o.deploySeconds + o.readySeconds + 1;
+  const waitTimeout = ["--wait", "--wait-timeout", `${Math.max(60, Math.ceil(3 * waves * perWave) + 30)}s`];
+  const readyMs = Math.round(o.readySeconds * 1000);
+  console.log(
+    [
+      `\nPublish 1.0: at most ${o.slots} host${s(o.slots)} out of service at once; the rest queue for a slot (first come, first served).`,
+      `Each service needs ${o.readySeconds} s after its deploy to become ready: a host holds its slot until its health check has passed for ${MIN_HEALTHY}.`,
+    ].join("\n"),
+  );
   await conveyor(cli, [
     ...["app", "create", APP, "1.0", "--slots", String(o.slots)],
     ...["--get-version-cmd", "cat VERSION 2>/dev/null || true"],
-    ...["--deploy-cmd", `echo deploying %(version)s on %(host)s; sleep ${o.deploySeconds}; echo %(version)s > VERSION`],
+    ...[
+      "--deploy-cmd",
+      `echo deploying %(version)s on %(host)s; sleep ${o.deploySeconds}; echo %(version)s > VERSION; echo $(( $(date +%s%3N) + ${readyMs} )) > READY_AT`,
+    ],
+    ...["--health-cmd", '[ "$(date +%s%3N)" -ge "$(cat READY_AT)" ]', "--health-interval", "250ms", "--min-healthy-time", MIN_HEALTHY],
     ...waitTimeout,
   ]);
   await conveyor(cli, ["status", APP]);
-  console.log("\nPublish 1.1: a new rollout; slots and commands stay as they were.");
+  console.log("\nPublish 1.1: a new rollout; slots, commands and the health gate stay as they were.");
   await conveyor(cli, ["app", "create", APP, "1.1", ...waitTimeout]);
   await conveyor(cli, ["status", APP]);
 

@@ -2,21 +2,23 @@ import { AppSpec } from "../config/app-spec.ts";
 import { decodeZnode } from "../config/decode.ts";
 import { InvalidDataError } from "../config/errors.ts";
 import { HostStatus } from "../config/payloads.ts";
-import { resolveSlots } from "../config/slots.ts";
+import { resolveFailureBudget } from "../config/budget.ts";
+import { resolveSlots, slotLimit } from "../config/slots.ts";
 import { failuresOf, rolloutHosts } from "../apps/fleet-view.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode } from "../zk/errors.ts";
-import { appPath, canaryDir, canaryMarkerPath, failuresDir, hostStatusPath, hostsDir, leasesDir } from "../zk/paths.ts";
+import { appPath, canaryDir, canaryMarkerPath, doneDir, failuresDir, hostStatusPath, hostsDir, leasesDir } from "../zk/paths.ts";
 import type { Admission, ReadAdmission } from "../zk/recipes/semaphore.ts";
 import type { Watcher } from "../zk/watchers.ts";
 
 /**
  * How many deploys the app admits right now, read live from its node (watched by the mutex
  * holder, so set-slots, pause, resume and promote take effect at once). Paused and halted
- * block; "N%" resolves against the number of hosts that have reported for the app. While a
- * canary is open, only `canary` hosts are admitted in the rollout (each admission leaves a
- * marker, created atomically with its lease); the rest wait for `app promote`, or — with
- * canaryAuto — until every canary host reports the version as current.
+ * block; "N%" resolves against the number of hosts that have reported for the app. The slot
+ * ramp widens the limit as hosts complete (slotLimit). While a canary is open (`--canary`, or
+ * `--slot-increment 0`), only that many hosts are admitted in the rollout (each admission
+ * leaves a marker, created atomically with its lease); the rest wait for `app promote`, or —
+ * with canaryAuto — until every canary host reports the version as current.
  */
 export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmission<AppSpec> {
   return async (wake): Promise<Admission<AppSpec>> => {
@@ -31,12 +33,21 @@ export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmis
       throw error;
     }
     if (spec.paused) return { blocked: "paused" };
+    // "N%" (slots, max-slots, the failure budget) counts the hosts that have reported for the app.
+    const percent = [spec.slots, spec.maxSlots, spec.maxFailures].some((value) => typeof value === "string");
+    const hosts = percent ? (await zk.children(hostsDir(app))).length : 0;
     const failures = failuresOf(failureNames, spec);
-    if (failures > spec.maxFailures) return { blocked: `halted (${failures} failure(s) > max ${spec.maxFailures})` };
-    const hosts = typeof spec.slots === "number" ? 0 : (await zk.children(hostsDir(app))).length;
-    const limit = resolveSlots(spec.slots, hosts);
-    if (spec.canary === undefined || spec.promoted) return { limit, context: spec };
-    return canaryAdmission(zk, app, host, spec, limit, wake);
+    const budget = resolveFailureBudget(spec.maxFailures, hosts);
+    if (failures > budget) return { blocked: `halted (${failures} failure(s) > max ${budget})` };
+    // The ramp counts the hosts that completed this rollout; they write their marker before
+    // they release their slot, so the leases watch wakes us after each.
+    const ramps = spec.slotIncrement !== undefined && spec.slotIncrement > 1;
+    const completed = ramps ? rolloutHosts(await childrenOrNone(zk, doneDir(app)), spec.rolloutId).length : 0;
+    const limit = slotLimit(spec, hosts, completed);
+    // --slot-increment 0: exactly `slots` hosts in the rollout, then wait for promote — a canary.
+    const canary = spec.canary ?? (spec.slotIncrement === 0 ? resolveSlots(spec.slots, hosts) : undefined);
+    if (canary === undefined || spec.promoted) return { limit, context: spec };
+    return canaryAdmission(zk, app, host, spec, canary, limit, wake);
   };
 }
 
@@ -45,17 +56,11 @@ async function canaryAdmission(
   app: string,
   host: string,
   spec: AppSpec,
+  canary: number,
   limit: number,
   wake: Watcher,
 ): Promise<Admission<AppSpec>> {
-  let canaryHosts: string[];
-  try {
-    canaryHosts = rolloutHosts(await zk.children(canaryDir(app)), spec.rolloutId);
-  } catch (error) {
-    if (!isNoNode(error)) throw error;
-    canaryHosts = [];
-  }
-  const canary = spec.canary ?? 0;
+  const canaryHosts = rolloutHosts(await childrenOrNone(zk, canaryDir(app)), spec.rolloutId);
   if (canaryHosts.includes(host)) return { limit, context: spec };
   if (canaryHosts.length < canary) return { limit, alsoCreate: canaryMarkerPath(app, spec.rolloutId, host), context: spec };
   if (spec.canaryAuto) {
@@ -66,6 +71,16 @@ async function canaryAdmission(
     return { blocked: `canary: waiting for ${done.filter((d) => !d).length} of ${canary} canary host(s) to finish` };
   }
   return { blocked: `canary: ${canary} host(s) admitted; waiting for "conveyor app promote ${app}"` };
+}
+
+/** Children of a marker directory; none when it is missing (re-created when needed). */
+async function childrenOrNone(zk: ZkClient, path: string): Promise<string[]> {
+  try {
+    return await zk.children(path);
+  } catch (error) {
+    if (isNoNode(error)) return [];
+    throw error;
+  }
 }
 
 async function isCurrent(zk: ZkClient, app: string, host: string, spec: AppSpec): Promise<boolean> {

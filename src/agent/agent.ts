@@ -8,7 +8,7 @@ import { AGENTS, APPS, agentPath } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
 import { AppWorker } from "./app-worker.ts";
 import type { CommandRunner } from "./command-runner.ts";
-import { DeployJournal } from "./deploy-journal.ts";
+import { DeployJournal, commandAlive } from "./deploy-journal.ts";
 import type { Logger } from "./logger.ts";
 
 export interface AgentConfig {
@@ -69,16 +69,17 @@ export class Agent {
    * session would have expired by then).
    */
   async start(): Promise<void> {
-    // A deploy that a crashed run of this agent left running gets its slot on our session
-    // first, before we wait for that run's session to expire: its old lease vanishes with the
+    // An admission (a deploy, a health gate…) that a crashed run of this agent left unfinished
+    // gets its slot on our session first, before we wait for that run's session to expire: its old lease vanishes with the
     // old session, and a waiting host would be admitted in the gap. Until then the deploy holds
     // two leases (never too few). A restart later than the session timeout cannot close that
     // gap: the slot was free meanwhile (the allowed excess of docs/RELIABILITY.md).
-    const orphans = this.journal.orphans().filter((orphan) => this.serves(orphan.app));
-    for (const orphan of orphans) {
-      this.deps.logger.warn("found a deploy left running by a previous run", { app: orphan.app, pgid: orphan.pgid });
+    const unfinished = this.journal.admitted().filter((entry) => this.serves(entry.app));
+    for (const entry of unfinished) {
+      if (commandAlive(entry)) this.deps.logger.warn("found a deploy left running by a previous run", { app: entry.app, pgid: entry.pgid });
+      else this.deps.logger.warn("found an admission a previous run left unfinished", { app: entry.app, phase: entry.phase });
     }
-    await Promise.all(orphans.map((orphan) => this.workerFor(orphan.app).adoptOrphan(orphan)));
+    await Promise.all(unfinished.map((entry) => this.workerFor(entry.app).adoptAdmission(entry)));
     await this.register(this.deps.zk.sessionTimeoutMs * 1.5 + 1_000);
     this.offState = this.deps.zk.onState((state) => void this.onConnectionState(state));
     this.deps.logger.info("agent started", {

@@ -41,9 +41,9 @@ export const PROBE_ATTEMPTS = 3;
 const PROBE_RETRY_MS = 1_000;
 
 export interface RunOptions {
-  /** Journal the running process group under this rollout (deploy and verify commands), so a
+  /** Record the running process group in the deploy journal (commands of an admission), so a
    *  restarted agent finds it if this one crashes. */
-  journalRollout?: string;
+  journaled?: boolean;
   /** Kills the command when aborted, in addition to the agent's second-signal kill. */
   signal?: AbortSignal;
 }
@@ -70,8 +70,11 @@ export class AppCommands {
     const values = this.values(spec);
     const commands: [string, string | undefined][] = [
       ["get-version-cmd", spec.getVersionCmd],
+      ["drain-cmd", spec.drainCmd],
       ["deploy-cmd", spec.deployCmd],
       ["verify-cmd", spec.verifyCmd],
+      ["health-cmd", spec.healthCmd],
+      ["undrain-cmd", spec.undrainCmd],
     ];
     return commands.find(([, template]) => template !== undefined && !this.deps.allowCommand(renderCommand(template, values)))?.[0];
   }
@@ -87,20 +90,10 @@ export class AppCommands {
     const command = renderCommand(template, values);
     if (!this.deps.allowCommand(command)) return { refused: true, error: `${label} refused by local policy` };
     const { journal } = this.deps;
-    const { journalRollout } = options;
-    const onStart =
-      journalRollout === undefined
-        ? undefined
-        : (pgid: number): void =>
-            journal.record({
-              app: this.app,
-              rolloutId: journalRollout,
-              version: values.version,
-              pgid,
-              startTicks: processStartTicks(pgid) ?? "",
-              startedAt: new Date().toISOString(),
-              timeoutMs,
-            });
+    const onStart = !options.journaled
+      ? undefined
+      : (pgid: number): void =>
+          journal.update(this.app, { pgid, startTicks: processStartTicks(pgid) ?? "", startedAt: new Date().toISOString(), timeoutMs });
     const signal = options.signal ? AbortSignal.any([this.deps.killSignal, options.signal]) : this.deps.killSignal;
     const result = await this.deps.runner.run({
       command,
@@ -109,7 +102,7 @@ export class AppCommands {
       signal,
       ...(onStart ? { onStart } : {}),
     });
-    if (onStart) journal.clear(this.app);
+    if (onStart) journal.update(this.app, { pgid: 0 });
     return { result, ...describeResult(label, result, timeoutMs) };
   }
 

@@ -1,18 +1,17 @@
 import { AppSpec } from "../config/app-spec.ts";
-import { decodeZnode, encodeZnode } from "../config/decode.ts";
-import { Lease as LeasePayload } from "../config/payloads.ts";
+import { decodeZnode } from "../config/decode.ts";
+import type { DeployPhase } from "../config/payloads.ts";
 import { type AgentTargeting, servesApp } from "../apps/targeting.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoNode } from "../zk/errors.ts";
-import { appPath, leasesDir, lockDir } from "../zk/paths.ts";
-import { AcquireAbortedError, Semaphore } from "../zk/recipes/semaphore.ts";
-import { appAdmission } from "./admission.ts";
+import { appPath } from "../zk/paths.ts";
+import { AcquireAbortedError } from "../zk/recipes/semaphore.ts";
 import { AppCommands, type AppCommandsDeps, type ProbeOutcome } from "./app-commands.ts";
-import { type JournalEntry, waitForOrphan } from "./deploy-journal.ts";
-import { deployAndReport } from "./deploy-steps.ts";
-import { HeldSlot, type SlotDeps } from "./held-slot.ts";
+import { type JournalEntry, commandAlive, waitForOrphan } from "./deploy-journal.ts";
+import { type DeployStepsDeps, deployAndReport, finishAdmission } from "./deploy-steps.ts";
 import { HostReporter, type Report } from "./host-reporter.ts";
 import { MissingNodeRetries, layoutUsable } from "./layout-repair.ts";
+import { SlotKeeper } from "./slot-keeper.ts";
 import { type Logger, withFields } from "./logger.ts";
 import { RolloutVerdicts } from "./rollout-verdicts.ts";
 import { SpecWatch } from "./spec-watch.ts";
@@ -27,11 +26,12 @@ export interface WorkerDeps extends Omit<AppCommandsDeps, "log"> {
 
 /**
  * What a worker is doing. `idle`: nothing (watching); `probing`: asking get-version-cmd;
- * `queued`: waiting for a slot; `deploying` / `verifying`: holding a slot; `holding-orphan`:
- * holding a slot for a deploy a crashed run of the agent left behind; `awaiting-retired`:
- * holding a slot for a deploy of the app's previous incarnation (deleted and created again).
+ * `queued`: waiting for a slot; `draining` … `undraining` (DeployPhase): holding a slot;
+ * `holding-orphan`: holding a slot for an admission a crashed run of the agent left unfinished
+ * (waiting for its command, then finishing it); `awaiting-retired`: holding a slot for a
+ * deploy of the app's previous incarnation (deleted and created again).
  */
-export type WorkerPhase = "idle" | "probing" | "queued" | "deploying" | "verifying" | "holding-orphan" | "awaiting-retired";
+export type WorkerPhase = "idle" | "probing" | "queued" | DeployPhase | "holding-orphan" | "awaiting-retired";
 
 /**
  * Serves one app on this host. Each app has its own worker and its own loop, so a hung deploy
@@ -49,17 +49,14 @@ export class AppWorker {
   private stopped = false;
   /** start() was called: the app node is being watched. */
   started = false;
-  private acquireAbort: AbortController | undefined;
   /** Aborted by stop(): a probe (get-version-cmd) in flight is killed — it decides nothing
    *  that must finish, and a hung one would keep the agent from exiting. */
   private readonly probeAbort = new AbortController();
-  /** The slot of the deploy running here, if any. */
-  private slot: HeldSlot<AppSpec> | undefined;
+  /** The slot of the admission running here, if any. */
+  private readonly slots: SlotKeeper;
   private readonly missingNodes: MissingNodeRetries;
   private readonly reporter: HostReporter;
   private readonly verdicts: RolloutVerdicts;
-  private readonly semaphore: Semaphore<AppSpec>;
-  private readonly slotDeps: SlotDeps<AppSpec>;
   private readonly specWatch: SpecWatch;
   private readonly log: Logger;
   private readonly commands: AppCommands;
@@ -72,21 +69,13 @@ export class AppWorker {
     this.missingNodes = new MissingNodeRetries(deps.zk, app, this.log);
     this.reporter = new HostReporter(deps.zk, app, deps.host, deps.now, () => layoutUsable(deps.zk, app, this.log));
     this.verdicts = new RolloutVerdicts(this.reporter, this.log);
-    this.semaphore = new Semaphore({
-      zk: deps.zk,
-      lockDir: lockDir(app),
-      leasesDir: leasesDir(app),
-      owner: deps.host,
-      readAdmission: appAdmission(deps.zk, app, deps.host),
-      onWaiting: (position, reason) => this.log.debug("waiting for a slot", { app, position, reason }),
-    });
-    this.slotDeps = { zk: deps.zk, semaphore: this.semaphore, log: this.log, repairLayout: () => layoutUsable(deps.zk, app, this.log) };
+    this.slots = new SlotKeeper(deps.zk, app, deps.host, this.log);
     this.commands = new AppCommands(app, { ...deps, log: this.log });
     this.specWatch = new SpecWatch(deps.zk, app, this.log, {
       // Deleted and created again before the agent noticed the deletion: a deploy still running
       // here lost its lease with the old node; count it in the new app before anything else.
       recreated: async () => {
-        await this.slot
+        await this.slots.held
           ?.restore("app re-created while its deploy still runs here; lease re-created in the new app", true)
           .catch((e: unknown) => {
             if (isConnectivity(e)) throw e;
@@ -102,7 +91,7 @@ export class AppWorker {
       },
       none: (deleted) => {
         this.spec = undefined;
-        if (deleted) this.acquireAbort?.abort();
+        if (deleted) this.slots.abort();
       },
     });
   }
@@ -111,7 +100,7 @@ export class AppWorker {
   start(): void {
     this.started = true;
     this.reporter.reset();
-    this.slot?.watchLease();
+    this.slots.held?.watchLease();
     this.specWatch.start();
   }
 
@@ -121,7 +110,7 @@ export class AppWorker {
 
   /** True while a deploy holds a slot (so shutdown waits and session loss restores it). */
   get busy(): boolean {
-    return this.slot !== undefined;
+    return this.slots.held !== undefined;
   }
 
   /** Stop admitting: leave the queue now, kill a probe; a running deploy finishes. Resolves
@@ -129,7 +118,7 @@ export class AppWorker {
   async stop(): Promise<void> {
     this.stopped = true;
     this.specWatch.stop();
-    this.acquireAbort?.abort();
+    this.slots.abort();
     this.probeAbort.abort();
     await this.task;
   }
@@ -140,26 +129,44 @@ export class AppWorker {
    * stay honest. (The agent restarts the worker — start() — once presence is registered again.)
    */
   async onNewSession(): Promise<void> {
-    await this.slot?.restore("session was lost during a deploy; lease re-created");
+    await this.slots.held?.restore("session was lost during a deploy; lease re-created");
   }
 
   /**
-   * A deploy that a previous run of this agent left running (it crashed): hold a slot for it
-   * until its process group ends — killing it at its own timeout — and only then serve the app
-   * again. Deploying on top of it would run two deploys on one server and exceed the slots.
-   * Resolves once the slot is held (or could not be taken); the wait goes on in the worker.
+   * An admission a previous run of this agent left unfinished (it crashed): hold a slot for it,
+   * wait until a command it left running ends — killing it at its own timeout — then finish it:
+   * the checks, health gate and undrain if the host now runs the version, else the whole
+   * deploy again. Only then serve the app again: deploying on top of a running deploy, or
+   * calling a host current that never passed its gate, would put more hosts out of service
+   * than the slots allow. Resolves once the slot is held (or could not be taken); the rest goes
+   * on in the worker.
    */
-  adoptOrphan(entry: JournalEntry): Promise<void> {
-    const data = encodeZnode(LeasePayload, { host: this.deps.host, version: entry.version, since: entry.startedAt });
-    return this.holdFor("holding-orphan", data, "could not hold a slot for the orphaned deploy", async () => {
-      this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", {
-        pgid: entry.pgid,
-        version: entry.version,
+  adoptAdmission(entry: JournalEntry): Promise<void> {
+    const data = this.slots.payload(entry.version, entry.admittedAt);
+    return this.holdFor("holding-orphan", data, "could not hold a slot for the unfinished admission", async () => {
+      if (commandAlive(entry)) {
+        this.log.warn("a deploy left running by a previous agent run is still going; waiting for it", {
+          pgid: entry.pgid,
+          version: entry.version,
+        });
+        await waitForOrphan(entry);
+        this.log.info("orphaned deploy ended", { pgid: entry.pgid });
+      }
+      await this.finishAdmission(entry).catch((error: unknown) => {
+        this.log.warn("could not finish the admission a previous agent run left", { error: String(error) });
       });
-      await waitForOrphan(entry);
-      this.deps.journal.clear(this.app);
-      this.log.info("orphaned deploy ended", { pgid: entry.pgid });
+      if (!this.deps.killSignal.aborted) this.deps.journal.clear(this.app);
     });
+  }
+
+  /** The rest of an unfinished admission, on the app's current spec (see adoptAdmission). */
+  private async finishAdmission(entry: JournalEntry): Promise<void> {
+    const path = appPath(this.app);
+    const spec = decodeZnode(AppSpec, (await this.deps.zk.get(path)).data, path);
+    if (!this.targets(spec) || (await this.verdicts.failedHere(spec.rolloutId)) || this.deps.killSignal.aborted) return;
+    this.deps.journal.admit(this.app, spec.rolloutId, spec.version, entry.phase);
+    this.log.warn("finishing an admission a previous agent run left unfinished", { phase: entry.phase, version: spec.version });
+    await finishAdmission(spec, this.stepDeps);
   }
 
   /**
@@ -170,7 +177,7 @@ export class AppWorker {
    * (the app deleted again, ZooKeeper down) the wait for the old deploy still holds.
    */
   followRetired(previous: AppWorker): void {
-    const data = previous.slot?.data;
+    const data = previous.slots.held?.data;
     void this.holdFor("awaiting-retired", data, "could not hold a slot for the previous deploy", async () => {
       if (data) this.log.warn("app re-created while its previous deploy still runs here; holding a slot for it");
       await previous.stop();
@@ -187,14 +194,14 @@ export class AppWorker {
     const taken = new Promise<void>((resolve) => (slotTaken = resolve));
     void this.runTask(phase, async () => {
       try {
-        if (data) this.slot = await HeldSlot.restored(data, this.slotDeps);
+        if (data) await this.slots.restore(data);
       } catch (error) {
         this.log.warn(cannot, { error: String(error) });
       } finally {
         slotTaken();
       }
       await wait();
-      await this.releaseSlot();
+      await this.slots.release();
     });
     return taken;
   }
@@ -273,7 +280,7 @@ export class AppWorker {
     // Not awaited: queueing need not wait for the write (writes stay in order).
     this.post({ state: "queued", version: observed, target: spec.version, rolloutId: spec.rolloutId });
     this.currentPhase = "queued";
-    const slot = await this.acquire(spec.version);
+    const slot = await this.slots.acquire(spec.version, this.deps.now(), this.stopped);
     if (!slot) return;
     try {
       // Admitted: deploy the newest spec — the one admission just read — not the one we
@@ -293,17 +300,28 @@ export class AppWorker {
         await this.reporter.report({ state: "current", version: now.version, target: fresh.version, rolloutId: fresh.rolloutId });
         return;
       }
-      await deployAndReport(fresh, now.version, {
-        commands: this.commands,
-        log: this.log,
-        reporter: this.reporter,
-        verdicts: this.verdicts,
-        post: (report) => this.post(report),
-        onPhase: (phase) => (this.currentPhase = phase),
-      });
+      this.deps.journal.admit(this.app, fresh.rolloutId, fresh.version, "deploying");
+      await deployAndReport(fresh, now.version, this.stepDeps);
     } finally {
-      await this.releaseSlot();
+      await this.slots.release();
+      // Killed by the second shutdown signal: the entry stays, so the next run finishes it.
+      if (!this.deps.killSignal.aborted) this.deps.journal.clear(this.app);
     }
+  }
+
+  private get stepDeps(): DeployStepsDeps {
+    return {
+      commands: this.commands,
+      log: this.log,
+      reporter: this.reporter,
+      verdicts: this.verdicts,
+      post: (report) => this.post(report),
+      onPhase: (phase) => {
+        this.currentPhase = phase;
+        this.deps.journal.update(this.app, { phase });
+      },
+      killSignal: this.deps.killSignal,
+    };
   }
 
   /** get-version-cmd failed before a deploy: the host fails with the probe's own exit code and
@@ -311,34 +329,6 @@ export class AppWorker {
   private probeFailed(spec: AppSpec, probe: Exclude<ProbeOutcome, { version: string }>): Promise<void> {
     if (probe.interrupted && this.stopped && !this.deps.killSignal.aborted) return Promise.resolve();
     return this.verdicts.fail(spec, "", Date.now(), { ...probe, error: `before deploying: ${probe.error}` });
-  }
-
-  private async acquire(version: string): Promise<HeldSlot<AppSpec> | undefined> {
-    const abort = new AbortController();
-    this.acquireAbort = abort;
-    // stop() may have run while we were reading the version (nothing to abort then): never
-    // queue after it — a paused or halted app would keep the agent from exiting.
-    if (this.stopped) abort.abort();
-    const data = encodeZnode(LeasePayload, { host: this.deps.host, version, since: this.deps.now().toISOString() });
-    try {
-      const slot = HeldSlot.held(await this.semaphore.acquire(data, { signal: abort.signal }), data, this.slotDeps);
-      this.slot = slot;
-      this.log.info("slot acquired", { version, slot: slot.name });
-      return slot;
-    } catch (error) {
-      if (error instanceof AcquireAbortedError) return undefined;
-      throw error;
-    } finally {
-      if (this.acquireAbort === abort) this.acquireAbort = undefined;
-    }
-  }
-
-  private async releaseSlot(): Promise<void> {
-    const slot = this.slot;
-    this.slot = undefined;
-    if (!slot) return;
-    await slot.release();
-    this.log.info("slot released", { slot: slot.name });
   }
 
   /** A status write we do not wait for; a failure is logged (the next write repeats state). */

@@ -1,66 +1,122 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DEPLOY_PHASES, type DeployPhase } from "../config/payloads.ts";
 import { GroupTermination, groupAlive } from "./process-group.ts";
 
-/** A deploy (or verify) command that is running: enough to find its process group again. */
+/**
+ * A host's admission in progress for one app: from the moment it holds a slot until it
+ * releases it. `phase` says how far it got; while a command runs (drain, deploy, verify, a
+ * health check, undrain) its process group is recorded too, so it can be found again.
+ */
 export interface JournalEntry {
   app: string;
   rolloutId: string;
   version: string;
-  /** Process group id (= the shell's pid, it is a group leader). */
+  phase: DeployPhase;
+  /** Process group of the command running now (= its shell's pid, a group leader); 0: none. */
   pgid: number;
   /** The leader's start time in clock ticks (/proc/<pid>/stat field 22), against pid reuse. */
   startTicks: string;
+  /** When the host was admitted. */
+  admittedAt: string;
+  /** When the running command started, and its timeout (a restarted agent kills it at that). */
   startedAt: string;
   timeoutMs: number;
 }
 
 /**
- * One small file per running deploy, in the agent's state directory, so that an agent that
- * crashed (kill -9, OOM) and was restarted can find a deploy it left running: the new agent
- * holds a slot for it until it ends (or kills it at its timeout) instead of deploying on top of
- * it. Without a state directory the journal is off.
+ * One small file per admission in progress, in the agent's state directory, so that an agent
+ * that crashed (kill -9, OOM) and was restarted finds what it was doing: the new agent holds a
+ * slot for it — waiting for a command it left running, killing it at its timeout — and finishes
+ * the admission (health gate, undrain included) instead of reporting the host current, or
+ * deploying on top of a running deploy. Without a state directory the journal is off.
  */
 export class DeployJournal {
+  private readonly open = new Map<string, JournalEntry>();
+
   constructor(private readonly dir: string | undefined) {
     if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
-  record(entry: JournalEntry): void {
+  /** The host was admitted (holds a slot) for this rollout. */
+  admit(app: string, rolloutId: string, version: string, phase: DeployPhase): void {
+    const now = new Date().toISOString();
+    this.write({ app, rolloutId, version, phase, pgid: 0, startTicks: "", admittedAt: now, startedAt: now, timeoutMs: 0 });
+  }
+
+  /** The admission moved on, or a command of it started (pgid) or ended (pgid 0). */
+  update(app: string, change: Partial<Pick<JournalEntry, "phase" | "pgid" | "startTicks" | "startedAt" | "timeoutMs">>): void {
+    const entry = this.open.get(app);
+    if (entry) this.write({ ...entry, ...change });
+  }
+
+  /** The admission is over (slot released). */
+  clear(app: string): void {
+    this.open.delete(app);
+    if (this.dir) rmSync(this.path(app), { force: true });
+  }
+
+  /** Admissions a previous run of the agent left unfinished. Unreadable files are removed. */
+  admitted(): JournalEntry[] {
+    if (!this.dir) return [];
+    const found: JournalEntry[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (!name.endsWith(".deploy.json")) continue;
+      const path = join(this.dir, name);
+      const entry = parseEntry(path);
+      if (entry) found.push(entry);
+      else rmSync(path, { force: true });
+    }
+    return found;
+  }
+
+  /** Admissions left unfinished whose command still runs. */
+  orphans(): JournalEntry[] {
+    return this.admitted().filter(commandAlive);
+  }
+
+  private write(entry: JournalEntry): void {
+    this.open.set(entry.app, entry);
     if (!this.dir) return;
     const path = this.path(entry.app);
     writeFileSync(`${path}.tmp`, JSON.stringify(entry), { mode: 0o600 });
     renameSync(`${path}.tmp`, path);
   }
 
-  clear(app: string): void {
-    if (this.dir) rmSync(this.path(app), { force: true });
-  }
-
-  /** Deploys recorded by a previous run whose process group still runs. Stale files are removed. */
-  orphans(): JournalEntry[] {
-    if (!this.dir) return [];
-    const found: JournalEntry[] = [];
-    for (const name of readdirSync(this.dir)) {
-      if (!name.endsWith(".deploy.json")) continue;
-      const path = join(this.dir, name);
-      try {
-        const entry = JSON.parse(readFileSync(path, "utf8")) as JournalEntry;
-        if (typeof entry.pgid === "number" && entry.pgid > 1 && journaledGroupAlive(entry)) {
-          found.push(entry);
-          continue;
-        }
-      } catch {
-        // unreadable: treat as stale
-      }
-      rmSync(path, { force: true });
-    }
-    return found;
-  }
-
   private path(app: string): string {
     return join(this.dir ?? ".", `${app}.deploy.json`);
   }
+}
+
+/** An entry as stored; one written before admissions were journaled (a running deploy
+ *  command only) reads as phase `deploying`. Undefined when unreadable. */
+function parseEntry(path: string): JournalEntry | undefined {
+  try {
+    const raw = JSON.parse(readFileSync(path, "utf8")) as Partial<JournalEntry>;
+    const { app, rolloutId, version, pgid, startTicks, startedAt, timeoutMs } = raw;
+    if (typeof app !== "string" || typeof rolloutId !== "string" || typeof version !== "string") return undefined;
+    if (typeof pgid !== "number" || typeof startedAt !== "string" || typeof timeoutMs !== "number") return undefined;
+    const phase = raw.phase !== undefined && (DEPLOY_PHASES as readonly string[]).includes(raw.phase) ? raw.phase : "deploying";
+    const admittedAt = typeof raw.admittedAt === "string" ? raw.admittedAt : startedAt;
+    return {
+      app,
+      rolloutId,
+      version,
+      phase,
+      pgid,
+      startTicks: typeof startTicks === "string" ? startTicks : "",
+      admittedAt,
+      startedAt,
+      timeoutMs,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the entry's command still runs. */
+export function commandAlive(entry: Pick<JournalEntry, "pgid" | "startTicks">): boolean {
+  return entry.pgid > 1 && journaledGroupAlive(entry);
 }
 
 /** Start time of a process in clock ticks since boot, or undefined if it does not exist. */
@@ -97,6 +153,7 @@ const ORPHAN_POLL_MS = 200;
  * ended).
  */
 export async function waitForOrphan(entry: JournalEntry): Promise<void> {
+  if (entry.pgid <= 1) return;
   const deadline = Date.parse(entry.startedAt) + entry.timeoutMs;
   const ending = new GroupTermination(entry.pgid);
   try {

@@ -2,7 +2,7 @@ import { encodeZnode } from "../config/decode.ts";
 import { Failure, HostStatus, type StoredHostState } from "../config/payloads.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode, isNodeExists } from "../zk/errors.ts";
-import { failurePath, hostStatusPath } from "../zk/paths.ts";
+import { doneMarkerPath, failurePath, hostStatusPath } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
 
 /** Tries to create a node whose directory keeps vanishing (someone deleting the tree). */
@@ -11,17 +11,8 @@ const MAX_CREATE_ATTEMPTS = 5;
 /** States a host stays in until the next rollout. */
 const SETTLED_STATES: ReadonlySet<StoredHostState> = new Set(["current", "failed"]);
 
-export interface Report {
-  state: StoredHostState;
-  version: string;
-  target: string;
-  rolloutId: string;
-  queuePosition?: number;
-  exitCode?: number | null;
-  error?: string;
-  outputTail?: string;
-  durationMs?: number;
-}
+/** A host status as the agent reports it; the reporter adds `since` and `updatedAt`. */
+export type Report = Omit<HostStatus, "since" | "updatedAt">;
 
 /**
  * Re-creates the app's missing directories; false when the app itself is gone (or they cannot
@@ -129,6 +120,11 @@ export class HostReporter {
       const created = await this.createRepairing(path, data);
       if (created !== "exists") return created === "created";
     }
+  }
+
+  /** Records that this host completed a rollout (deployed and current): the slot ramp counts it. */
+  async recordDone(rolloutId: string): Promise<void> {
+    await this.createRepairing(doneMarkerPath(this.app, rolloutId, this.host), Buffer.alloc(0));
   }
 
   /** Records that this host failed a rollout; counts toward the rollout's failure budget. */

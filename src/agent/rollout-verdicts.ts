@@ -78,7 +78,7 @@ export class RolloutVerdicts {
    * recorded (the rollout is neither halted nor failed by it), the status says what happened,
    * and the agent deploys again when it starts.
    */
-  async fail(spec: AppSpec, version: string, started: number, outcome: CommandOutcome & { error: string }): Promise<void> {
+  async fail(spec: AppSpec, version: string, started: number, outcome: CommandOutcome & { error: string }, drained = false): Promise<void> {
     const { result, error } = outcome;
     const exitCode = result ? result.exitCode : null;
     const durationMs = Date.now() - started;
@@ -92,6 +92,7 @@ export class RolloutVerdicts {
       error: outcome.interrupted ? `${error} (not counted as a failure: the agent deploys again when it starts)` : error,
       ...(result ? { outputTail: result.outputTail } : {}),
       durationMs,
+      ...(drained ? { drained: true } : {}),
     };
     if (outcome.interrupted) {
       this.log.warn("deploy interrupted by agent shutdown; not counted as a failure", { version: spec.version, error, durationMs });

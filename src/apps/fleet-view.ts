@@ -1,5 +1,6 @@
-import type { AppSpec } from "../config/app-spec.ts";
-import type { AgentInfo, HostStatus } from "../config/payloads.ts";
+import { type AppSpec, healthGate } from "../config/app-spec.ts";
+import { resolveFailureBudget } from "../config/budget.ts";
+import type { AgentInfo, DeployPhase, HostStatus } from "../config/payloads.ts";
 import type { Slots } from "../config/slots.ts";
 import { agentPath, hostStatusPath } from "../zk/paths.ts";
 import { parseQueueNode } from "../zk/recipes/queue-node.ts";
@@ -21,6 +22,13 @@ export interface HostView {
   exitCode?: number | null;
   outputTail?: string;
   durationMs?: number;
+  /** Finer than `state` while admitted: draining, deploying, verifying, health, undraining. */
+  phase?: DeployPhase;
+  /** In the health gate: since when its checks pass, and for how long that is (at the read). */
+  healthySince?: string;
+  healthyForMs?: number;
+  /** drain-cmd ran and undrain-cmd did not: out of rotation. */
+  drained?: boolean;
 }
 
 export interface AppView {
@@ -34,6 +42,10 @@ export interface AppView {
   /** Failures of the current rollout exceed the budget — also while the app is paused (its
    *  state then says "paused"). */
   halted: boolean;
+  /** Failures the rollout tolerates (`maxFailures`, a percentage resolved). */
+  failureBudget: number;
+  /** The health gate's min-healthy time, when the app has a health gate. */
+  minHealthyMs?: number;
   groups: string[];
   counts: Record<HostState, number> & { total: number; failuresThisRollout: number };
   hosts: HostView[];
@@ -94,7 +106,7 @@ export function failuresOf(names: string[], spec: Pick<AppSpec, "rolloutId" | "i
 }
 
 /** The status shown by `conveyor status`, derived from what was read; no I/O. */
-export function buildFleetStatus(raw: RawFleet): FleetStatus {
+export function buildFleetStatus(raw: RawFleet, now: number = Date.now()): FleetStatus {
   const invalidNodes: FleetStatus["invalidNodes"] = [];
   const agents: AgentView[] = [];
   for (const { host, info } of raw.agents) {
@@ -110,12 +122,19 @@ export function buildFleetStatus(raw: RawFleet): FleetStatus {
       invalidApps.push({ name: app.name, error: app.spec.error });
       continue;
     }
-    apps.push(buildAppView(app, app.spec.value, online, agents, invalidNodes));
+    apps.push(buildAppView(app, app.spec.value, online, agents, invalidNodes, now));
   }
   return { apps, invalidApps, agents, invalidNodes };
 }
 
-function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: AgentView[], invalid: FleetStatus["invalidNodes"]): AppView {
+function buildAppView(
+  app: RawApp,
+  spec: AppSpec,
+  online: Set<string>,
+  agents: AgentView[],
+  invalid: FleetStatus["invalidNodes"],
+  now: number,
+): AppView {
   const positions = queuePositions(app.queue);
   const serves = (a: AgentView): boolean => servesApp(a, app.name, spec.groups);
   // A live agent that does not serve the app never reports on it again: its old status must
@@ -124,12 +143,16 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
   const hosts: HostView[] = [];
   for (const { host, status } of app.hosts) {
     if (untargetedHosts.has(host)) continue;
-    if (status.value) hosts.push(hostView(host, status.value, online.has(host), positions.get(host)));
+    if (status.value) hosts.push(hostView(host, status.value, online.has(host), positions.get(host), now));
     else invalid.push({ path: hostStatusPath(app.name, host), error: status.error });
   }
   const reported = new Set(app.hosts.map((h) => h.host));
   const pendingAgents = agents.filter((a) => !reported.has(a.host) && serves(a)).map((a) => a.host);
   const failuresThisRollout = failuresOf(app.failures, spec);
+  // The same count the agents' admission resolves a percentage against: hosts that reported.
+  const failureBudget = resolveFailureBudget(spec.maxFailures, app.hosts.length);
+  const halted = failuresThisRollout > failureBudget;
+  const gate = healthGate(spec);
   return {
     name: app.name,
     version: spec.version,
@@ -137,8 +160,10 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
     ...(spec.previousVersion === undefined ? {} : { previousVersion: spec.previousVersion }),
     slots: spec.slots,
     paused: spec.paused,
-    state: appState(spec, hosts, failuresThisRollout, pendingAgents.length),
-    halted: failuresThisRollout > spec.maxFailures,
+    state: appState(spec, hosts, halted, pendingAgents.length),
+    halted,
+    failureBudget,
+    ...(gate === undefined ? {} : { minHealthyMs: gate.minHealthyMs }),
     groups: spec.groups,
     counts: countStates(hosts, failuresThisRollout),
     hosts,
@@ -148,7 +173,7 @@ function buildAppView(app: RawApp, spec: AppSpec, online: Set<string>, agents: A
   };
 }
 
-function hostView(host: string, status: HostStatus, isOnline: boolean, position: number | undefined): HostView {
+function hostView(host: string, status: HostStatus, isOnline: boolean, position: number | undefined, now: number): HostView {
   // Without a presence node the last report may be stale: the host shows as offline, and its
   // `version` still says what it last ran.
   const state: HostState = isOnline ? status.state : "offline";
@@ -165,6 +190,11 @@ function hostView(host: string, status: HostStatus, isOnline: boolean, position:
     ...(status.exitCode === undefined ? {} : { exitCode: status.exitCode }),
     ...(status.outputTail === undefined ? {} : { outputTail: status.outputTail }),
     ...(status.durationMs === undefined ? {} : { durationMs: status.durationMs }),
+    ...(status.phase === undefined || state === "offline" ? {} : { phase: status.phase }),
+    ...(status.healthySince === undefined || state !== "verifying"
+      ? {}
+      : { healthySince: status.healthySince, healthyForMs: Math.max(0, now - Date.parse(status.healthySince)) }),
+    ...(status.drained ? { drained: true } : {}),
   };
 }
 
@@ -196,9 +226,9 @@ function countStates(hosts: HostView[], failuresThisRollout: number): AppView["c
   return counts;
 }
 
-function appState(spec: AppSpec, hosts: HostView[], failuresThisRollout: number, pending: number): AppState {
+function appState(spec: AppSpec, hosts: HostView[], halted: boolean, pending: number): AppState {
   if (spec.paused) return "paused";
-  if (failuresThisRollout > spec.maxFailures) return "halted";
+  if (halted) return "halted";
   return rolloutVerdict(hosts, pending, spec) ?? "rolling";
 }
 

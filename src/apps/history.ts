@@ -3,7 +3,7 @@ import { InvalidDataError } from "../config/errors.ts";
 import { type HistoryEntry, HistoryEntry as HistorySchema } from "../config/payloads.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode } from "../zk/errors.ts";
-import { canaryDir, failuresDir, historyDir, sequenceOf } from "../zk/paths.ts";
+import { canaryDir, doneDir, failuresDir, historyDir, sequenceOf } from "../zk/paths.ts";
 import { AppNotFoundError } from "./errors.ts";
 import { readApp } from "./read-app.ts";
 
@@ -57,7 +57,7 @@ export async function pruneHistory(zk: ZkClient, app: string): Promise<void> {
  * deleting them would hide its halt or open its canary wider.
  */
 export async function pruneRolloutMarkers(zk: ZkClient, app: string): Promise<void> {
-  const dirs = [failuresDir(app), canaryDir(app)];
+  const dirs = [failuresDir(app), canaryDir(app), doneDir(app)];
   const listed = await Promise.all(dirs.map((dir) => zk.children(dir).catch(() => [] as string[])));
   const current = await readApp(zk, app).then(
     ({ spec }) => spec.rolloutId,

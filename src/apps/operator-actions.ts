@@ -81,11 +81,13 @@ export function rollbackApp(
 /** Ends the canary phase of the current rollout: every host may now be admitted. */
 export function promoteApp(zk: ZkClient, app: string, ctx: MutationContext): Promise<AppSpec> {
   return updateApp(zk, app, ctx, (current) => {
-    if (current.canary === undefined) throw new OperationError(`app "${app}": the current rollout has no canary to promote`);
+    // --slot-increment 0 admits `slots` hosts per rollout, then waits for promote: a canary too.
+    const held = current.canary !== undefined ? `canary ${current.canary}` : current.slotIncrement === 0 ? "slot-increment 0" : undefined;
+    if (held === undefined) throw new OperationError(`app "${app}": the current rollout has no canary to promote`);
     if (current.promoted) throw new OperationError(`app "${app}": the canary of rollout ${current.rolloutId} is already promoted`);
     return {
       spec: { ...current, promoted: true },
-      history: { action: "promote", to: current.version, detail: `canary ${current.canary}` },
+      history: { action: "promote", to: current.version, detail: held },
     };
   });
 }

@@ -3,6 +3,7 @@ import { AppSpec as AppSpecSchema } from "../config/app-spec.ts";
 import { encodeZnode, salvageField } from "../config/decode.ts";
 import { InvalidDataError, UsageError } from "../config/errors.ts";
 import { Version } from "../config/names.ts";
+import type { FailureBudget } from "../config/budget.ts";
 import type { Slots } from "../config/slots.ts";
 import { firstLine } from "../text/printable.ts";
 import { repairTreeLayout } from "../zk/app-layout.ts";
@@ -14,16 +15,36 @@ import { pruneHistory, pruneRolloutMarkers } from "./history.ts";
 import { type MutationContext, historyEntry, newRolloutId, updateApp } from "./mutate-app.ts";
 import { type AppNode, readAppNode } from "./read-app.ts";
 
-/** Attributes `app create` may set; anything undefined keeps its current value. */
+/**
+ * Attributes `app create` may set; anything undefined keeps its current value, null removes an
+ * optional one (`--verify-cmd ""`, `--health-cmd ""`, …).
+ */
 export interface AppAttributes {
   slots?: Slots;
   getVersionCmd?: string;
   deployCmd?: string;
-  /** null removes the app's verify command (`--verify-cmd ""`). */
   verifyCmd?: string | null;
+  healthCmd?: string | null;
+  healthIntervalMs?: number;
+  healthTimeoutMs?: number;
+  minHealthyMs?: number;
+  drainCmd?: string | null;
+  undrainCmd?: string | null;
+  slotIncrement?: number;
+  maxSlots?: Slots | null;
   groups?: string[];
-  maxFailures?: number;
+  maxFailures?: FailureBudget;
   deployTimeoutSec?: number;
+}
+
+/** `spec` with `attributes` applied: given ones set, null ones removed, the rest kept. */
+function applyAttributes(spec: AppSpec, attributes: AppAttributes): AppSpec {
+  const next: Record<string, unknown> = { ...spec };
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === null) delete next[key];
+    else if (value !== undefined) next[key] = value;
+  }
+  return next as AppSpec;
 }
 
 /** Per-rollout options: they apply to this publish only and are not inherited by the next. */
@@ -121,12 +142,9 @@ async function publishExisting(
     // Publishing the version already live (a re-run CI job) must not make it its own previous
     // version: rollback would have nowhere to go.
     const previous = version === current.version ? {} : { previousVersion: current.version };
-    const { verifyCmd, ...rest } = attributes;
-    const verify = typeof verifyCmd === "string" ? { verifyCmd } : {};
-    const started = startRollout(current, { ...defined(rest), ...verify, version, ...previous }, rollout, ctx.now());
-    const { verifyCmd: _removed, ...withoutVerify } = started;
-    const spec: AppSpec = verifyCmd === null ? withoutVerify : started;
-    return { spec, history: { action: "publish", from: current.version, to: version, ...canaryDetail(rollout) } };
+    const spec = applyAttributes(startRollout(current, { version, ...previous }, rollout, ctx.now()), attributes);
+    const detail = [canaryDetail(rollout).detail, describeChanges(current, spec)].filter(Boolean).join("; ");
+    return { spec, history: { action: "publish", from: current.version, to: version, ...(detail ? { detail } : {}) } };
   });
 }
 
@@ -215,22 +233,22 @@ function freshSpec(
   previousVersion?: string,
 ): AppSpec {
   const now = ctx.now();
-  return {
+  const defaults: AppSpec = {
     version,
     ...(previousVersion === undefined ? {} : { previousVersion }),
     rolloutId: newRolloutId(now),
-    slots: attributes.slots ?? DEFAULT_SLOTS,
+    slots: DEFAULT_SLOTS,
     getVersionCmd: commands.getVersionCmd,
     deployCmd: commands.deployCmd,
-    ...(typeof attributes.verifyCmd === "string" ? { verifyCmd: attributes.verifyCmd } : {}),
-    groups: attributes.groups ?? [],
-    maxFailures: attributes.maxFailures ?? DEFAULT_MAX_FAILURES,
-    deployTimeoutSec: attributes.deployTimeoutSec ?? DEFAULT_DEPLOY_TIMEOUT_SEC,
+    groups: [],
+    maxFailures: DEFAULT_MAX_FAILURES,
+    deployTimeoutSec: DEFAULT_DEPLOY_TIMEOUT_SEC,
     paused: false,
     ...(rollout.canary === undefined ? {} : { canary: rollout.canary, canaryAuto: rollout.canaryAuto === true }),
     updatedAt: now.toISOString(),
     updatedBy: ctx.actor,
   };
+  return applyAttributes(defaults, attributes);
 }
 
 function canaryDetail(rollout: RolloutOptions): { detail?: string } {
@@ -238,6 +256,34 @@ function canaryDetail(rollout: RolloutOptions): { detail?: string } {
   return { detail: `canary ${rollout.canary}${rollout.canaryAuto ? " (auto-promote)" : ""}` };
 }
 
-function defined(attributes: Omit<AppAttributes, "verifyCmd">): Partial<AppSpec> {
-  return Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) as Partial<AppSpec>;
+/** The attributes a publish changed, for its history entry: "slots 1→2; health-cmd set". */
+function describeChanges(before: AppSpec, after: AppSpec): string {
+  const changes: string[] = [];
+  for (const [key, label] of ATTRIBUTE_LABELS) {
+    const was = before[key];
+    const now = after[key];
+    if (JSON.stringify(was) === JSON.stringify(now)) continue;
+    if (key.endsWith("Cmd")) changes.push(`${label} ${now === undefined ? "removed" : was === undefined ? "set" : "changed"}`);
+    else changes.push(`${label} ${was === undefined ? "-" : JSON.stringify(was)}→${now === undefined ? "-" : JSON.stringify(now)}`);
+  }
+  return changes.join(", ").slice(0, 900);
 }
+
+/** The attributes of a spec a person sets, as the flags name them. */
+const ATTRIBUTE_LABELS: [keyof AppSpec, string][] = [
+  ["slots", "slots"],
+  ["getVersionCmd", "get-version-cmd"],
+  ["deployCmd", "deploy-cmd"],
+  ["verifyCmd", "verify-cmd"],
+  ["healthCmd", "health-cmd"],
+  ["healthIntervalMs", "health-interval (ms)"],
+  ["healthTimeoutMs", "health-timeout (ms)"],
+  ["minHealthyMs", "min-healthy-time (ms)"],
+  ["drainCmd", "drain-cmd"],
+  ["undrainCmd", "undrain-cmd"],
+  ["slotIncrement", "slot-increment"],
+  ["maxSlots", "max-slots"],
+  ["groups", "groups"],
+  ["maxFailures", "max-failures"],
+  ["deployTimeoutSec", "deploy-timeout (s)"],
+];

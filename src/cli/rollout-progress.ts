@@ -2,6 +2,7 @@ import { resolveSlots } from "../config/slots.ts";
 import { formatDuration } from "../config/durations.ts";
 import { firstLine, printable } from "../text/printable.ts";
 import { type AppView, type HostView, hostDone } from "../apps/fleet-view.ts";
+import { drainedNote, phaseText } from "./host-phase.ts";
 import { type Io, renderTable } from "./io.ts";
 
 /**
@@ -35,7 +36,8 @@ export class RolloutProgress {
       return;
     }
     for (const host of view.hosts) {
-      const key = `${host.state}|${host.version}|${host.rolloutId}`;
+      // A phase change is an event; the healthy timer ticking is not (one line when it starts).
+      const key = `${host.state}|${host.version}|${host.rolloutId}|${host.phase ?? ""}|${host.healthySince === undefined ? "" : "healthy"}`;
       if (this.seen.get(host.host) === key) continue;
       this.seen.set(host.host, key);
       this.io.out(`[+${formatSeconds(Date.now() - this.started)}] ${host.host.padEnd(12)} ${describeHost(host, view)}`);
@@ -84,11 +86,11 @@ function describeHost(host: HostView, view: AppView): string {
       return `queued${host.queuePosition === undefined ? "" : ` #${host.queuePosition}`} for ${host.target}`;
     case "deploying":
     case "verifying":
-      return `${host.state} ${host.target}`;
+      return `${phaseText(host, view) ?? host.state} ${host.target}`;
     case "current":
       return `current ${host.version}${host.rolloutId === view.rolloutId && host.durationMs !== undefined ? ` (deploy took ${formatDuration(host.durationMs)})` : ""}`;
     case "failed":
-      return `FAILED ${host.target}: exit ${host.exitCode ?? "-"}: ${firstLine(host.error)}`;
+      return `FAILED ${host.target}: exit ${host.exitCode ?? "-"}: ${firstLine(host.error)}${drainedNote(host)}`;
     case "offline":
       return `offline (agent not running; runs ${printable(host.version) || "nothing"})`;
   }

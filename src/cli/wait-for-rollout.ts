@@ -6,6 +6,7 @@ import { UsageError } from "../config/errors.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
 import { OperationError } from "../apps/errors.ts";
 import { rollbackApp } from "../apps/operator-actions.ts";
+import type { AppView } from "../apps/fleet-view.ts";
 import { type RolloutOutcome, waitForRollout } from "../apps/rollout-wait.ts";
 import type { ZkClient } from "../zk/client.ts";
 import type { CommandContext, OptionSpec } from "./command.ts";
@@ -117,12 +118,14 @@ function report(ctx: CommandContext, app: string, spec: AppSpec, outcome: Rollou
       break;
     case "failed":
       ctx.io.err(
-        `error: ${app} ${spec.version}: rollout failed: no host succeeded (${outcome.failed.length} failed, within --max-failures ${spec.maxFailures}) after ${took}`,
+        `error: ${app} ${spec.version}: rollout failed: no host succeeded (${outcome.failed.length} failed, within --max-failures ${budgetText(spec, outcome.view)}) after ${took}`,
       );
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
       break;
     case "halted":
-      ctx.io.err(`error: ${app} ${spec.version}: rollout halted after ${took}: failures exceeded --max-failures ${spec.maxFailures}`);
+      ctx.io.err(
+        `error: ${app} ${spec.version}: rollout halted after ${took}: failures exceeded --max-failures ${budgetText(spec, outcome.view)}`,
+      );
       for (const h of outcome.failed) ctx.io.err(`  ${h.host}: exit ${h.exitCode ?? "-"}: ${firstLine(h.error)}`);
       break;
     case "timeout":
@@ -163,4 +166,9 @@ function jsonReport(r: { rollout: string; version: string; outcome: RolloutOutco
     ...("failed" in o ? { failed: o.failed.map((h) => h.host) } : {}),
     ...("waiting" in o ? { waiting: o.waiting } : {}),
   };
+}
+
+/** "2", or "10% (3 hosts)". */
+function budgetText(spec: AppSpec, view: AppView): string {
+  return typeof spec.maxFailures === "number" ? String(spec.maxFailures) : `${spec.maxFailures} (${view.failureBudget} host(s))`;
 }

@@ -1,10 +1,14 @@
 import * as v from "valibot";
 import { GroupName, Version } from "./names.ts";
 import { jsonObject, wholeNumber } from "./rules.ts";
+import { FailureBudget } from "./budget.ts";
 import { Slots } from "./slots.ts";
 
 export const MAX_COMMAND_LENGTH = 8_192;
 export const MAX_DEPLOY_TIMEOUT_SEC = 7 * 24 * 3_600;
+/** Bounds of the health gate's durations (interval, timeout, min-healthy time). */
+export const MIN_HEALTH_INTERVAL_MS = 100;
+export const MAX_GATE_MS = 24 * 3_600_000;
 
 /** A shell command template: non-empty, bounded, no NUL byte (it could not be exec'd). */
 export const CommandTemplate = v.pipe(
@@ -34,8 +38,22 @@ export const AppSpec = jsonObject({
   getVersionCmd: CommandTemplate,
   deployCmd: CommandTemplate,
   verifyCmd: v.optional(CommandTemplate),
+  /** The health gate: run after the deploy is verified, every healthIntervalMs until it passes
+   *  (within healthTimeoutMs), then it must keep passing for minHealthyMs. */
+  healthCmd: v.optional(CommandTemplate),
+  healthIntervalMs: v.optional(wholeNumber(MIN_HEALTH_INTERVAL_MS, MAX_GATE_MS)),
+  healthTimeoutMs: v.optional(wholeNumber(1_000, MAX_GATE_MS)),
+  minHealthyMs: v.optional(wholeNumber(0, MAX_GATE_MS)),
+  /** Run after admission, before deploy-cmd (take the host out of rotation), and after the
+   *  health gate, before the slot is released (put it back). */
+  drainCmd: v.optional(CommandTemplate),
+  undrainCmd: v.optional(CommandTemplate),
+  /** The ramp: each host that completes the rollout adds slotIncrement − 1 slots (0: only
+   *  `slots` hosts, then wait for promote), capped by maxSlots. */
+  slotIncrement: v.optional(wholeNumber(0, 10_000)),
+  maxSlots: v.optional(Slots),
   groups: v.pipe(v.array(GroupName), v.maxLength(256)),
-  maxFailures: Count,
+  maxFailures: FailureBudget,
   deployTimeoutSec: wholeNumber(1, MAX_DEPLOY_TIMEOUT_SEC),
   paused: v.boolean(),
   /** Failures of this rollout that `app resume` forgave: they no longer count toward the budget. */
@@ -53,3 +71,20 @@ export type AppSpec = v.InferOutput<typeof AppSpec>;
 export const DEFAULT_DEPLOY_TIMEOUT_SEC = 600;
 export const DEFAULT_MAX_FAILURES = 0;
 export const DEFAULT_SLOTS = 1;
+export const DEFAULT_HEALTH_INTERVAL_MS = 1_000;
+export const DEFAULT_HEALTH_TIMEOUT_MS = 300_000;
+export const DEFAULT_MIN_HEALTHY_MS = 0;
+/** A single health check is killed after this (or the health timeout, if shorter) and counts
+ *  as failed: a check that hangs must not hold the gate open. */
+export const HEALTH_CHECK_TIMEOUT_MS = 10_000;
+
+/** The health gate of a spec with its defaults filled in; undefined without a health-cmd. */
+export function healthGate(spec: AppSpec): { cmd: string; intervalMs: number; timeoutMs: number; minHealthyMs: number } | undefined {
+  if (spec.healthCmd === undefined) return undefined;
+  return {
+    cmd: spec.healthCmd,
+    intervalMs: spec.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+    timeoutMs: spec.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
+    minHealthyMs: spec.minHealthyMs ?? DEFAULT_MIN_HEALTHY_MS,
+  };
+}

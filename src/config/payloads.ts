@@ -9,6 +9,13 @@ export const ObservedVersion = v.pipe(v.string(), v.maxLength(256));
 export const HOST_STATES = ["current", "queued", "deploying", "verifying", "failed"] as const;
 export type StoredHostState = (typeof HOST_STATES)[number];
 
+/**
+ * Where an admitted host is, finer than its state: `draining` and `deploying` (state
+ * deploying), `verifying`, `health` (the health gate) and `undraining` (state verifying).
+ */
+export const DEPLOY_PHASES = ["draining", "deploying", "verifying", "health", "undraining"] as const;
+export type DeployPhase = (typeof DEPLOY_PHASES)[number];
+
 /** /apps/<app>/hosts/<host>, written only by that host's agent. */
 export const HostStatus = jsonObject({
   state: oneOf(HOST_STATES),
@@ -22,6 +29,12 @@ export const HostStatus = jsonObject({
   error: v.optional(v.pipe(v.string(), v.maxLength(4_096))),
   outputTail: v.optional(v.pipe(v.string(), v.maxLength(8_192))),
   durationMs: v.optional(v.pipe(v.number(), v.minValue(0))),
+  phase: v.optional(oneOf(DEPLOY_PHASES)),
+  /** In the health gate: when the current run of passing checks began. */
+  healthySince: v.optional(Timestamp),
+  /** drain-cmd ran and undrain-cmd did not: the host is out of rotation (a failed deploy or
+   *  health gate leaves it so, on purpose). */
+  drained: v.optional(v.boolean()),
 });
 export type HostStatus = v.InferOutput<typeof HostStatus>;
 

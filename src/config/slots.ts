@@ -34,3 +34,20 @@ export function resolveSlots(slots: Slots, hostCount: number): number {
   const percent = Number(slots.slice(0, -1));
   return Math.max(1, Math.floor((percent * hostCount) / 100));
 }
+
+/**
+ * How many slots a rollout has now. The ramp (`slotIncrement` K): each host that completed the
+ * rollout hands back its slot plus K−1 more, so the limit is slots + (K−1) × completed, capped
+ * by `maxSlots` (both "N%" of the app's hosts). K=1 (the default) keeps the width constant;
+ * K=0 is handled as a canary of `slots` hosts (see admission) and is constant after promote.
+ */
+export function slotLimit(
+  spec: { slots: Slots; slotIncrement?: number | undefined; maxSlots?: Slots | undefined },
+  hostCount: number,
+  completed: number,
+): number {
+  const base = resolveSlots(spec.slots, hostCount);
+  const increment = spec.slotIncrement ?? 1;
+  const ramped = increment > 1 ? base + (increment - 1) * completed : base;
+  return spec.maxSlots === undefined ? ramped : Math.min(ramped, resolveSlots(spec.maxSlots, hostCount));
+}

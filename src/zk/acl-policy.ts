@@ -8,13 +8,13 @@ export interface AclIdentities {
 }
 
 /** Per-app directories agents write: their queue, slots, status, failures, canary markers. */
-const AGENT_WRITABLE_APP_DIRS: ReadonlySet<AppDir> = new Set(["lock", "leases", "hosts", "failures", "canary"]);
+const AGENT_WRITABLE_APP_DIRS: ReadonlySet<AppDir> = new Set(["lock", "leases", "hosts", "failures", "canary", "done"]);
 const AGENT_WRITE = Perm.read | Perm.write | Perm.create | Perm.delete;
 
 /**
  * The ACL every node gets once `acl init` has locked the tree. The admin (CI) identity may do
  * everything; the agent identity may read everything and write only what agents own — the
- * per-app lock/, leases/, hosts/, failures/, canary/ subtrees and /agents. App specs, history
+ * per-app lock/, leases/, hosts/, failures/, canary/, done/ subtrees and /agents. App specs, history
  * and the ACL info are read-only to agents. Nobody else (world) has any access.
  */
 export function lockedAcl(ids: AclIdentities, path: string): ZkAcl[] {

@@ -8,7 +8,7 @@ export const AGENTS = "/agents";
 export const ACL_INFO = "/acl";
 
 /** The directories every app node owns, created with the app. */
-export const APP_DIRS = ["lock", "leases", "hosts", "failures", "history", "canary"] as const;
+export const APP_DIRS = ["lock", "leases", "hosts", "failures", "history", "canary", "done"] as const;
 export type AppDir = (typeof APP_DIRS)[number];
 
 export const appPath = (app: string): string => `${APPS}/${app}`;
@@ -23,6 +23,9 @@ export const failurePath = (app: string, rolloutId: string, host: string): strin
 export const canaryDir = (app: string): string => appDir(app, "canary");
 export const canaryMarkerPath = (app: string, rolloutId: string, host: string): string => `${canaryDir(app)}/${rolloutId}-${host}`;
 export const historyDir = (app: string): string => appDir(app, "history");
+/** Hosts that completed a rollout (`<rolloutId>-<host>`), counted by the slot ramp. */
+export const doneDir = (app: string): string => appDir(app, "done");
+export const doneMarkerPath = (app: string, rolloutId: string, host: string): string => `${doneDir(app)}/${rolloutId}-${host}`;
 export const historyPrefix = (app: string): string => `${historyDir(app)}/h-`;
 export const agentPath = (host: string): string => `${AGENTS}/${host}`;
 

@@ -18,7 +18,7 @@ const CMDS = ["--get-version-cmd", GET_VERSION, "--deploy-cmd", DEPLOY];
 /** The example of the issue: most attributes missing. */
 const BARE = '{"version":"2.0","slots":"many"}';
 const SLOTS_RULE = "slots: slots must be a whole number ≥ 1 or a percentage like 25%";
-const SUBDIRS = ["canary", "failures", "history", "hosts", "leases", "lock"];
+const SUBDIRS = ["canary", "done", "failures", "history", "hosts", "leases", "lock"];
 
 function cli(connect: string, args: string[]): Promise<CliResult> {
   return runCli(["--zk", connect, ...args], { env: { CONVEYOR_ACTOR: "repairer" } });

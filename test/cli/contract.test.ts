@@ -760,7 +760,7 @@ describe("the chroot", () => {
     });
     // Nothing was written inside the tree.
     expect(await zkCliLs(server, `${chroot}/apps`)).toEqual(["web"]);
-    expect(await zkCliLs(server, `${chroot}/apps/web`)).toEqual(["canary", "failures", "history", "hosts", "leases", "lock"]);
+    expect(await zkCliLs(server, `${chroot}/apps/web`)).toEqual(["canary", "done", "failures", "history", "hosts", "leases", "lock"]);
     // Once agents registered, /agents marks the tree as well.
     await withRaw(connect, (raw) => raw.mkdirp("/agents"));
     expectOneLineError(await runCli(["--zk", `${server}${chroot}/agents`, "app", "list"]), 2, [`inside the Conveyor tree at ${chroot}`]);

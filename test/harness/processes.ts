@@ -128,3 +128,17 @@ export function clockTicksPerSecond(): number {
   const value = Number(res.stdout.toString().trim());
   return Number.isInteger(value) && value > 0 ? value : 100;
 }
+
+/** PIDs of live processes (zombies excluded) with `arg` as one whole argument of their command
+ *  line: how the harness finds the processes a test directory's scripts started (the directory
+ *  is an argument of each), to stop them by PID. */
+export function pidsWithArg(arg: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid || !cmdlineOf(pid).split("\0").includes(arg)) continue;
+    if (pidAlive(pid)) out.push(pid);
+  }
+  return out;
+}

@@ -127,7 +127,15 @@ describe("agent: staggered, bounded deploys", () => {
     newFleet("fifo");
     await fleet.startMany("h", 5);
     const log = join(fleet.root, "deploys.log");
-    await fleet.publish("app", "1.0", { slots: 1, ...testCommands(log, 0.5) });
+    // Every deploy waits for GO: the first one holds the only slot until all four others queued
+    // (a fixed-length deploy could end before the last of them joined on a slow machine).
+    const go = join(fleet.root, "GO");
+    const commands = testCommands(log, 0);
+    await fleet.publish("app", "1.0", {
+      slots: 1,
+      ...commands,
+      deployCmd: `while [ ! -f '${go}' ]; do sleep 0.05; done; ${commands.deployCmd}`,
+    });
     const zk = await fleet.client();
     // While the first host deploys, the other four wait in the queue: note their order.
     const queue = await waitFor(
@@ -143,6 +151,7 @@ describe("agent: staggered, bounded deploys", () => {
       .filter((n) => n !== undefined)
       .sort((a, b) => a.sequence - b.sequence)
       .map((n) => n.host);
+    writeFileSync(go, "");
     await waitFor(() => converged("app", "1.0", 5), 20_000, "convergence");
     expect(startOrder(readDeployLog(log)).slice(1)).toEqual(queued);
   });

@@ -2,7 +2,7 @@
 // has exited and only its background children go on.
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeployJournal, processStartTicks } from "../../src/agent/deploy-journal.ts";
@@ -33,33 +33,29 @@ function journal(): DeployJournal {
   return new DeployJournal(dir);
 }
 
-const entry = (pgid: number, startTicks: string) => ({
-  app: "web",
-  rolloutId: "r1",
-  version: "2.0",
-  pgid,
-  startTicks,
-  startedAt: new Date().toISOString(),
-  timeoutMs: 60_000,
-});
+/** A journal with an admission of "web" whose command is the group `pgid`. */
+function running(j: DeployJournal, pgid: number, startTicks: string): void {
+  j.admit("web", "r1", "2.0", "deploying");
+  j.update("web", { pgid, startTicks, startedAt: new Date().toISOString(), timeoutMs: 60_000 });
+}
 
 describe("DeployJournal.orphans", () => {
-  test("a running deploy is found; once its group is gone the stale entry is dropped", async () => {
+  test("a running deploy is found; once its group is gone it is no orphan, but the admission stays unfinished", async () => {
     const j = journal();
     const g = startGroup("sleep 30");
-    j.record(entry(g.pgid, g.startTicks));
+    running(j, g.pgid, g.startTicks);
     expect(j.orphans().map((e) => e.pgid)).toEqual([g.pgid]);
     process.kill(-g.pgid, "SIGKILL");
     await g.exited;
     await waitFor(() => !groupAlive(g.pgid), 5_000, "the group to end");
     expect(j.orphans()).toEqual([]);
-    expect(j.orphans()).toEqual([]);
+    expect(j.admitted().map((e) => [e.app, e.phase, e.pgid])).toEqual([["web", "deploying", g.pgid]]);
   });
 
   test("the shell has exited but a background child of its group still runs: still an orphan", async () => {
     const j = journal();
     const g = startGroup("sleep 30 & exit 0");
-    j.record(entry(g.pgid, g.startTicks));
+    running(j, g.pgid, g.startTicks);
     await g.exited;
     await waitFor(() => processStartTicks(g.pgid) === undefined, 5_000, "the shell to be reaped");
     expect(groupAlive(g.pgid)).toBe(true);
@@ -69,7 +65,36 @@ describe("DeployJournal.orphans", () => {
   test("a live process at the recorded pid with another start time is not ours (pid reuse)", () => {
     const j = journal();
     const g = startGroup("sleep 30");
-    j.record(entry(g.pgid, `${g.startTicks}1`));
+    running(j, g.pgid, `${g.startTicks}1`);
     expect(j.orphans()).toEqual([]);
+  });
+
+  test("an admission with no command running (in its health gate) is found unfinished, in its phase; clear() ends it", () => {
+    const j = journal();
+    j.admit("web", "r1", "2.0", "deploying");
+    j.update("web", { phase: "health" });
+    expect(new DeployJournal(dirs.at(-1)).admitted().map((e) => [e.app, e.phase, e.pgid])).toEqual([["web", "health", 0]]);
+    expect(j.orphans()).toEqual([]);
+    j.clear("web");
+    expect(j.admitted()).toEqual([]);
+  });
+
+  test("an entry written before admissions were journaled reads as deploying; an unreadable one is removed", () => {
+    const dir = mkdtempSync(join(tmpdir(), "conveyor-journal-"));
+    dirs.push(dir);
+    const old = {
+      app: "web",
+      rolloutId: "r1",
+      version: "2.0",
+      pgid: 4242,
+      startTicks: "1",
+      startedAt: new Date().toISOString(),
+      timeoutMs: 1_000,
+    };
+    writeFileSync(join(dir, "web.deploy.json"), JSON.stringify(old));
+    writeFileSync(join(dir, "bad.deploy.json"), "{not json");
+    const found = new DeployJournal(dir).admitted();
+    expect(found.map((e) => [e.app, e.phase, e.admittedAt === old.startedAt])).toEqual([["web", "deploying", true]]);
+    expect(readdirSync(dir).sort()).toEqual(["web.deploy.json"]);
   });
 });

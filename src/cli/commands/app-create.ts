@@ -1,17 +1,9 @@
 import type { AppSpec } from "../../config/app-spec.ts";
-import { MAX_DEPLOY_TIMEOUT_SEC } from "../../config/app-spec.ts";
-import {
-  parseAppName,
-  parseCommand,
-  parseCount,
-  parseDurationInput,
-  parseGroups,
-  parseSlotsInput,
-  parseVersion,
-} from "../../config/parse-input.ts";
+import { parseAppName, parseCount, parseVersion } from "../../config/parse-input.ts";
 import { type AppAttributes, type RolloutOptions, publishApp } from "../../apps/publish.ts";
 import { UsageError } from "../../config/errors.ts";
 import { printable } from "../../text/printable.ts";
+import { APP_ATTRIBUTE_OPTIONS, readAppAttributes } from "../app-attributes.ts";
 import { WAIT_OPTIONS, readWaitOptions, waitAndReport } from "../wait-for-rollout.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
@@ -24,13 +16,7 @@ export const appCreate: CommandSpec = {
     "Create an app, or publish a new version of it (keeps every attribute not given). An app whose stored spec is invalid is replaced when --get-version-cmd and --deploy-cmd are given (history and host status are kept)",
   createsChroot: true,
   options: [
-    { flag: "--slots <n>", description: "How many hosts may deploy at once: a number or N% of the app's hosts (default 1)" },
-    { flag: "--get-version-cmd <cmd>", description: "Prints the version a host runs (required on create)" },
-    { flag: "--deploy-cmd <cmd>", description: "Deploys %(version)s on a host (required on create)" },
-    { flag: "--verify-cmd <cmd>", description: 'Extra check after a deploy; non-zero exit fails the host ("" = none)' },
-    { flag: "--groups <a,b>", description: 'Only agents in one of these groups serve the app ("" = all)' },
-    { flag: "--max-failures <n>", description: "Failed hosts a rollout tolerates before it halts (default 0)" },
-    { flag: "--deploy-timeout <duration>", description: "Kill a deploy after this long, e.g. 10m (default 10m)" },
+    ...APP_ATTRIBUTE_OPTIONS.map(({ flag, description }) => ({ flag, description })),
     { flag: "--canary <n>", description: 'Admit only N hosts in this rollout until "app promote"' },
     { flag: "--canary-auto", description: "With --canary: promote by itself once every canary host is current" },
     ...WAIT_OPTIONS,
@@ -44,6 +30,7 @@ export const appCreate: CommandSpec = {
     "conveyor app create myapp 1.1",
     "conveyor app create myapp 1.2 --wait --wait-timeout 20m --rollback-on-failure",
     "conveyor app create myapp 1.3 --canary 1 --canary-auto --wait",
+    "conveyor app create myapp 1.4 --health-cmd 'curl -fsS localhost:8080/health' --min-healthy-time 10s --drain-cmd 'lb-remove %(host)s' --undrain-cmd 'lb-add %(host)s'",
   ],
   async run([appArg = "", versionArg = ""], ctx) {
     const app = parseAppName(appArg);
@@ -93,25 +80,5 @@ function was(spec: AppSpec): string {
 }
 
 function readAttributes(ctx: CommandContext): AppAttributes {
-  const o = ctx.options;
-  const attributes: AppAttributes = {};
-  const slots = o.string("slots");
-  if (slots !== undefined) attributes.slots = parseSlotsInput(slots, "--slots");
-  const getVersion = o.string("get-version-cmd");
-  if (getVersion !== undefined) attributes.getVersionCmd = parseCommand(getVersion, "--get-version-cmd");
-  const deploy = o.string("deploy-cmd");
-  if (deploy !== undefined) attributes.deployCmd = parseCommand(deploy, "--deploy-cmd");
-  const verify = o.string("verify-cmd");
-  if (verify !== undefined) attributes.verifyCmd = verify === "" ? null : parseCommand(verify, "--verify-cmd");
-  const groups = o.string("groups");
-  if (groups !== undefined) attributes.groups = parseGroups(groups);
-  const maxFailures = o.string("max-failures");
-  if (maxFailures !== undefined) attributes.maxFailures = parseCount(maxFailures, "--max-failures");
-  const timeout = o.string("deploy-timeout");
-  if (timeout !== undefined) {
-    attributes.deployTimeoutSec = Math.round(
-      parseDurationInput(timeout, "--deploy-timeout", 1_000, MAX_DEPLOY_TIMEOUT_SEC * 1_000) / 1_000,
-    );
-  }
-  return attributes;
+  return readAppAttributes((name) => ctx.options.string(name));
 }

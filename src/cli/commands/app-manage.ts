@@ -1,3 +1,5 @@
+import { type AppSpec, healthGate } from "../../config/app-spec.ts";
+import { formatDuration } from "../../config/durations.ts";
 import { printable, quote } from "../../text/printable.ts";
 import { parseAppName, parseDeletableAppName, parseSlotsInput } from "../../config/parse-input.ts";
 import { deleteApp } from "../../apps/delete-app.ts";
@@ -43,9 +45,15 @@ export const appShow: CommandSpec = {
       ["groups", spec.groups.length ? spec.groups.join(",") : "(all agents)"],
       ["max failures", String(spec.maxFailures)],
       ["deploy timeout", `${spec.deployTimeoutSec}s`],
+      ["slot increment", spec.slotIncrement === undefined ? "1" : String(spec.slotIncrement)],
+      ["max slots", spec.maxSlots === undefined ? "-" : String(spec.maxSlots)],
       ["get-version-cmd", spec.getVersionCmd],
+      ["drain-cmd", spec.drainCmd ?? "-"],
       ["deploy-cmd", spec.deployCmd],
       ["verify-cmd", spec.verifyCmd ?? "-"],
+      ["health-cmd", spec.healthCmd ?? "-"],
+      ...healthRows(spec),
+      ["undrain-cmd", spec.undrainCmd ?? "-"],
       ["updated", `${spec.updatedAt} by ${spec.updatedBy}`],
     ];
     ctx.io.out(rows.map(([k, v]) => `${`${k}:`.padEnd(17)} ${printable(v)}`).join("\n"));
@@ -96,3 +104,14 @@ export const appDelete: CommandSpec = {
     return ExitCode.ok;
   },
 };
+
+/** The health gate's timing, defaults filled in (nothing without a health-cmd). */
+function healthRows(spec: AppSpec): [string, string][] {
+  const gate = healthGate(spec);
+  if (!gate) return [];
+  return [
+    ["health interval", formatDuration(gate.intervalMs)],
+    ["health timeout", formatDuration(gate.timeoutMs)],
+    ["min healthy time", formatDuration(gate.minHealthyMs)],
+  ];
+}

@@ -9,6 +9,7 @@ import { withZk } from "../session.ts";
 import { FleetWatch } from "../../apps/fleet-watch.ts";
 import type { ZkClient } from "../../zk/client.ts";
 import type { CommandContext } from "../command.ts";
+import { drainedNote, phaseText } from "../host-phase.ts";
 
 /** A failed host's detail in the table (and in --watch lines) is the first line of its error, kept narrower
  *  than --wait's reports so a status row stays readable. */
@@ -65,9 +66,16 @@ function renderApp(app: AppView, now: Date): string {
     printable(h.version) || "-",
     h.target,
     ago(h.since, now),
-    h.state === "failed" ? `exit ${h.exitCode ?? "-"}: ${firstLine(h.error, DETAIL_WIDTH)}` : "",
+    hostDetail(h, app),
   ]);
   return `${head}\n${renderTable(["HOST", "STATE", "VERSION", "TARGET", "SINCE", "DETAIL"], rows, "  ")}${untargeted}`;
+}
+
+/** A failure's exit code and first error line; an admitted host's phase; why an offline host stopped. */
+function hostDetail(h: AppView["hosts"][number], app: AppView): string {
+  if (h.state === "failed") return `exit ${h.exitCode ?? "-"}: ${firstLine(h.error, DETAIL_WIDTH)}${drainedNote(h)}`;
+  if (h.state === "offline" && h.error !== undefined && h.rolloutId === app.rolloutId) return firstLine(h.error, DETAIL_WIDTH);
+  return (phaseText(h, app) ?? "") + drainedNote(h);
 }
 
 function ago(iso: string, now: Date): string {
@@ -116,9 +124,10 @@ function changeLines(fleet: FleetStatus, seen: Map<string, string>): string[] {
     for (const h of app.hosts) {
       const position = h.queuePosition === undefined ? "" : ` #${h.queuePosition}`;
       const failure = h.state === "failed" ? ` exit=${h.exitCode ?? "-"} ${firstLine(h.error, DETAIL_WIDTH)}` : "";
+      const phase = h.phase === undefined || failure ? "" : ` phase=${h.phase}${h.healthySince ? " healthy" : ""}`;
       emit(
         `${app.name}/${h.host}`,
-        `${app.name} ${h.host} ${h.state}${position} version=${printable(h.version) || "-"} target=${h.target}${failure}`,
+        `${app.name} ${h.host} ${h.state}${position}${phase} version=${printable(h.version) || "-"} target=${h.target}${failure}`,
       );
     }
   }
