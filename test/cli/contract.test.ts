@@ -465,14 +465,14 @@ describe("usage and help", () => {
     }
   });
 
-  // Regression (issue 11): cac names an unknown option by its camelCase key ("--healthCmd",
+  // Regression (issue 11): cac names an unknown option by its camelCase key ("--healthCheckCmd",
   // "--getVersoinCmd", "--suchFlag" for --no-such-flag), which the user never typed.
   test("an unknown option after the command is named exactly as typed, in one line", async () => {
     const create = ["--zk", "127.0.0.1:1/x", "app", "create", "web", "1.0"];
     const cases: { argv: string[]; typed: string }[] = [
       { argv: [...create, "--get-versoin-cmd", "y"], typed: "--get-versoin-cmd" },
-      { argv: [...create, ...CMDS, "--health-cmd", "true"], typed: "--health-cmd" },
-      { argv: [...create, ...CMDS, "--health-cmd=true"], typed: "--health-cmd" },
+      { argv: [...create, ...CMDS, "--health-check-cmd", "true"], typed: "--health-check-cmd" },
+      { argv: [...create, ...CMDS, "--health-check-cmd=true"], typed: "--health-check-cmd" },
       { argv: [...create, ...CMDS, "--no-such-flag"], typed: "--no-such-flag" },
       { argv: ["status", "--watch", "--log-format", "json"], typed: "--log-format" },
     ];
@@ -828,7 +828,7 @@ describe("corrupt data in ZooKeeper", () => {
     const rule = "slots: slots must be a whole number ≥ 1 or a percentage like 25%";
     const fleet = record(json(await cli(connect, ["status", "--json"])));
     expect(fleet.invalidApps).toEqual([
-      { name: "verbs", error: "maxFailures: must be a whole number from 0 to 1000000" },
+      { name: "verbs", error: "maxFailures: must be a whole number from 0 to 1000000 or a percentage like 10%" },
       { name: "web", error: rule },
     ]);
     const shown = await cli(connect, ["app", "show", "web"]);
