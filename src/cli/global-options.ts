@@ -31,6 +31,24 @@ const GLOBAL_OPTIONS: readonly GlobalOption[] = [
     key: "connectTimeout",
     description: "Give up connecting to ZooKeeper after this long (default 10s)",
   },
+  {
+    flag: "--tls",
+    key: "tls",
+    description: "Connect to ZooKeeper over TLS (its secureClientPort); never falls back to plain TCP (env CONVEYOR_TLS=1)",
+  },
+  {
+    flag: "--tls-ca",
+    value: "file",
+    key: "tlsCa",
+    description: "PEM CA certificate(s) to trust for the server (default: the system store; turns TLS on; env CONVEYOR_TLS_CA)",
+  },
+  {
+    flag: "--tls-cert",
+    value: "file",
+    key: "tlsCert",
+    description: "PEM client certificate for mutual TLS, its subject is the x509 identity (env CONVEYOR_TLS_CERT)",
+  },
+  { flag: "--tls-key", value: "file", key: "tlsKey", description: "PEM private key of --tls-cert (env CONVEYOR_TLS_KEY)" },
   { flag: "--json", key: "json", description: "Machine-readable output" },
   { flag: "--log-level", value: "level", key: "logLevel", description: "error | warn | info | debug (default info)" },
 ];

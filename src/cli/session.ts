@@ -45,6 +45,7 @@ export async function connectZk(
   const zk = await ZkClient.connect({
     connectString: settings.connectString,
     credentials: settings.credentials,
+    ...(settings.tls === undefined ? {} : { tls: settings.tls }),
     connectTimeoutMs: settings.connectTimeoutMs,
     ...options,
     createChroot: false,

@@ -33,6 +33,15 @@ export const ConfigFile = strict({
   authFile: v.optional(v.string()),
   connectTimeout: v.optional(v.string()),
   logLevel: v.optional(oneOf(LOG_LEVELS)),
+  /** TLS to ZooKeeper (see tls-settings.ts); a file given turns it on. */
+  tls: v.optional(
+    strict({
+      enabled: v.optional(v.boolean("must be true or false")),
+      ca: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
+      cert: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
+      key: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
+    }),
+  ),
   agent: v.optional(
     strict({
       hostId: v.optional(HostId),

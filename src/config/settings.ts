@@ -6,6 +6,7 @@ import { UsageError } from "./errors.ts";
 import { NAME_PATTERN } from "./names.ts";
 import { quote } from "../text/printable.ts";
 import { readSmallFile } from "./small-file.ts";
+import { type TlsSettings, resolveTls } from "./tls-settings.ts";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -18,6 +19,10 @@ export interface GlobalFlags {
   json?: boolean;
   logLevel?: string;
   connectTimeout?: string;
+  tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export interface Settings {
@@ -25,6 +30,8 @@ export interface Settings {
   /** Where connectString came from, for messages: "--zk", "CONVEYOR_ZK", "zk in the config file …", or the default. */
   connectSource: string;
   credentials: DigestCredential[];
+  /** TLS to ZooKeeper; undefined: plain TCP. */
+  tls?: TlsSettings;
   connectTimeoutMs: number;
   logLevel: LogLevel;
   json: boolean;
@@ -54,6 +61,7 @@ export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Set
   if (typeof parsed === "string") throw new UsageError(parsed);
 
   const credentials = await resolveCredentials(flags, env, config);
+  const tls = await resolveTls(flags, env, config);
 
   const timeoutText = flags.connectTimeout ?? config.connectTimeout;
   const connectTimeoutMs = timeoutText === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : parseDurationMs(timeoutText);
@@ -70,6 +78,7 @@ export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Set
     connectString,
     connectSource,
     credentials,
+    ...(tls === undefined ? {} : { tls }),
     connectTimeoutMs,
     logLevel: levelText as LogLevel,
     json: flags.json === true,

@@ -8,6 +8,12 @@ import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
 import { WatcherRegistry, type Watcher, deliverAll } from "./watchers.ts";
 import { boundHandshakes, disposeLibrary, libraryInternals } from "./library-internals.ts";
+import { type OwnCertificate, describeSocketError, ownCertificate } from "./socket-errors.ts";
+
+/** The patched library's socket errors (patches/node-zookeeper-client@1.1.3.patch). */
+interface SocketErrorSource {
+  on(event: "socketError", listener: (error: unknown, server: { host?: string; port?: number } | undefined) => void): void;
+}
 
 /**
  * Connection states with Apache Curator's meanings:
@@ -53,6 +59,9 @@ export interface ZkClientOptions {
   /** Bound on any single request, so nothing waits forever while disconnected. */
   operationTimeoutMs?: number;
   credentials?: DigestCredential[];
+  /** Speak TLS (the server's secureClientPort): PEM CA (default: the system store), and a
+   *  client certificate and key for mutual TLS. Never falls back to plain TCP. */
+  tls?: { ca?: string; cert?: string; key?: string };
   /** ACL for each node this client creates (chroot-relative path). Default: world-open. */
   aclFor?: (path: string) => ZkAcl[];
   /** Create the chroot when it is missing (default true). The CLI passes false and decides per
@@ -82,6 +91,12 @@ export class ZkClient {
   private stallTimer: ReturnType<typeof setInterval> | undefined;
   private lastReceivedAt = 0;
   private authError: ZkError | undefined;
+  /** The last socket error, in words (see describeSocketError); "" until one happens. */
+  private lastSocketProblem = "";
+  /** Our client certificate, to explain a server refusing it. */
+  private readonly ownCertificate: OwnCertificate;
+  /** Servers (host:port) whose TLS certificate was refused before the first session. */
+  private readonly refusedCertificates = new Set<string>();
   private readonly events = new EventEmitter();
   private readonly watchers = new WatcherRegistry();
   private readonly operationTimeoutMs: number;
@@ -94,6 +109,7 @@ export class ZkClient {
     this.negotiatedTimeoutMs = options.sessionTimeoutMs ?? 10_000;
     this.operationTimeoutMs = options.operationTimeoutMs ?? Math.max(this.negotiatedTimeoutMs, 5_000);
     this.aclFor = options.aclFor ?? (() => OPEN_ACL);
+    this.ownCertificate = ownCertificate(options.tls?.cert);
     this.events.setMaxListeners(0);
   }
 
@@ -280,12 +296,19 @@ export class ZkClient {
   // ---- session management -------------------------------------------------------------
 
   private openSession(): void {
-    const lib = zookeeper.createClient(formatServers(this.target), {
+    // `tls` is ours (patches/node-zookeeper-client@1.1.3.patch): TLS where the library opens
+    // its socket, and 'socketError' events that say why a connection failed.
+    const libraryOptions: Partial<zookeeper.Option> & { tls?: ZkClientOptions["tls"] } = {
       sessionTimeout: this.options.sessionTimeoutMs ?? 10_000,
       spinDelay: 200,
       retries: 0,
-    });
+      ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
+    };
+    const lib = zookeeper.createClient(formatServers(this.target), libraryOptions);
     this.lib = lib;
+    (lib as unknown as SocketErrorSource).on("socketError", (error, server) => {
+      if (this.lib === lib) this.onSocketError(error, server);
+    });
     for (const credential of this.options.credentials ?? []) {
       lib.addAuthInfo("digest", Buffer.from(`${credential.user}:${credential.password}`));
     }
@@ -347,6 +370,7 @@ export class ZkClient {
         clearTimeout(timer);
         this.events.off("state", onState);
         this.events.off("authFailed", onAuthFailed);
+        this.events.off("certificateRefused", onCertificate);
         if (error) reject(error);
         else resolve();
       };
@@ -354,19 +378,33 @@ export class ZkClient {
         if (state === "connected") finish();
       };
       const onAuthFailed = (): void => finish(this.authError);
-      const timer = setTimeout(
-        () =>
-          finish(
-            new ZkError(
-              "unreachable",
-              `ZooKeeper at ${formatServers(this.target)} unreachable (no session within ${Math.round(timeoutMs / 100) / 10} s)`,
-            ),
+      const over = this.options.tls === undefined ? "" : " over TLS";
+      // Every server refused by its certificate: no retry will change that — say so now.
+      const onCertificate = (): void =>
+        finish(new ZkError("unreachable", `ZooKeeper at ${formatServers(this.target)} refused${over}: ${this.lastSocketProblem}`));
+      const timer = setTimeout(() => {
+        const why = this.lastSocketProblem === "" ? "" : `: ${this.lastSocketProblem}`;
+        finish(
+          new ZkError(
+            "unreachable",
+            `ZooKeeper at ${formatServers(this.target)} unreachable${over} (no session within ${Math.round(timeoutMs / 100) / 10} s)${why}`,
           ),
-        timeoutMs,
-      );
+        );
+      }, timeoutMs);
       this.events.on("state", onState);
       this.events.on("authFailed", onAuthFailed);
+      this.events.on("certificateRefused", onCertificate);
     });
+  }
+
+  /** Why the last connection attempt failed (for the connect error), and whether every server's
+   *  certificate has been refused (then connect fails at once). */
+  private onSocketError(error: unknown, server: { host?: string; port?: number } | undefined): void {
+    const problem = describeSocketError(error, this.ownCertificate);
+    this.lastSocketProblem = problem.message;
+    if (!problem.certificate || this.connectedOnce) return;
+    this.refusedCertificates.add(`${server?.host ?? "?"}:${server?.port ?? "?"}`);
+    if (this.refusedCertificates.size >= this.target.servers.length) this.events.emit("certificateRefused");
   }
 
   /**

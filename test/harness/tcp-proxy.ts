@@ -65,6 +65,8 @@ export interface Proxy extends NetworkControls {
   readonly blocked: boolean;
   readonly stalled: boolean;
   stats(): ProxyStats;
+  /** Every byte that passed, both ways (empty unless started with `capture`). */
+  captured(): Buffer;
 }
 
 const LOOPBACK = "127.0.0.1";
@@ -122,6 +124,7 @@ class Link {
   private deliver(to: Socket, chunk: Buffer, dir: Direction, from: Socket): void {
     if (to.destroyed || to.writableEnded) return;
     this.proxy.bytes[dir] += chunk.length;
+    this.proxy.captured?.push(chunk);
     if (!to.write(chunk)) from.pause();
   }
 
@@ -179,11 +182,14 @@ class Link {
 interface ProxyState {
   stalled: boolean;
   bytes: Record<Direction, number>;
+  /** With `capture`: every byte delivered, both ways, in order. */
+  captured?: Buffer[];
 }
 
-export async function startProxy(upstreamInput: Upstream | string | number): Promise<Proxy> {
+/** `capture`: keep every byte that passes (captured()), to check what travels in clear. */
+export async function startProxy(upstreamInput: Upstream | string | number, options: { capture?: boolean } = {}): Promise<Proxy> {
   const upstream = parseUpstream(upstreamInput);
-  const state: ProxyState = { stalled: false, bytes: { toUpstream: 0, toClient: 0 } };
+  const state: ProxyState = { stalled: false, bytes: { toUpstream: 0, toClient: 0 }, ...(options.capture ? { captured: [] } : {}) };
   const links = new Set<Link>();
   const sockets = new Set<Socket>(); // every socket not yet closed, so close() can wait for them
   const socketsGone: (() => void)[] = [];
@@ -244,6 +250,7 @@ export async function startProxy(upstreamInput: Upstream | string | number): Pro
     get stalled() {
       return state.stalled;
     },
+    captured: () => Buffer.concat(state.captured ?? []),
     cut,
     block() {
       blocked = true;

@@ -45,6 +45,9 @@ export interface ZooKeeperServer {
   /** Stop (or reap, if already killed) and start again on the same port with the same data
    *  dir, so sessions and znodes survive. Waits until the server serves again. */
   restart(): Promise<void>;
+  /** With StartOptions.tls: the secure port, and "127.0.0.1:SECUREPORT". */
+  securePort?: number;
+  secureConnectString?: string;
 }
 
 export interface StartOptions {
@@ -64,10 +67,43 @@ export interface StartOptions {
   jvmFlags?: readonly string[];
   /** Readiness timeout per attempt, default 20 s. */
   timeoutMs?: number;
+  /** Also serve TLS on a secureClientPort (Netty), with these PEM files. */
+  tls?: ServerTls;
+}
+
+/** The server side of TLS: ZooKeeper's own secureClientPort, PEM key and trust stores. */
+export interface ServerTls {
+  /** PEM: the server's private key and certificate (chain) in one file. */
+  keyStore: string;
+  /** PEM: the CA(s) whose client certificates are accepted. */
+  trustStore: string;
+  /** need: a client certificate is required (mutual TLS); want; none. Default need. */
+  clientAuth?: "need" | "want" | "none";
+  /** Client certificate subjects are identities (scheme x509) for ACLs. Default true. */
+  x509Auth?: boolean;
+}
+
+/** zoo.cfg lines and JVM flags for a secure port. */
+export function tlsConfig(tls: ServerTls, securePort: number): { config: Record<string, string>; jvmFlags: string[] } {
+  return {
+    config: {
+      secureClientPort: String(securePort),
+      secureClientPortAddress: ZOOKEEPER_HOST,
+      "ssl.keyStore.location": tls.keyStore,
+      "ssl.keyStore.type": "PEM",
+      "ssl.trustStore.location": tls.trustStore,
+      "ssl.trustStore.type": "PEM",
+      "ssl.clientAuth": tls.clientAuth ?? "need",
+      ...(tls.x509Auth === false ? {} : { "authProvider.x509": "org.apache.zookeeper.server.auth.X509AuthenticationProvider" }),
+    },
+    jvmFlags: ["-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory"],
+  };
 }
 
 export const ZOOKEEPER_HOST = "127.0.0.1" as const;
 const DEBIAN_JAR = "/usr/share/java/zookeeper.jar";
+/** Netty jars the secure port needs beyond those in zookeeper.jar's manifest (Debian). */
+const NETTY_FOR_TLS = ["netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar"];
 export const STANDALONE_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain";
 export const QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 const START_ATTEMPTS = 3;
@@ -127,7 +163,9 @@ export function zooKeeperClasspath(): string {
   }
   // Without a binding slf4j 1.7 falls back to no-op logging, which works but hides the log.
   const binding = ["slf4j-simple.jar", "slf4j-nop.jar"].map((j) => `/usr/share/java/${j}`).find(existsSync);
-  return [DEBIAN_JAR, ...(binding ? [binding] : [])].join(":");
+  // The jar's manifest lists part of Netty only; TLS (secureClientPort) needs these too.
+  const netty = NETTY_FOR_TLS.map((j) => `/usr/share/java/${j}`).filter(existsSync);
+  return [DEBIAN_JAR, ...(binding ? [binding] : []), ...netty].join(":");
 }
 
 function jarsIn(dir: string): string[] {
@@ -433,13 +471,18 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
   const detached = opts.detached ?? false;
   const timeoutMs = opts.timeoutMs ?? 20_000;
 
+  // The secure port is picked once and kept across restarts (clients dial it again).
+  const securePort = opts.tls ? await freePort() : undefined;
+  const secure = opts.tls && securePort !== undefined ? tlsConfig(opts.tls, securePort) : undefined;
   const startOn = async (port: number): Promise<Running> => {
+    const extraConfig = { ...secure?.config, ...opts.extraConfig };
     writeFileSync(
       cfgPath,
-      zooCfg({ dataDir, port, tickTime: opts.tickTime ?? 500, maxClientCnxns: opts.maxClientCnxns ?? 0, extraConfig: opts.extraConfig }),
+      zooCfg({ dataDir, port, tickTime: opts.tickTime ?? 500, maxClientCnxns: opts.maxClientCnxns ?? 0, extraConfig }),
     );
     appendFileSync(logFile, `--- conveyor harness: starting ZooKeeper on ${ZOOKEEPER_HOST}:${port} ---\n`);
-    const r = await launch(cfgPath, logFile, detached, opts.jvmFlags);
+    const jvmFlags = secure ? [...(opts.jvmFlags ?? defaultJvmFlags()), ...secure.jvmFlags] : opts.jvmFlags;
+    const r = await launch(cfgPath, logFile, detached, jvmFlags);
     if (!detached) {
       installExitHooks();
       live.set(r.pid, { dataDir, ownsDir });
@@ -482,6 +525,7 @@ export async function startZooKeeper(opts: StartOptions = {}): Promise<ZooKeeper
     pid: running.pid,
     dataDir,
     logFile,
+    ...(securePort === undefined ? {} : { securePort, secureConnectString: `${ZOOKEEPER_HOST}:${securePort}` }),
     kill(signal: NodeJS.Signals = "SIGKILL") {
       signalPid(running.pid, signal);
     },
