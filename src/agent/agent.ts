@@ -10,6 +10,8 @@ import { AppWorker } from "./app-worker.ts";
 import type { CommandRunner } from "./command-runner.ts";
 import { DeployJournal, commandAlive } from "./deploy-journal.ts";
 import type { Logger } from "./logger.ts";
+import { ReleaseTrust } from "./release-trust.ts";
+import type { TrustedKey } from "../config/signing-keys.ts";
 
 export interface AgentConfig {
   host: string;
@@ -22,6 +24,8 @@ export interface AgentConfig {
   pid: number;
   /** Directory for the deploy journal (see DeployJournal); undefined turns it off. */
   stateDir?: string;
+  /** Run only releases signed by one of these (ReleaseTrust); empty or undefined: any release. */
+  trustedKeys?: TrustedKey[];
 }
 
 export interface AgentDeps {
@@ -55,12 +59,14 @@ export class Agent {
   private stopping = false;
   private offState: (() => void) | undefined;
   private readonly journal: DeployJournal;
+  private readonly releases: ReleaseTrust;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly deps: AgentDeps,
   ) {
     this.journal = new DeployJournal(config.stateDir);
+    this.releases = new ReleaseTrust(config.trustedKeys ?? [], config.stateDir, deps.logger);
   }
 
   /**
@@ -86,6 +92,8 @@ export class Agent {
       host: this.config.host,
       groups: this.config.groups.join(","),
       session: this.deps.zk.sessionId,
+      // Which releases it will run: an operator checks this against keygen's fingerprint.
+      trustedKeys: (this.config.trustedKeys ?? []).map((key) => key.fingerprint).join(",") || "any (unsigned releases run)",
     });
     await this.watchApps();
   }
@@ -300,6 +308,7 @@ export class Agent {
         allowCommand: (command) => this.allowCommand(command),
         killSignal: this.killController.signal,
         journal: this.journal,
+        releases: this.releases,
       });
       this.workers.set(app, worker);
       const previous = this.retiring.get(app);

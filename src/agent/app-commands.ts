@@ -1,4 +1,4 @@
-import type { AppSpec } from "../config/app-spec.ts";
+import { type AppSpec, COMMAND_FIELDS } from "../config/app-spec.ts";
 import { VERSION_PATTERN } from "../config/names.ts";
 import type { CommandResult, CommandRunner } from "./command-runner.ts";
 import { type DeployJournal, processStartTicks } from "./deploy-journal.ts";
@@ -68,15 +68,10 @@ export class AppCommands {
   /** The first of the app's commands that local policy forbids, if any. */
   refused(spec: AppSpec): string | undefined {
     const values = this.values(spec);
-    const commands: [string, string | undefined][] = [
-      ["get-version-cmd", spec.getVersionCmd],
-      ["drain-cmd", spec.drainCmd],
-      ["deploy-cmd", spec.deployCmd],
-      ["verify-cmd", spec.verifyCmd],
-      ["health-cmd", spec.healthCmd],
-      ["undrain-cmd", spec.undrainCmd],
-    ];
-    return commands.find(([, template]) => template !== undefined && !this.deps.allowCommand(renderCommand(template, values)))?.[0];
+    return COMMAND_FIELDS.find(([field]) => {
+      const template = spec[field];
+      return template !== undefined && !this.deps.allowCommand(renderCommand(template, values));
+    })?.[1];
   }
 
   /** Runs a template: placeholders substituted, local policy applied, bounded by `timeoutMs`. */

@@ -15,6 +15,7 @@ import { SlotKeeper } from "./slot-keeper.ts";
 import { type Logger, withFields } from "./logger.ts";
 import { RolloutVerdicts } from "./rollout-verdicts.ts";
 import { SpecWatch } from "./spec-watch.ts";
+import type { ReleaseTrust } from "./release-trust.ts";
 
 export interface WorkerDeps extends Omit<AppCommandsDeps, "log"> {
   zk: ZkClient;
@@ -22,6 +23,8 @@ export interface WorkerDeps extends Omit<AppCommandsDeps, "log"> {
   now: () => Date;
   /** This agent's groups and local `apps` allowlist: which apps it serves (servesApp). */
   targeting: AgentTargeting;
+  /** Which releases this agent may run at all (signatures, replays); undefined: any. */
+  releases?: ReleaseTrust;
 }
 
 /**
@@ -164,6 +167,7 @@ export class AppWorker {
     const path = appPath(this.app);
     const spec = decodeZnode(AppSpec, (await this.deps.zk.get(path)).data, path);
     if (!this.targets(spec) || (await this.verdicts.failedHere(spec.rolloutId)) || this.deps.killSignal.aborted) return;
+    if (await this.refuses(spec)) return;
     this.deps.journal.admit(this.app, spec.rolloutId, spec.version, entry.phase);
     this.log.warn("finishing an admission a previous agent run left unfinished", { phase: entry.phase, version: spec.version });
     await finishAdmission(spec, this.stepDeps);
@@ -264,11 +268,7 @@ export class AppWorker {
     const spec = this.spec;
     if (!spec || this.stopped || !this.targets(spec)) return;
     if (await this.verdicts.failedHere(spec.rolloutId)) return;
-    const refused = this.commands.refused(spec);
-    if (refused) {
-      // Local policy: never run it, and take no slot. Reported like any failure of this rollout.
-      return this.verdicts.fail(spec, "", Date.now(), { refused: true, error: `${refused} refused by local policy (allowCommands)` });
-    }
+    if (await this.refuses(spec)) return;
     this.currentPhase = "probing";
     const probe = await this.commands.currentVersion(spec, this.probeAbort.signal);
     if (!("version" in probe)) return this.probeFailed(spec, probe);
@@ -294,6 +294,8 @@ export class AppWorker {
       // for — while we watched: no failure node of ours can exist for it.
       if (fresh.rolloutId !== spec.rolloutId) this.verdicts.notePublished(fresh.rolloutId);
       if (!this.targets(fresh) || this.verdicts.knownFailed(fresh.rolloutId) || this.stopped) return;
+      // Admission read the spec again: it may not be the one checked before queueing.
+      if (await this.refuses(fresh)) return;
       const now = fresh.version === spec.version ? probe : await this.commands.currentVersion(fresh, this.probeAbort.signal);
       if (!("version" in now)) return this.probeFailed(fresh, now);
       if (now.version === fresh.version) {
@@ -307,6 +309,24 @@ export class AppWorker {
       // Killed by the second shutdown signal: the entry stays, so the next run finishes it.
       if (!this.deps.killSignal.aborted) this.deps.journal.clear(this.app);
     }
+  }
+
+  /**
+   * A release this agent must not run at all — not signed by a trusted key, changed after
+   * signing, older than one accepted before, or with a command local policy forbids — fails
+   * the host for this rollout, naming the reason, before any command runs or a slot is taken.
+   */
+  private async refuses(spec: AppSpec): Promise<boolean> {
+    const untrusted = this.deps.releases?.refusal(this.app, spec);
+    const forbidden = this.commands.refused(spec);
+    const error = untrusted
+      ? `release refused: ${untrusted}`
+      : forbidden
+        ? `${forbidden} refused by local policy (allowCommands)`
+        : undefined;
+    if (error === undefined) return false;
+    await this.verdicts.fail(spec, "", Date.now(), { refused: true, error });
+    return true;
   }
 
   private get stepDeps(): DeployStepsDeps {

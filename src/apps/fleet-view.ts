@@ -1,4 +1,5 @@
 import { type AppSpec, healthGate } from "../config/app-spec.ts";
+import { type ReleaseSigning, describeSigning } from "./release-signature.ts";
 import { resolveFailureBudget } from "../config/budget.ts";
 import type { AgentInfo, DeployPhase, HostStatus } from "../config/payloads.ts";
 import type { Slots } from "../config/slots.ts";
@@ -56,6 +57,8 @@ export interface AppView {
   untargetedHosts: string[];
   /** Hosts with a failure recorded for the current rollout (forgiven ones included). */
   failedHosts: string[];
+  /** Whether the current release is signed, by which key, and whether the signature is intact. */
+  release: ReleaseSigning;
 }
 
 export interface AgentView {
@@ -170,6 +173,7 @@ function buildAppView(
     pendingAgents,
     untargetedHosts: app.hosts.map((h) => h.host).filter((h) => untargetedHosts.has(h)),
     failedHosts: rolloutHosts(app.failures, spec.rolloutId),
+    release: describeSigning(app.name, spec),
   };
 }
 

@@ -9,11 +9,15 @@ import { appPath, historyPrefix } from "../zk/paths.ts";
 import { OperationError } from "./errors.ts";
 import { pruneHistory, pruneRolloutMarkers } from "./history.ts";
 import { readApp } from "./read-app.ts";
+import { sealRelease } from "./release-signature.ts";
+import type { SigningKey } from "../config/signing-keys.ts";
 
 /** Who acts and when; injected so tests and benchmarks control both. */
 export interface MutationContext {
   actor: string;
   now: () => Date;
+  /** Signs every release this change writes (`--sign-key`); see sealRelease. */
+  signer?: SigningKey;
 }
 
 export type HistoryAction = HistoryEntry["action"];
@@ -54,7 +58,8 @@ export async function updateApp(
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const { spec, stat } = await readApp(zk, app);
     const next = await change(spec, attempt);
-    const updated: AppSpec = { ...next.spec, updatedAt: ctx.now().toISOString(), updatedBy: ctx.actor };
+    const now = ctx.now();
+    const updated = sealRelease(app, spec, { ...next.spec, updatedAt: now.toISOString(), updatedBy: ctx.actor }, ctx.signer, now);
     try {
       await zk
         .transaction()

@@ -14,6 +14,7 @@ import { AppNotFoundError, OperationError } from "./errors.ts";
 import { pruneHistory, pruneRolloutMarkers } from "./history.ts";
 import { type MutationContext, historyEntry, newRolloutId, updateApp } from "./mutate-app.ts";
 import { type AppNode, readAppNode } from "./read-app.ts";
+import { sealRelease } from "./release-signature.ts";
 
 /**
  * Attributes `app create` may set; anything undefined keeps its current value, null removes an
@@ -227,7 +228,7 @@ async function replaceInvalidSpec(
 
 /** The spec of a new app (or of one whose spec is replaced): the attributes given, defaults for the rest. */
 function freshSpec(
-  { version, attributes, rollout }: PublishRequest,
+  { app, version, attributes, rollout }: PublishRequest,
   commands: { getVersionCmd: string; deployCmd: string },
   ctx: MutationContext,
   previousVersion?: string,
@@ -248,7 +249,7 @@ function freshSpec(
     updatedAt: now.toISOString(),
     updatedBy: ctx.actor,
   };
-  return applyAttributes(defaults, attributes);
+  return sealRelease(app, undefined, applyAttributes(defaults, attributes), ctx.signer, now);
 }
 
 function canaryDetail(rollout: RolloutOptions): { detail?: string } {

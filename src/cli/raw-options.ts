@@ -11,15 +11,22 @@ export class RawOptions {
 
   /** The last value given for `--name` (as `--name v` or `--name=v`), exactly as typed. */
   string(name: string): string | undefined {
-    let value: string | undefined;
+    return this.strings(name).at(-1);
+  }
+
+  /** Every value given for a repeatable `--name`, in order, exactly as typed. */
+  strings(name: string): string[] {
+    const values: string[] = [];
     const flag = `--${name}`;
     for (let i = 0; i < this.argv.length; i++) {
       const token = this.argv[i] ?? "";
       if (token === "--") break;
-      if (token === flag) value = this.argv[i + 1];
-      else if (token.startsWith(`${flag}=`)) value = token.slice(flag.length + 1);
+      if (token === flag) {
+        const value = this.argv[i + 1];
+        if (value !== undefined) values.push(value);
+      } else if (token.startsWith(`${flag}=`)) values.push(token.slice(flag.length + 1));
     }
-    return value;
+    return values;
   }
 
   /** A boolean flag; `name` as typed ("rollback-on-failure"), looked up as cac stores it. */

@@ -9,6 +9,7 @@ import { appHistory, appPause, appPromote, appResume, appRetry, appRollback, app
 import { status } from "./commands/status.ts";
 import { agent } from "./commands/agent.ts";
 import { aclInit, aclShow } from "./commands/acl.ts";
+import { keygen } from "./commands/keygen.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
 import { globalOptionTakesValue } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
@@ -33,6 +34,7 @@ const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS, acl: [aclInit
 const TOP_COMMANDS: CommandSpec[] = [
   agent,
   status,
+  keygen,
   ...Object.keys(GROUPS).map(
     (word): CommandSpec => ({
       usage: `${word} <command>`,

@@ -5,7 +5,8 @@ import { OperationError } from "../apps/errors.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
 import { ZkClient } from "../zk/client.ts";
 import { enclosingConveyorTree } from "../zk/chroot-guard.ts";
-import type { CommandContext } from "./command.ts";
+import type { CommandContext, OptionSpec } from "./command.ts";
+import { resolveSigningKey } from "../config/signing-keys.ts";
 import { readGlobalFlags } from "./global-options.ts";
 
 export function loadSettings(ctx: CommandContext): Promise<Settings> {
@@ -77,4 +78,18 @@ async function checkChroot(zk: ZkClient, settings: Settings, mayCreate: boolean)
 
 export function mutationContext(ctx: CommandContext): MutationContext {
   return { actor: resolveActor(ctx.env), now: () => new Date() };
+}
+
+/** The option of every command that writes a new release (create, rollback, retry). */
+export const SIGN_KEY_OPTION: OptionSpec = {
+  flag: "--sign-key <file>",
+  description: "Sign the release with this Ed25519 private key (conveyor keygen); env CONVEYOR_SIGN_KEY, config signKey",
+};
+
+/** mutationContext, signing with the key of SIGN_KEY_OPTION if one is configured. Read before
+ *  connecting: a bad key exits 2 with nothing written. */
+export async function signingMutationContext(ctx: CommandContext): Promise<MutationContext> {
+  const settings = await loadSettings(ctx);
+  const signer = await resolveSigningKey(ctx.options.string("sign-key"), ctx.env, settings.file);
+  return { ...mutationContext(ctx), ...(signer ? { signer } : {}) };
 }

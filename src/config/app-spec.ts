@@ -29,6 +29,17 @@ export const RolloutId = v.pipe(v.string(), v.regex(/^r[0-9a-z]{6,40}$/, "invali
 
 const Count = wholeNumber(0, 1_000_000);
 
+/**
+ * An Ed25519 signature over the release (src/apps/release-signature.ts): the signer's raw public
+ * key, the release sequence it signed, and the signature, all base64.
+ */
+export const ReleaseSignature = jsonObject({
+  key: v.pipe(v.string(), v.regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, "must be a base64 Ed25519 public key (32 bytes)")),
+  sequence: wholeNumber(1),
+  value: v.pipe(v.string(), v.regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, "must be a base64 Ed25519 signature (64 bytes)")),
+});
+export type ReleaseSignature = v.InferOutput<typeof ReleaseSignature>;
+
 /** /apps/<app>: what every agent serving the app should run, and how widely at once. */
 export const AppSpec = jsonObject({
   version: Version,
@@ -63,9 +74,24 @@ export const AppSpec = jsonObject({
   /** Promote by itself once every canary host is current and verified. */
   canaryAuto: v.optional(v.boolean()),
   promoted: v.optional(v.boolean()),
+  /** Set by `--sign-key`; agents with trustedKeys run nothing without a valid one. */
+  signature: v.optional(ReleaseSignature),
   updatedAt: Timestamp,
   updatedBy: Actor,
 });
+
+/**
+ * Every command a spec may hold, in the order an admission runs them, with its flag's name:
+ * what local policy checks and what a release signature covers.
+ */
+export const COMMAND_FIELDS = [
+  ["getVersionCmd", "get-version-cmd"],
+  ["drainCmd", "drain-cmd"],
+  ["deployCmd", "deploy-cmd"],
+  ["verifyCmd", "verify-cmd"],
+  ["healthCmd", "health-cmd"],
+  ["undrainCmd", "undrain-cmd"],
+] as const satisfies readonly (readonly [keyof AppSpec, string])[];
 export type AppSpec = v.InferOutput<typeof AppSpec>;
 
 export const DEFAULT_DEPLOY_TIMEOUT_SEC = 600;

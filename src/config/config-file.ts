@@ -33,6 +33,8 @@ export const ConfigFile = strict({
   authFile: v.optional(v.string()),
   connectTimeout: v.optional(v.string()),
   logLevel: v.optional(oneOf(LOG_LEVELS)),
+  /** The private key `app create`, `rollback` and `retry` sign releases with (signing-keys.ts). */
+  signKey: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
   /** TLS to ZooKeeper (see tls-settings.ts); a file given turns it on. */
   tls: v.optional(
     strict({
@@ -51,6 +53,8 @@ export const ConfigFile = strict({
       stateDir: v.optional(v.pipe(v.string(), v.minLength(1))),
       apps: v.optional(v.array(AppName)),
       allowCommands: v.optional(v.array(AllowPattern)),
+      /** Public keys (PEM files) of release signers; set: run only releases signed by one. */
+      trustedKeys: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1, "must be a path"))), v.maxLength(64))),
     }),
   ),
 });

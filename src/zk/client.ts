@@ -149,6 +149,11 @@ export class ZkClient {
     return this.target.chroot;
   }
 
+  /** The subject of our client certificate (RFC 2253), if we connect with one. */
+  get certificateSubject(): string | undefined {
+    return this.ownCertificate.subject;
+  }
+
   /**
    * Gives every node created from now on the ACL of the locked tree, if `acl init` locked it
    * (read back from the chroot's own ACL); otherwise nodes stay world-open. A client that may
@@ -198,9 +203,12 @@ export class ZkClient {
     return toStat(stat);
   }
 
-  /** Creates a node and returns its chroot-relative path (with the sequence for sequential modes). */
-  async create(path: string, data: Buffer = Buffer.alloc(0), mode: CreateMode = "persistent"): Promise<string> {
-    const acls = toLibraryAcls(this.aclFor(path));
+  /**
+   * Creates a node and returns its chroot-relative path (with the sequence for sequential modes).
+   * Its ACL is the tree's (see adoptTreeAcl) unless `acl` is given.
+   */
+  async create(path: string, data: Buffer = Buffer.alloc(0), mode: CreateMode = "persistent", acl?: ZkAcl[]): Promise<string> {
+    const acls = toLibraryAcls(acl ?? this.aclFor(path));
     const created = await this.request<string>(path, (abs, done) => this.lib.create(abs, data, acls, CREATE_MODES[mode], done));
     return this.relative(created);
   }

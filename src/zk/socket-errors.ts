@@ -14,6 +14,8 @@ export interface OwnCertificate {
   given: boolean;
   /** When it expired, if it has (ISO date). */
   expiredOn?: string;
+  /** Its subject most specific first, as ZooKeeper's x509 provider names us (`CN=ci,O=Example`). */
+  subject?: string;
 }
 
 /** Node's codes for a server certificate that does not verify (tls.connect's checks). */
@@ -35,8 +37,12 @@ const REFUSED_OURS = ["certificate required", "bad certificate", "certificate un
 export function ownCertificate(pem: string | undefined, now = Date.now()): OwnCertificate {
   if (pem === undefined) return { given: false };
   try {
-    const validTo = Date.parse(new X509Certificate(pem).validTo);
-    return validTo < now ? { given: true, expiredOn: new Date(validTo).toISOString().slice(0, 10) } : { given: true };
+    const certificate = new X509Certificate(pem);
+    const validTo = Date.parse(certificate.validTo);
+    // Node lists the subject's attributes one per line in certificate order (most general
+    // first); RFC 2253, as Java prints it, is the reverse, comma-separated.
+    const subject = certificate.subject.split("\n").filter(Boolean).reverse().join(",");
+    return validTo < now ? { given: true, subject, expiredOn: new Date(validTo).toISOString().slice(0, 10) } : { given: true, subject };
   } catch {
     return { given: true };
   }

@@ -1,7 +1,7 @@
 // Certificates for TLS tests, made with Debian's openssl (scripts/ensure-deps installs it):
 //
 //   const pki = makePki(dir);                       // a CA, and a server certificate for 127.0.0.1
-//   const ci = pki.client("ci");                    // { cert, key } with subject CN=ci
+//   const ci = pki.client("ci");                    // { cert, key }, subject "CN=ci,O=Conveyor Test"
 //   const old = pki.client("old", { expired: true });
 //   const other = makePki(otherDir);                // a second CA nobody trusts
 //
@@ -15,7 +15,7 @@ import { join } from "node:path";
 export interface CertPair {
   cert: string;
   key: string;
-  /** The certificate's subject, as ZooKeeper's x509 provider names the identity ("CN=ci"). */
+  /** The certificate's subject, as ZooKeeper's x509 provider names the identity ("CN=ci,O=Conveyor Test"). */
   subject: string;
 }
 
@@ -27,7 +27,7 @@ export interface Pki {
   server: CertPair;
   /** key + certificate in one PEM file (ZooKeeper's ssl.keyStore.location). */
   serverKeyStore: string;
-  /** A client certificate with subject CN=<name> (expired: valid in 2020 only). */
+  /** A client certificate with subject CN=<name>,O=Conveyor Test (expired: valid in 2020 only). */
   client(name: string, options?: { expired?: boolean }): CertPair;
 }
 
@@ -63,6 +63,7 @@ export function makePki(dir: string, caName = "Conveyor Test CA"): Pki {
       "unique_subject = no",
       "[any]",
       "commonName = supplied",
+      "organizationName = optional",
       "",
     ].join("\n"),
   );
@@ -81,6 +82,6 @@ export function makePki(dir: string, caName = "Conveyor Test CA"): Pki {
     server,
     serverKeyStore,
     client: (name, options = {}) =>
-      issue(`client-${name}${options.expired ? "-expired" : ""}`, `/CN=${name}`, `DNS:${name}`, options.expired),
+      issue(`client-${name}${options.expired ? "-expired" : ""}`, `/O=Conveyor Test/CN=${name}`, `DNS:${name}`, options.expired),
   };
 }

@@ -290,6 +290,11 @@ export async function zkCliGet(connectString: string, path: string): Promise<str
   return out === null ? null : out.replace(/\n$/, "");
 }
 
+/** Writes `data` to `path` as an operator (or an attacker) with zkCli would; false when it does not exist. */
+export async function zkCliSet(connectString: string, path: string, data: string): Promise<boolean> {
+  return (await zkCli(connectString, ["set", path, data])) !== null;
+}
+
 /** The children of `path`, sorted, or null when it does not exist. */
 export async function zkCliLs(connectString: string, path: string): Promise<string[] | null> {
   const out = await zkCli(connectString, ["ls", path]);

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { type Proxy as TcpProxy, startProxy } from "../harness/tcp-proxy.ts";
 import { FleetReader } from "../../src/apps/fleet-reader.ts";
 import { evaluateRollout } from "../../src/apps/rollout-wait.ts";
-import { lockTree } from "../../src/apps/tree-acl.ts";
+import { aclIdentities, lockTree } from "../../src/apps/tree-acl.ts";
 import { OperationError } from "../../src/apps/errors.ts";
 import { pauseApp, rollbackApp } from "../../src/apps/operator-actions.ts";
 import { publishApp } from "../../src/apps/publish.ts";
@@ -86,7 +86,7 @@ describe("FleetReader in watch mode", () => {
     await reader.load();
     expect(reader.snapshot().apps[0]?.hosts).toHaveLength(1);
 
-    await lockTree(admin, adminId, { user: "agent", password: "a-long-agent-secret" });
+    await lockTree(admin, aclIdentities({ digest: adminId }, { digest: { user: "agent", password: "a-long-agent-secret" } }));
     // ZooKeeper does not notify a watcher that lost READ; the reader finds out when it reloads
     // (after a reconnect), and that reload is refused.
     proxy.cut();

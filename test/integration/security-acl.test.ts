@@ -294,7 +294,16 @@ describe("digest ACLs: acl init, then who may do what", () => {
 
     const json = await cli(connect, ["--auth", ADMIN, "acl", "show", "--json"]);
     expectOk(json);
-    const entries = JSON.parse(json.stdout) as { path: string; acl: { scheme: string; id: string; perms: string }[] }[];
+    const shown = JSON.parse(json.stdout) as {
+      locked: boolean;
+      schemes: string[];
+      admin: string[];
+      agent: string[];
+      nodes: { path: string; acl: { scheme: string; id: string; perms: string }[] }[];
+    };
+    expect(shown).toMatchObject({ locked: true, schemes: ["digest"], admin: ["digest:admin"], agent: ["digest:agent"] });
+    expect(text.stdout).toContain("schemes in force: digest\n");
+    const entries = shown.nodes;
     expect(entries.length).toBeGreaterThanOrEqual(9);
     for (const entry of entries) {
       expect(

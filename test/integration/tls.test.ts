@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { type AgentProcess, useAgentProcesses } from "../harness/agent-process.ts";
 import { type Pki, makePki } from "../harness/certs.ts";
 import { type CliResult, processTempDir, runCli, useCli } from "../harness/cli.ts";
-import { type Proxy, startProxy } from "../harness/tcp-proxy.ts";
+import { type Proxy as TcpProxy, startProxy } from "../harness/tcp-proxy.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type ZooKeeperServer, startZooKeeper, uniqueChroot } from "../harness/zookeeper.ts";
 
@@ -18,7 +18,7 @@ const agents = useAgentProcesses();
 let pki: Pki;
 let otherCa: Pki;
 let zk: ZooKeeperServer;
-const proxies: Proxy[] = [];
+const proxies: TcpProxy[] = [];
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(processTempDir(), "pki-"));

@@ -4,13 +4,20 @@
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { Perm } from "../../src/zk/acl.ts";
-import { formatAclInfo, lockedAcl, parseAclInfo } from "../../src/zk/acl-policy.ts";
+import { formatAclInfo, lockedAcl, parseAclInfo, x509SubjectProblem } from "../../src/zk/acl-policy.ts";
 
 /** A digest id as ZooKeeper stores it: `user:` + base64(sha1("user:password")). */
 const digest = (user: string, password: string): string => `${user}:${createHash("sha1").update(`${user}:${password}`).digest("base64")}`;
 const ADMIN = digest("admin", "admin-pw");
 const AGENT = digest("agent", "agent-pw");
-const IDS = { admin: ADMIN, agent: AGENT };
+const IDS = { admin: [{ scheme: "digest" as const, id: ADMIN }], agent: [{ scheme: "digest" as const, id: AGENT }] };
+const BOTH = {
+  admin: [
+    { scheme: "digest" as const, id: ADMIN },
+    { scheme: "x509" as const, id: "CN=ci,O=Example" },
+  ],
+  agent: [{ scheme: "x509" as const, id: "CN=agent,O=Example" }],
+};
 const AGENT_WRITE = Perm.read | Perm.write | Perm.create | Perm.delete;
 
 const cases: { path: string; agent: "read" | "write"; why: string }[] = [
@@ -53,11 +60,23 @@ describe("lockedAcl", () => {
       expect((acl[1]?.perms ?? 0) & Perm.admin).toBe(0);
     }
   });
+
+  test.each(cases)("x509 and digest together, $path: every admin id all, every agent id the agent's", ({ path, agent }) => {
+    expect(lockedAcl(BOTH, path)).toEqual([
+      { scheme: "digest", id: ADMIN, perms: Perm.all },
+      { scheme: "x509", id: "CN=ci,O=Example", perms: Perm.all },
+      { scheme: "x509", id: "CN=agent,O=Example", perms: agent === "write" ? AGENT_WRITE : Perm.read },
+    ]);
+  });
 });
 
 describe("ACL info", () => {
-  test("round trip", () => {
+  test("round trip, digest and x509", () => {
     expect(parseAclInfo(formatAclInfo(IDS))).toEqual(IDS);
+    expect(parseAclInfo(formatAclInfo(BOTH))).toEqual(BOTH);
+  });
+  test("a tree locked before x509 identities (one digest id string per role) still reads", () => {
+    expect(parseAclInfo(Buffer.from(JSON.stringify({ admin: ADMIN, agent: AGENT })))).toEqual(IDS);
   });
   test.each([
     ["not JSON", "{"],
@@ -66,7 +85,32 @@ describe("ACL info", () => {
     ["a missing id", JSON.stringify({ admin: ADMIN })],
     ["a password instead of a digest", JSON.stringify({ admin: "admin:secret", agent: AGENT })],
     ["a bad user name", JSON.stringify({ admin: ADMIN, agent: `-x:${AGENT.split(":")[1]}` })],
+    ["an empty role", JSON.stringify({ admin: [], agent: AGENT })],
+    ["an unknown scheme", JSON.stringify({ admin: [{ scheme: "world", id: "anyone" }], agent: AGENT })],
+    ["a garbled subject", JSON.stringify({ admin: [{ scheme: "x509", id: "CN=ci, O=x" }], agent: AGENT })],
+    ["one bad id among good ones", JSON.stringify({ admin: [{ scheme: "digest", id: ADMIN }, { scheme: "x509" }], agent: AGENT })],
   ])("%s is refused", (_, text) => {
     expect(parseAclInfo(Buffer.from(text))).toBeUndefined();
+  });
+});
+
+describe("x509 subjects", () => {
+  test.each(["CN=ci", "CN=ci,O=Example", "CN=a\\,b,O=Ex ample,C=DE", "1.2.840.113549.1.9.1=#160d63694065786d706c652e636f6d,CN=x"])(
+    "%s is accepted",
+    (subject) => {
+      expect(x509SubjectProblem(subject)).toBeUndefined();
+    },
+  );
+  test.each([
+    ["/O=Example/CN=ci", "OpenSSL's"],
+    ["CN=ci, O=Example", "no spaces"],
+    ["cn=ci", "upper case"],
+    ["ci", "RFC 2253"],
+    ["CN=", "RFC 2253"],
+    ["CN=ci,", "RFC 2253"],
+    ["CN=a\nb", "RFC 2253"],
+    ["x".repeat(1025), "1024"],
+  ])("%s is refused (%s)", (subject, why) => {
+    expect(x509SubjectProblem(subject)).toContain(why);
   });
 });

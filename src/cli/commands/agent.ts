@@ -6,6 +6,7 @@ import { quote } from "../../text/printable.ts";
 import { parseDurationInput, parseGroups, parseHostId } from "../../config/parse-input.ts";
 import { Agent, DuplicateHostError } from "../../agent/agent.ts";
 import { ShellCommandRunner } from "../../agent/command-runner.ts";
+import { loadTrustedKey } from "../../config/signing-keys.ts";
 import { VERSION } from "../../version.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
@@ -22,12 +23,20 @@ export const agent: CommandSpec = {
     { flag: "--session-timeout <duration>", description: "ZooKeeper session timeout, e.g. 10s (default 10s)" },
     { flag: "--log-format <format>", description: "text | json (default text)" },
     {
+      flag: "--trusted-key <file>",
+      description:
+        "Run only releases signed by this public key (FILE.pub of conveyor keygen); repeatable. Replaces agent.trustedKeys of the config file",
+    },
+    {
       flag: "--state-dir <dir>",
       description:
         "Where running deploys are recorded across agent crashes (default $STATE_DIRECTORY, else /var/lib/conveyor as root, else ~/.local/state/conveyor)",
     },
   ],
-  examples: ["conveyor agent --zk zk1:2181,zk2:2181/conveyor --host-id web-01 --groups web"],
+  examples: [
+    "conveyor agent --zk zk1:2181,zk2:2181/conveyor --host-id web-01 --groups web",
+    "conveyor agent --config /etc/conveyor/conveyor.toml --trusted-key /etc/conveyor/release.key.pub",
+  ],
   async run(_args, ctx) {
     const settings = await loadSettings(ctx);
     const file = settings.file.agent ?? {};
@@ -44,6 +53,12 @@ export const agent: CommandSpec = {
     if (!(LOG_FORMATS as readonly string[]).includes(format)) {
       throw new UsageError(`invalid --log-format ${quote(format)}: use text or json`);
     }
+    const keyFlags = o.strings("trusted-key");
+    const trustedKeys = await Promise.all(
+      keyFlags.length > 0
+        ? keyFlags.map((path) => loadTrustedKey(path, "--trusted-key"))
+        : (file.trustedKeys ?? []).map((path) => loadTrustedKey(path, "agent.trustedKeys in the config file")),
+    );
     const logger = createLogger(settings.logLevel, format as LogFormat, (line) => void process.stdout.write(line));
     // SIGHUP's default would kill the agent on the spot and orphan a running deploy. There is
     // nothing to reload (settings are read at start): log it and go on.
@@ -60,6 +75,7 @@ export const agent: CommandSpec = {
         agentVersion: VERSION,
         pid: process.pid,
         stateDir: join(o.string("state-dir") ?? file.stateDir ?? defaultStateDir(ctx.env), host),
+        trustedKeys,
       },
       { zk, runner: new ShellCommandRunner(), logger, now: () => new Date() },
     );

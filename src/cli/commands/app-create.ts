@@ -8,7 +8,7 @@ import { WAIT_OPTIONS, readWaitOptions, waitAndReport } from "../wait-for-rollou
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson } from "../io.ts";
-import { mutationContext, withZk } from "../session.ts";
+import { SIGN_KEY_OPTION, signingMutationContext, withZk } from "../session.ts";
 
 export const appCreate: CommandSpec = {
   usage: "create <app> <version>",
@@ -19,6 +19,7 @@ export const appCreate: CommandSpec = {
     ...APP_ATTRIBUTE_OPTIONS.map(({ flag, description }) => ({ flag, description })),
     { flag: "--canary <n>", description: 'Admit only N hosts in this rollout until "app promote"' },
     { flag: "--canary-auto", description: "With --canary: promote by itself once every canary host is current" },
+    SIGN_KEY_OPTION,
     ...WAIT_OPTIONS,
     {
       flag: "--rollback-on-failure",
@@ -30,6 +31,7 @@ export const appCreate: CommandSpec = {
     "conveyor app create myapp 1.1",
     "conveyor app create myapp 1.2 --wait --wait-timeout 20m --rollback-on-failure",
     "conveyor app create myapp 1.3 --canary 1 --canary-auto --wait",
+    "conveyor app create myapp 1.3.1 --sign-key /etc/conveyor/release.key",
     "conveyor app create myapp 1.4 --health-cmd 'curl -fsS localhost:8080/health' --min-healthy-time 10s --drain-cmd 'lb-remove %(host)s' --undrain-cmd 'lb-add %(host)s'",
   ],
   async run([appArg = "", versionArg = ""], ctx) {
@@ -40,7 +42,7 @@ export const appCreate: CommandSpec = {
     const { wait, timeoutMs } = readWaitOptions(ctx);
     const rollbackOnFailure = ctx.options.flag("rollback-on-failure");
     if (rollbackOnFailure && !wait) throw new UsageError("--rollback-on-failure needs --wait");
-    const mutation = mutationContext(ctx);
+    const mutation = await signingMutationContext(ctx);
     return withZk(ctx, async (zk) => {
       const result = await publishApp(zk, app, version, attributes, mutation, rollout);
       if (ctx.options.flag("json")) {

@@ -7,6 +7,8 @@ import { listApps, readApp } from "../../apps/read-app.ts";
 import { setSlots } from "../../apps/set-slots.ts";
 import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
+import { describeSigning } from "../../apps/release-signature.ts";
+import { signingText } from "../signing-text.ts";
 import { printJson, renderTable } from "../io.ts";
 import { mutationContext, withZk } from "../session.ts";
 
@@ -31,8 +33,9 @@ export const appShow: CommandSpec = {
   async run([appArg = ""], ctx) {
     const app = parseAppName(appArg);
     const { spec } = await withZk(ctx, (zk) => readApp(zk, app));
+    const release = describeSigning(app, spec);
     if (ctx.options.flag("json")) {
-      printJson(ctx.io, { name: app, ...spec });
+      printJson(ctx.io, { name: app, ...spec, release });
       return ExitCode.ok;
     }
     const rows: [string, string][] = [
@@ -54,6 +57,7 @@ export const appShow: CommandSpec = {
       ["health-cmd", spec.healthCmd ?? "-"],
       ...healthRows(spec),
       ["undrain-cmd", spec.undrainCmd ?? "-"],
+      ["release", signingText(release)],
       ["updated", `${spec.updatedAt} by ${spec.updatedBy}`],
     ];
     ctx.io.out(rows.map(([k, v]) => `${`${k}:`.padEnd(17)} ${printable(v)}`).join("\n"));

@@ -9,22 +9,30 @@ import type { ZkClient } from "../../zk/client.ts";
 import type { CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { printJson, renderTable } from "../io.ts";
-import { mutationContext, withZk } from "../session.ts";
+import { SIGN_KEY_OPTION, mutationContext, signingMutationContext, withZk } from "../session.ts";
 import { WAIT_OPTIONS, WAIT_OUTCOMES_HELP, readWaitOptions, readWaitTimeout, waitAndReport } from "../wait-for-rollout.ts";
 
 type Action = (zk: ZkClient, app: string, ctx: MutationContext) => Promise<AppSpec>;
 
-/** pause / resume / retry / promote: one app argument, one recorded action. */
-function simpleAction(usage: string, description: string, action: Action, done: (spec: AppSpec) => string, waits = false): CommandSpec {
+/** pause / resume / retry / promote: one app argument, one recorded action. A command that
+ *  `waits` takes the --wait options; one that `signs` writes a new release (SIGN_KEY_OPTION). */
+function simpleAction(
+  usage: string,
+  description: string,
+  action: Action,
+  done: (spec: AppSpec) => string,
+  { waits = false, signs = false }: { waits?: boolean; signs?: boolean } = {},
+): CommandSpec {
+  const options = [...(signs ? [SIGN_KEY_OPTION] : []), ...(waits ? WAIT_OPTIONS : [])];
   return {
     usage,
     description,
-    ...(waits ? { options: WAIT_OPTIONS } : {}),
+    ...(options.length > 0 ? { options } : {}),
     examples: [`conveyor app ${usage.replace("<app>", "myapp")}`],
     async run([appArg = ""], ctx) {
       const app = parseAppName(appArg);
       const { wait, timeoutMs } = waits ? readWaitOptions(ctx) : { wait: false, timeoutMs: 0 };
-      const mutation = mutationContext(ctx);
+      const mutation = signs ? await signingMutationContext(ctx) : mutationContext(ctx);
       return withZk(ctx, async (zk) => {
         const spec = await action(zk, app, mutation);
         if (!ctx.options.flag("json")) ctx.io.out(done(spec));
@@ -52,7 +60,7 @@ export const appRetry = simpleAction(
   "Start a new rollout of the same version, so hosts that failed try again",
   retryApp,
   (s) => `retrying ${s.version} (rollout ${s.rolloutId})`,
-  true,
+  { waits: true, signs: true },
 );
 export const appPromote = simpleAction(
   "promote <app>",
@@ -64,14 +72,18 @@ export const appPromote = simpleAction(
 export const appRollback: CommandSpec = {
   usage: "rollback <app>",
   description: "Publish the previous version (or --to VERSION) as a new rollout",
-  options: [{ flag: "--to <version>", description: "Roll back to this version instead of the previous one" }, ...WAIT_OPTIONS],
+  options: [
+    { flag: "--to <version>", description: "Roll back to this version instead of the previous one" },
+    SIGN_KEY_OPTION,
+    ...WAIT_OPTIONS,
+  ],
   examples: ["conveyor app rollback myapp", "conveyor app rollback myapp --to 1.2.0 --wait"],
   async run([appArg = ""], ctx) {
     const app = parseAppName(appArg);
     const toText = ctx.options.string("to");
     const to = toText === undefined ? undefined : parseVersion(toText);
     const { wait, timeoutMs } = readWaitOptions(ctx);
-    const mutation = mutationContext(ctx);
+    const mutation = await signingMutationContext(ctx);
     return withZk(ctx, async (zk) => {
       const spec = await rollbackApp(zk, app, to, mutation);
       if (!ctx.options.flag("json"))

@@ -10,6 +10,7 @@ import { FleetWatch } from "../../apps/fleet-watch.ts";
 import type { ZkClient } from "../../zk/client.ts";
 import type { CommandContext } from "../command.ts";
 import { drainedNote, phaseText } from "../host-phase.ts";
+import { signingText } from "../signing-text.ts";
 
 /** A failed host's detail in the table (and in --watch lines) is the first line of its error, kept narrower
  *  than --wait's reports so a status row stays readable. */
@@ -54,7 +55,7 @@ function renderApp(app: AppView, now: Date): string {
     `failed ${c.failed}`,
     `offline ${c.offline}`,
   ].join(" · ");
-  const head = `${app.name}  ${app.version}${was}  slots ${app.slots}  ${app.state.toUpperCase()}  ${summary}`;
+  const head = `${app.name}  ${app.version}${was}  slots ${app.slots}  ${app.state.toUpperCase()}  ${summary}  ${signingText(app.release)}`;
   const untargeted =
     app.untargetedHosts.length === 0
       ? ""
