@@ -7,11 +7,11 @@
 import { afterEach, expect } from "bun:test";
 import { appendFileSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { type CheckReport, FaultFleet } from "../harness/fault-fleet.ts";
+import { type CheckReport, FaultFleet, type FleetTls } from "../harness/fault-fleet.ts";
 import { useAgentProcesses } from "../harness/agent-process.ts";
 import { processTempDir } from "../harness/cli.ts";
 import { type EnsembleFixture, useEnsemble } from "../harness/ensemble.ts";
-import { uniqueChroot } from "../harness/zookeeper.ts";
+import { type ServerTls, uniqueChroot } from "../harness/zookeeper.ts";
 
 export interface FleetSpec {
   prefix: string;
@@ -26,8 +26,17 @@ export interface FaultSuite {
   fleet(spec: FleetSpec): Promise<FaultFleet>;
 }
 
-export function useFaultSuite(): FaultSuite {
-  const ens = useEnsemble();
+/**
+ * `tls`: read in beforeAll — the ensemble then serves TLS with `server`, and every fleet's
+ * agents and CLI speak mutual TLS with `fleet`'s certificates (see tlsFaultSuite).
+ */
+export function useFaultSuite(options: { tls?: () => { server: ServerTls; fleet: FleetTls } } = {}): FaultSuite {
+  let tls: FleetTls | undefined;
+  const ens = useEnsemble(() => {
+    const settings = options.tls?.();
+    tls = settings?.fleet;
+    return settings ? { tls: settings.server } : {};
+  });
   useAgentProcesses(); // builds dist/conveyor once; SIGKILLs any agent left after each test
   const fleets: FaultFleet[] = [];
 
@@ -51,6 +60,7 @@ export function useFaultSuite(): FaultSuite {
         hosts,
         sessionTimeoutMs: spec.sessionTimeoutMs,
         deploySeconds: spec.deploySeconds ?? 1,
+        ...(tls ? { tls } : {}),
       });
       fleets.push(fleet);
       return fleet;

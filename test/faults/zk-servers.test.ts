@@ -1,8 +1,10 @@
 // ZooKeeper servers failing during a rollout: the leader killed and restarted, a follower
-// restarted, every server down for less and for longer than the agents' session timeout.
+// restarted (server-restart-scenarios.ts; zk-servers-tls.test.ts runs them over TLS), every
+// server down for less and for longer than the agents' session timeout.
 // 5 compiled agents (each through its own proxies to the 3 members), slots 2, 1 s deploys.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
+import { followerRestarted, leaderKilledAndRestarted } from "./server-restart-scenarios.ts";
 
 setDefaultTimeout(120_000);
 
@@ -12,61 +14,11 @@ const SLOTS = 2;
 /** A healthy rollout of 5 hosts, 2 at a time, 1 s each, takes ~3.5 s; every bound below is that
  *  plus the fault's own length plus generous headroom for a loaded 2-core CI machine. */
 describe("ZooKeeper servers fail mid-rollout", () => {
-  test("leader killed mid-rollout and restarted: sessions survive, ≤ slots, converges within 20 s of publish", async () => {
-    const CONVERGE_BOUND_MS = 20_000;
-    const fleet = await suite.fleet({ prefix: "leader", hosts: 5, sessionTimeoutMs: 3_000 });
-    const ens = suite.ens.ensemble;
-    const pub = await fleet.publish("1.0", { slots: SLOTS });
-    await fleet.waitForStart(() => true, 15_000);
+  test("leader killed mid-rollout and restarted: sessions survive, ≤ slots, converges within 20 s of publish", () =>
+    leaderKilledAndRestarted(suite, "leader killed + restarted"));
 
-    const heal = fleet.beginFault("leader killed");
-    const { killed, leader, electionMs } = await ens.killLeader();
-    const t0 = Date.now();
-    await ens.start(killed);
-    const restartMs = Date.now() - t0;
-    heal();
-
-    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 10_000);
-    report("leader killed + restarted", {
-      killed,
-      newLeader: leader,
-      electionMs,
-      restartMs,
-      convergeFromPublishMs: convergedAt - pub.at,
-      quietAfterConvergeMs: quietMs,
-      ...summarise(check),
-    });
-    expect(convergedAt - pub.at).toBeLessThan(CONVERGE_BOUND_MS);
-    expectInvariants(check, { strict: true });
-  });
-
-  test("a follower restarted mid-rollout: sessions survive, ≤ slots, converges within 20 s of publish", async () => {
-    const CONVERGE_BOUND_MS = 20_000;
-    const fleet = await suite.fleet({ prefix: "follower", hosts: 5, sessionTimeoutMs: 3_000 });
-    const ens = suite.ens.ensemble;
-    const pub = await fleet.publish("1.0", { slots: SLOTS });
-    await fleet.waitForStart(() => true, 15_000);
-
-    const leader = await ens.leader();
-    const follower = ens.members.find((m) => m.id !== leader)?.id ?? 1;
-    const heal = fleet.beginFault("follower restarted");
-    const t0 = Date.now();
-    await ens.kill(follower, "SIGKILL");
-    await ens.start(follower);
-    const restartMs = Date.now() - t0;
-    heal();
-
-    const { convergedAt, quietMs, check } = await fleet.settle("1.0", CONVERGE_BOUND_MS, 10_000);
-    report("follower restarted", {
-      follower,
-      restartMs,
-      convergeFromPublishMs: convergedAt - pub.at,
-      quietAfterConvergeMs: quietMs,
-      ...summarise(check),
-    });
-    expect(convergedAt - pub.at).toBeLessThan(CONVERGE_BOUND_MS);
-    expectInvariants(check, { strict: true });
-  });
+  test("a follower restarted mid-rollout: sessions survive, ≤ slots, converges within 20 s of publish", () =>
+    followerRestarted(suite, "follower restarted"));
 
   test("all servers down for less than the session timeout (6 s): sessions survive, ≤ slots, converges within 20 s of restart", async () => {
     const CONVERGE_BOUND_MS = 20_000;

@@ -39,6 +39,9 @@ import {
   zooKeeperClasspath,
   ZOOKEEPER_HOST,
   type RunningJvm,
+  type ServerTls,
+  defaultJvmFlags,
+  tlsConfig,
 } from "./zookeeper.ts";
 
 export interface EnsembleOptions {
@@ -52,6 +55,8 @@ export interface EnsembleOptions {
   jvmFlags?: readonly string[];
   /** Bound on one start attempt (all members serving, one leader). Default 30 s. */
   timeoutMs?: number;
+  /** Every member also serves TLS on a secureClientPort of its own (see tlsConfig). */
+  tls?: ServerTls;
 }
 
 export type MemberState = "running" | "frozen" | "down";
@@ -65,6 +70,8 @@ export interface EnsembleMember {
   readonly electionPort: number;
   /** "127.0.0.1:clientPort" — this member only. */
   readonly connectString: string;
+  /** With EnsembleOptions.tls: this member's secure port. */
+  readonly securePort?: number;
   readonly dataDir: string;
   /** stdout+stderr of every run of this member (runs are separated by a marker line). */
   readonly logFile: string;
@@ -77,6 +84,8 @@ export interface EnsembleMember {
 export interface Ensemble {
   /** Every member's client port: "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3" (append a chroot). */
   readonly connectString: string;
+  /** With EnsembleOptions.tls: every member's secure port, the same way. */
+  readonly secureConnectString?: string;
   readonly members: readonly EnsembleMember[];
   /** Parent of every member's dataDir; removed by stopAll(). */
   readonly dir: string;
@@ -135,6 +144,7 @@ interface MemberRecord {
   clientPort: number;
   peerPort: number;
   electionPort: number;
+  securePort?: number;
   connectString: string;
   dataDir: string;
   logFile: string;
@@ -151,19 +161,21 @@ export async function startEnsemble(opts: EnsembleOptions = {}): Promise<Ensembl
   if (!Number.isInteger(size) || size < 3 || size % 2 === 0) throw new Error(`startEnsemble: size must be odd and ≥ 3, got ${size}`);
   const tickTime = opts.tickTime ?? DEFAULT_TICK_MS;
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  // The secure port needs Netty's connection factory (for both ports of a member).
+  const jvmFlags = opts.tls ? [...(opts.jvmFlags ?? defaultJvmFlags()), ...tlsConfig(opts.tls, 0).jvmFlags] : opts.jvmFlags;
   const dir = mkdtempSync(join(tmpdir(), "conveyor-ensemble-"));
   const forgetDir = removeOnExit(dir);
   const errors: string[] = [];
 
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-    const members = await allocateMembers(dir, size);
-    writeConfigs(members, tickTime, opts.extraConfig);
+    const members = await allocateMembers(dir, size, opts.tls !== undefined);
+    writeConfigs(members, tickTime, opts.extraConfig, opts.tls);
     const started = performance.now();
     try {
-      const launched = await Promise.allSettled(members.map((m) => launchMember(m, opts.jvmFlags)));
+      const launched = await Promise.allSettled(members.map((m) => launchMember(m, jvmFlags)));
       for (const r of launched) if (r.status === "rejected") throw r.reason as unknown;
       await Promise.all(members.map((m) => waitServing(m, timeoutMs)));
-      const ensemble = makeEnsemble(members, dir, forgetDir, { tickTime, timeoutMs, jvmFlags: opts.jvmFlags });
+      const ensemble = makeEnsemble(members, dir, forgetDir, { tickTime, timeoutMs, jvmFlags });
       await ensemble.waitForQuorum(timeoutMs);
       return { ...ensemble, startMs: Math.round(performance.now() - started) };
     } catch (error) {
@@ -184,9 +196,11 @@ export async function startEnsemble(opts: EnsembleOptions = {}): Promise<Ensembl
 
 // ---------------------------------------------------------------------------------------------
 
-async function allocateMembers(dir: string, size: number): Promise<MemberRecord[]> {
+async function allocateMembers(dir: string, size: number, secure: boolean): Promise<MemberRecord[]> {
   const ports = new Set<number>();
   while (ports.size < size * 3) ports.add(await freePort());
+  const securePorts: number[] = [];
+  while (secure && securePorts.length < size) securePorts.push(await freePort());
   const [...list] = ports;
   const members: MemberRecord[] = [];
   for (let i = 0; i < size; i++) {
@@ -200,6 +214,7 @@ async function allocateMembers(dir: string, size: number): Promise<MemberRecord[
       clientPort,
       peerPort,
       electionPort,
+      ...(secure ? { securePort: securePorts[i] } : {}),
       connectString: `${ZOOKEEPER_HOST}:${clientPort}`,
       dataDir,
       logFile: join(dataDir, "zookeeper.log"),
@@ -213,7 +228,12 @@ async function allocateMembers(dir: string, size: number): Promise<MemberRecord[
   return members;
 }
 
-function writeConfigs(members: readonly MemberRecord[], tickTime: number, extraConfig: Record<string, string> | undefined): void {
+function writeConfigs(
+  members: readonly MemberRecord[],
+  tickTime: number,
+  extraConfig: Record<string, string> | undefined,
+  tls: ServerTls | undefined,
+): void {
   const shared = ensembleConfig(members);
   for (const m of members) {
     // A fresh data dir per attempt: stale epochs from a failed attempt must not leak in.
@@ -221,7 +241,13 @@ function writeConfigs(members: readonly MemberRecord[], tickTime: number, extraC
     writeFileSync(join(m.dataDir, "myid"), `${m.id}\n`);
     writeFileSync(
       m.cfgPath,
-      zooCfg({ dataDir: m.dataDir, port: m.clientPort, tickTime, maxClientCnxns: 0, extraConfig: { ...shared, ...extraConfig } }),
+      zooCfg({
+        dataDir: m.dataDir,
+        port: m.clientPort,
+        tickTime,
+        maxClientCnxns: 0,
+        extraConfig: { ...shared, ...(tls && m.securePort ? tlsConfig(tls, m.securePort).config : {}), ...extraConfig },
+      }),
     );
   }
 }
@@ -307,6 +333,9 @@ function makeEnsemble(
 
   const ensemble: Ensemble = {
     connectString: members.map((m) => m.connectString).join(","),
+    ...(members.every((m) => m.securePort)
+      ? { secureConnectString: members.map((m) => `${ZOOKEEPER_HOST}:${m.securePort}`).join(",") }
+      : {}),
     members,
     dir,
     tickTime: settings.tickTime,
@@ -421,11 +450,12 @@ export interface EnsembleFixture {
   withChroot(prefix: string): string;
 }
 
-/** Start an ensemble in beforeAll (its start time is logged) and stop it in afterAll. */
-export function useEnsemble(opts: EnsembleOptions = {}): EnsembleFixture {
+/** Start an ensemble in beforeAll (its start time is logged) and stop it in afterAll. Options
+ *  given as a function are read in beforeAll (after the file's earlier hooks made certificates). */
+export function useEnsemble(opts: EnsembleOptions | (() => EnsembleOptions) = {}): EnsembleFixture {
   let ensemble: Ensemble | undefined;
   beforeAll(async () => {
-    ensemble = await startEnsemble(opts);
+    ensemble = await startEnsemble(typeof opts === "function" ? opts() : opts);
     console.log(`[ensemble] ${ensemble.members.length} members serving with one leader in ${ensemble.startMs} ms`);
   }, 100_000); // three start attempts of up to 30 s each
   afterAll(async () => {

@@ -58,6 +58,19 @@ export interface FleetOptions {
   app?: string;
   /** Deploy length when a host has no DEPLOY_SECONDS file; default 1. */
   deploySeconds?: number;
+  /** Agents and CLI speak mutual TLS to the members' secure ports (the ensemble serves TLS). */
+  tls?: FleetTls;
+}
+
+/** The client side of a TLS fleet: the CA, and the certificates of agents and of the CLI. */
+export interface FleetTls {
+  ca: string;
+  agent: { cert: string; key: string };
+  admin: { cert: string; key: string };
+}
+
+function tlsFlags(ca: string, who: { cert: string; key: string }): string[] {
+  return ["--tls-ca", ca, "--tls-cert", who.cert, "--tls-key", who.key];
 }
 
 export interface FleetAgent {
@@ -107,7 +120,9 @@ export class FaultFleet {
   ) {
     this.app = options.app ?? "app";
     this.log = join(options.root, "deploys.log");
-    this.connect = options.ensemble.connectString + options.chroot;
+    const servers = options.tls ? options.ensemble.secureConnectString : options.ensemble.connectString;
+    if (servers === undefined) throw new Error("FaultFleet: tls needs an ensemble started with tls");
+    this.connect = servers + options.chroot;
     this.monitor = new LeaseMonitor(admin, this.app);
   }
 
@@ -136,7 +151,7 @@ export class FaultFleet {
   private async addAgent(host: string): Promise<void> {
     const dir = join(this.options.root, host);
     mkdirSync(dir, { recursive: true });
-    const proxies = await startProxies(this.options.ensemble);
+    const proxies = await startProxies(this.options.ensemble, { secure: this.options.tls !== undefined });
     const proc = await this.spawnAgent(host, dir, proxies);
     this.agents.set(host, { host, dir, proxies, proc, runs: [proc], killed: false, frozenAt: undefined });
   }
@@ -147,6 +162,7 @@ export class FaultFleet {
       hostId: host,
       sessionTimeout: `${this.options.sessionTimeoutMs}ms`,
       dir,
+      ...(this.options.tls ? { args: tlsFlags(this.options.tls.ca, this.options.tls.agent) } : {}),
     });
   }
 
@@ -168,7 +184,8 @@ export class FaultFleet {
   // ---- operator actions (the compiled CLI, straight to the ensemble) ----------------------
 
   cli(args: string[]): Promise<CliResult> {
-    return runCli(["--zk", this.connect, ...args], { timeoutMs: CLI_TIMEOUT_MS });
+    const tls = this.options.tls ? tlsFlags(this.options.tls.ca, this.options.tls.admin) : [];
+    return runCli(["--zk", this.connect, ...tls, ...args], { timeoutMs: CLI_TIMEOUT_MS });
   }
 
   /** `app create <app> <version>` with the fleet's commands; throws unless it exits 0. */

@@ -312,13 +312,18 @@ export interface ProxySet extends NetworkControls {
 
 /** What startProxies needs of an ensemble: its members' ids and client ports. */
 export interface ProxiedEnsemble {
-  readonly members: readonly { id: number; clientPort: number }[];
+  readonly members: readonly { id: number; clientPort: number; securePort?: number }[];
 }
 
-/** One proxy per member of an ensemble. */
-export async function startProxies(ensemble: ProxiedEnsemble): Promise<ProxySet> {
+/** One proxy per member of an ensemble, to its client port (`secure`: its secure port). */
+export async function startProxies(ensemble: ProxiedEnsemble, options: { secure?: boolean } = {}): Promise<ProxySet> {
   const ids = ensemble.members.map((m) => m.id);
-  const started = await Promise.allSettled(ensemble.members.map((m) => startProxy({ host: LOOPBACK, port: m.clientPort })));
+  const portOf = (m: ProxiedEnsemble["members"][number]): number => {
+    if (!options.secure) return m.clientPort;
+    if (m.securePort === undefined) throw new Error(`startProxies: member ${m.id} has no secure port (start the ensemble with tls)`);
+    return m.securePort;
+  };
+  const started = await Promise.allSettled(ensemble.members.map((m) => startProxy({ host: LOOPBACK, port: portOf(m) })));
   const proxies = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const failed = started.find((r) => r.status === "rejected");
   if (failed) {

@@ -130,7 +130,7 @@ export const JVM_FLAGS: readonly string[] = [
 ];
 
 /** CONVEYOR_ZK_JVM_FLAGS (space-separated) replaces JVM_FLAGS, e.g. to measure or debug. */
-function defaultJvmFlags(): readonly string[] {
+export function defaultJvmFlags(): readonly string[] {
   const env = process.env.CONVEYOR_ZK_JVM_FLAGS;
   return env === undefined ? JVM_FLAGS : env.split(/\s+/).filter((f) => f !== "");
 }
