@@ -1,6 +1,6 @@
 // The demo behind ./scripts/demo (which installs what is missing and builds dist/conveyor first).
 //
-//   bun scripts/demo.ts [--hosts N] [--slots S] [--deploy-seconds D] [--ready-seconds R] [--keep]
+//   bun scripts/demo.ts [--hosts N] [--slots S] [--deploy-seconds D] [--ready-seconds R] [--tls] [--keep]
 //
 // A ZooKeeper on a free loopback port, N agents (dist/conveyor agent, hosts web-1..web-N), each
 // in its own directory standing in for a server (VERSION there is the installed version,
@@ -11,18 +11,26 @@
 // view of the staggered rollout, `status demo`, and the same for 1.1 (a plain publish keeps
 // every other attribute).
 //
+// --tls: the README's "Production hardening", end to end. openssl makes a CA and certificates
+// (ZooKeeper's, "CN=ci" for the CLI, "CN=agent" for the agents); every client connects to
+// ZooKeeper's secureClientPort with its certificate; `conveyor keygen` makes the release key;
+// `acl init` locks the tree to the two certificate subjects; the agents run only releases
+// signed with that key, and every publish is signed. The CLI's and the agents' settings are
+// config files, as in production.
+//
 // Everything it starts is stopped by PID — at the end, on error and on SIGINT/SIGTERM/SIGHUP:
 // agents first (SIGTERM: they finish or stop their deploy and close their sessions while
 // ZooKeeper still runs; SIGKILL after 10 s), then ZooKeeper, then its directories. A second
 // signal kills everything at once. ZooKeeper runs in its own session (detached), so a Ctrl-C in
 // the terminal reaches the demo, the agents and the CLI, never the server they need to shut down.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { shellQuote } from "../src/agent/placeholders.ts";
 import { type AgentProcess, startAgent } from "../test/harness/agent-process.ts";
+import { type Pki, makePki } from "../test/harness/certs.ts";
 import { ensureBinary } from "../test/harness/cli.ts";
 import { signalPid } from "../test/harness/processes.ts";
 import { type ZooKeeperServer, startZooKeeper } from "../test/harness/zookeeper.ts";
@@ -33,17 +41,18 @@ const APP = "demo";
 const AGENTS_READY_MS = 20_000;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
-const USAGE = `usage: ./scripts/demo [--hosts N] [--slots S] [--deploy-seconds D] [--ready-seconds R] [--keep]
+const USAGE = `usage: ./scripts/demo [--hosts N] [--slots S] [--deploy-seconds D] [--ready-seconds R] [--tls] [--keep]
   --hosts N           agents (servers) to start, 1-50 (default 5)
   --slots S           hosts that may deploy at once (default 2)
   --deploy-seconds D  how long each deploy takes, 0.1-60 (default 1)
   --ready-seconds R   how long a service needs after its deploy to become ready, 0-60 (default 1)
+  --tls               mutual TLS to ZooKeeper, x509 ACLs and signed releases (README: Production hardening)
   --keep              after the rollouts, keep ZooKeeper and the agents running until Ctrl-C`;
 
 /** The health gate's bake: a host counts as current once healthy this long. */
 const MIN_HEALTHY = "1s";
 
-type Options = { hosts: number; slots: number; deploySeconds: number; readySeconds: number; keep: boolean };
+type Options = { hosts: number; slots: number; deploySeconds: number; readySeconds: number; tls: boolean; keep: boolean };
 
 class Interrupted extends Error {
   constructor(readonly signal: NodeJS.Signals) {
@@ -59,6 +68,7 @@ function parseOptions(argv: string[]): Options | "help" {
       slots: { type: "string", default: "2" },
       "deploy-seconds": { type: "string", default: "1" },
       "ready-seconds": { type: "string", default: "1" },
+      tls: { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -75,6 +85,7 @@ function parseOptions(argv: string[]): Options | "help" {
     slots: number("--slots", values.slots, /^\d+$/, 1, 1_000),
     deploySeconds: number("--deploy-seconds", values["deploy-seconds"], /^\d+(\.\d+)?$/, 0.1, 60),
     readySeconds: number("--ready-seconds", values["ready-seconds"], /^\d+(\.\d+)?$/, 0, 60),
+    tls: values.tls,
     keep: values.keep,
   };
 }
@@ -140,15 +151,16 @@ function shown(words: readonly string[]): string {
   return words.map((w) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(w) ? w : shellQuote(w))).join(" ");
 }
 
-/** The compiled CLI and its global options; `hidden` ones (an empty --config) are not shown. */
-type Cli = { binary: string; connect: string; hidden: readonly string[] };
+/** The compiled CLI and its global options (`--zk …`, or `--config ci.toml`); `hidden` ones
+ *  (an empty --config) are not shown. */
+type Cli = { binary: string; globals: readonly string[]; hidden: readonly string[] };
 
 /** Shows and runs the compiled CLI with the demo's terminal as its output (so `--wait` draws
  *  its live progress there); throws unless it exits 0. */
 async function conveyor(cli: Cli, args: readonly string[]): Promise<void> {
   if (interruptedBy) throw new Interrupted(interruptedBy);
-  console.log(`\n$ ${shown(["conveyor", "--zk", cli.connect, ...args])}`);
-  const child = Bun.spawn([cli.binary, ...cli.hidden, "--zk", cli.connect, ...args], {
+  console.log(`\n$ ${shown(["conveyor", ...cli.globals, ...args])}`);
+  const child = Bun.spawn([cli.binary, ...cli.hidden, ...cli.globals, ...args], {
     stdio: ["ignore", "inherit", "inherit"],
     env: { PATH: "/usr/bin:/bin" }, // nothing of the caller's (CONVEYOR_ZK, CONVEYOR_AUTH) leaks in
   });
@@ -169,34 +181,57 @@ async function main(o: Options): Promise<void> {
   const binary = await ensureBinary(); // dist/conveyor, through a hard link a rebuild cannot pull away
   const root = mkdtempSync(join(tmpdir(), "conveyor-demo-"));
   started.root = root;
-  const zk = await startZooKeeper({ detached: true }); // not raced with a signal: it must be recorded
+  const pki = o.tls ? makePki(join(root, "pki")) : undefined;
+  const serverTls = pki ? { tls: { keyStore: pki.serverKeyStore, trustStore: pki.ca } } : {};
+  const zk = await startZooKeeper({ detached: true, ...serverTls }); // not raced with a signal: it must be recorded
   started.zk = zk;
-  const connect = `${zk.connectString}${CHROOT}`;
+  const connect = `${(pki && zk.secureConnectString) || zk.connectString}${CHROOT}`;
   // A real /etc/conveyor/conveyor.toml on this machine must not change what the demo does.
   const config: string[] = [];
   if (existsSync("/etc/conveyor/conveyor.toml")) {
     writeFileSync(join(root, "empty.toml"), "# demo: deliberately empty\n");
     config.push("--config", join(root, "empty.toml"));
   }
+  const hardened = pki ? await harden(pki, root, connect, binary) : undefined;
   const hosts = Array.from({ length: o.hosts }, (_, i) => `web-${i + 1}`);
   const s = (n: number): string => (n === 1 ? "" : "s");
   console.log(
     [
       `Conveyor demo: ${o.hosts} server${s(o.hosts)}, each running \`conveyor agent\`; app "${APP}" with ${o.slots} slot${s(o.slots)}, ${o.deploySeconds} s deploys`,
-      `  ZooKeeper  ${zk.connectString} (pid ${zk.pid}), chroot ${CHROOT}`,
+      `  ZooKeeper  ${connect.slice(0, -CHROOT.length)} (pid ${zk.pid}${pki ? ", TLS only, client certificates required" : ""}), chroot ${CHROOT}`,
       `  servers    ${root}/{${hosts.join(",")}}: VERSION = installed version, agent.log = the agent's log`,
     ].join("\n"),
   );
 
+  const cli: Cli = { binary, globals: hardened ? ["--config", hardened.ciConfig] : ["--zk", connect], hidden: hardened ? [] : config };
+  if (hardened) {
+    console.log(
+      [
+        "\nHardened (--tls): every connection is mutual TLS; the CLI is CN=ci and the agents are CN=agent (certificates in pki/);",
+        `the release key ${hardened.fingerprint} signs every publish, and the agents run nothing else.`,
+      ].join("\n"),
+    );
+    console.log(`\n$ conveyor keygen --out ${hardened.releaseKey}\n${hardened.keygenOutput.trimEnd()}`);
+    console.log(`\n$ cat ${hardened.ciConfig}\n${readFileSync(hardened.ciConfig, "utf8").trimEnd()}`);
+    console.log(`\n$ cat ${hardened.agentConfig}\n${readFileSync(hardened.agentConfig, "utf8").trimEnd()}`);
+    await conveyor(cli, [
+      "acl",
+      "init",
+      "--admin-x509",
+      pki?.client("ci").subject ?? "",
+      "--agent-x509",
+      pki?.client("agent").subject ?? "",
+    ]);
+  }
+  const agentArgs = hardened ? ["--config", hardened.agentConfig] : config;
   for (const host of hosts) {
     const dir = join(root, host);
     mkdirSync(dir);
-    started.agents.push(await startAgent({ connect, hostId: host, sessionTimeout: "4s", dir, args: config }));
+    started.agents.push(await startAgent({ connect, hostId: host, sessionTimeout: "4s", dir, args: agentArgs }));
   }
   await unlessInterrupted(Promise.all(started.agents.map((a) => a.waitForLog(/agent started/, AGENTS_READY_MS))));
   console.log(`  agents     ${started.agents.map((a) => `${a.hostId} pid ${a.pid}`).join(", ")}: all registered`);
 
-  const cli: Cli = { binary, connect, hidden: config };
   const waves = Math.ceil(o.hosts / o.slots);
   const perWave = o.deploySeconds + o.readySeconds + 1;
   const waitTimeout = ["--wait", "--wait-timeout", `${Math.max(60, Math.ceil(3 * waves * perWave) + 30)}s`];
@@ -223,13 +258,54 @@ async function main(o: Options): Promise<void> {
   await conveyor(cli, ["status", APP]);
 
   if (o.keep) {
-    const hint = (args: string): string => `\n  ${DIST} --zk ${connect} ${args}`;
+    const hint = (args: string): string => `\n  ${shown([DIST, ...cli.globals])} ${args}`;
     console.log(
       `\n--keep: ZooKeeper and the agents keep running. In another terminal, try:${hint("status --watch")}` +
         `${hint(`app create ${APP} 1.2 --wait`)}${hint(`app set-slots ${APP} 3`)}\nCtrl-C here stops everything.`,
     );
     await interrupted.catch(() => undefined); // the signal is how a kept demo ends: exit 0
   }
+}
+
+/**
+ * --tls: the release key (made with the product's own keygen) and the config files of CI and
+ * of the agents, as the README's "Production hardening" writes them.
+ */
+async function harden(
+  pki: Pki,
+  root: string,
+  connect: string,
+  binary: string,
+): Promise<{ ciConfig: string; agentConfig: string; releaseKey: string; fingerprint: string; keygenOutput: string }> {
+  const releaseKey = join(pki.dir, "release.key");
+  const keygen = Bun.spawnSync([binary, "keygen", "--out", releaseKey], { env: { PATH: "/usr/bin:/bin" } });
+  const keygenOutput = keygen.stdout.toString();
+  if (keygen.exitCode !== 0) throw new Error(`conveyor keygen exited ${keygen.exitCode}: ${keygen.stderr.toString().trim()}`);
+  const fingerprint = /SHA256:\S+/.exec(keygenOutput)?.[0] ?? "?";
+  const ci = pki.client("ci");
+  const agent = pki.client("agent");
+  const ciConfig = join(root, "ci.toml");
+  writeFileSync(
+    ciConfig,
+    [`zk = "${connect}"`, `signKey = "${releaseKey}"`, "[tls]", `ca = "${pki.ca}"`, `cert = "${ci.cert}"`, `key = "${ci.key}"`, ""].join(
+      "\n",
+    ),
+  );
+  const agentConfig = join(root, "agent.toml");
+  writeFileSync(
+    agentConfig,
+    [
+      `zk = "${connect}"`,
+      "[tls]",
+      `ca = "${pki.ca}"`,
+      `cert = "${agent.cert}"`,
+      `key = "${agent.key}"`,
+      "[agent]",
+      `trustedKeys = ["${releaseKey}.pub"]`,
+      "",
+    ].join("\n"),
+  );
+  return { ciConfig, agentConfig, releaseKey, fingerprint, keygenOutput };
 }
 
 async function run(): Promise<number> {
