@@ -1,7 +1,9 @@
-// `bun run bench [--quick] [--json]` — Conveyor against the physical floor and against Ansible.
+// `bun run bench [--quick] [--json] [--tls]` — Conveyor against the physical floor and against
+// Ansible; `--tls` adds the cost of mutual TLS, plain and TLS side by side in this one run.
 // Benchmarks are scripts, not timed tests: the machine is shared and noisy, so each number is a
 // median (or p50/p99) measured within this one run. See docs/PERFORMANCE.md for a full run.
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startZooKeeper } from "../test/harness/zookeeper.ts";
 import { type PeerResult, ansibleRollout, ensureAnsible } from "./bench/ansible.ts";
@@ -9,8 +11,19 @@ import { type Footprint, measureFootprint } from "./bench/footprint.ts";
 import { publishToFirstDeploy, zkWriteRtt } from "./bench/latency.ts";
 import { type RolloutResult, inProcessRollout, processRollout } from "./bench/rollout.ts";
 import type { Quantiles } from "./bench/stats.ts";
+import { type Transport, connectTime, plainTransport, tlsTransport } from "./bench/transport.ts";
+import { makePki } from "../test/harness/certs.ts";
+
+interface TlsCost {
+  transport: Transport["name"];
+  connectMs: Quantiles;
+  publishToFirstDeployMs: Quantiles;
+  /** In-process rollouts, 100 agents, 10 slots, 200 ms deploys, interleaved with the other transport. */
+  rolloutRatios: number[];
+}
 
 interface BenchResult {
+  tls?: TlsCost[];
   rollout: RolloutResult[];
   publishToFirstDeployMs: Quantiles;
   footprint: Footprint;
@@ -21,12 +34,13 @@ interface BenchResult {
 
 const args = new Set(process.argv.slice(2));
 for (const arg of args) {
-  if (!["--quick", "--json"].includes(arg)) {
-    console.error(`bench: unknown option "${arg}" (use --quick, --json)`);
+  if (!["--quick", "--json", "--tls"].includes(arg)) {
+    console.error(`bench: unknown option "${arg}" (use --quick, --json, --tls)`);
     process.exit(2);
   }
 }
 const quick = args.has("--quick");
+const withTls = args.has("--tls");
 const json = args.has("--json");
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -40,11 +54,40 @@ if (!existsSync(binary)) {
   }
 }
 
+/** Plain against TLS on the same server, interleaved so that drift on a shared machine hits both. */
+async function measureTlsCost(secure: Transport): Promise<TlsCost[]> {
+  const transports = [plainTransport(server), secure];
+  const costs: TlsCost[] = [];
+  for (const transport of transports) {
+    say(`tls: ${transport.name}: connect time, publish → first deploy…`);
+    costs.push({
+      transport: transport.name,
+      connectMs: await connectTime(transport, quick ? 20 : 50),
+      publishToFirstDeployMs: await publishToFirstDeploy(server, quick ? 20 : 50, transport),
+      rolloutRatios: [],
+    });
+  }
+  for (let round = 0; round < (quick ? 1 : 3); round++) {
+    for (const [i, transport] of transports.entries()) {
+      say(`tls: ${transport.name}: rollout, 100 in-process agents, 10 slots…`);
+      costs[i]?.rolloutRatios.push((await inProcessRollout(server, 100, 10, 200, transport)).ratio);
+    }
+  }
+  return costs;
+}
+
 const started = performance.now();
 // Full JIT for the server under load, and no per-IP connection limit (1 000 sessions).
-const server = await startZooKeeper({ jvmFlags: ["-Xmx1g", "-XX:+UseSerialGC"], maxClientCnxns: 0, tickTime: 2_000 });
+const pki = withTls ? makePki(mkdtempSync(join(tmpdir(), "conveyor-bench-pki-"))) : undefined;
+const server = await startZooKeeper({
+  jvmFlags: ["-Xmx1g", "-XX:+UseSerialGC"],
+  maxClientCnxns: 0,
+  tickTime: 2_000,
+  ...(pki ? { tls: { keyStore: pki.serverKeyStore, trustStore: pki.ca } } : {}),
+});
 let result: BenchResult | undefined;
 try {
+  const tls = pki ? await measureTlsCost(tlsTransport(server, pki)) : undefined;
   say(`ZooKeeper ${server.connectString} (pid ${server.pid})`);
   say("floor: ZooKeeper write round trip…");
   const zkWriteRttMs = await zkWriteRtt(server, quick ? 300 : 1_000);
@@ -80,6 +123,7 @@ try {
   } else say("peer: Ansible could not be installed; skipped");
 
   result = {
+    ...(tls ? { tls } : {}),
     rollout,
     publishToFirstDeployMs,
     footprint,
@@ -89,6 +133,7 @@ try {
   };
 } finally {
   await server.stop();
+  if (pki) rmSync(pki.dir, { recursive: true, force: true });
 }
 result.machine.elapsedS = Math.round((performance.now() - started) / 1_000);
 
@@ -114,5 +159,10 @@ if (json) {
     console.log(`Ansible: ${a.hosts} hosts, serial ${a.slots}, ${a.deployMs} ms → ${a.wallMs} ms (ideal ${a.idealMs}, ratio ${a.ratio})`);
   }
   console.log(`floor: ZooKeeper write round trip ${result.floor.zkWriteRttMs} ms`);
+  for (const t of result.tls ?? []) {
+    console.log(
+      `${t.transport.padEnd(5)}: connect p50 ${t.connectMs.p50} ms p99 ${t.connectMs.p99} ms · publish → first deploy p50 ${t.publishToFirstDeployMs.p50} ms p99 ${t.publishToFirstDeployMs.p99} ms · rollout ratio ${t.rolloutRatios.join(", ")}`,
+    );
+  }
   console.log(`(${result.machine.elapsedS} s, ${result.machine.cores} cores)`);
 }

@@ -5,13 +5,18 @@ import { until } from "./rollout.ts";
 import { SLEEP_COMMANDS, startSleepFleet } from "./sleep-fleet.ts";
 import { percentile } from "../../test/harness/percentile.ts";
 import { type Quantiles, quantiles, round } from "./stats.ts";
+import { type Transport, clientOptions, plainTransport } from "./transport.ts";
 
 /** Publish → first deploy start, over `publishes` publishes to a small in-process fleet. */
-export async function publishToFirstDeploy(server: ZooKeeperServer, publishes: number): Promise<Quantiles> {
-  const connect = `${server.connectString}/bench-latency-${Math.random().toString(36).slice(2, 8)}`;
-  const admin = await ZkClient.connect({ connectString: connect, connectTimeoutMs: 30_000 });
+export async function publishToFirstDeploy(
+  server: ZooKeeperServer,
+  publishes: number,
+  transport: Transport = plainTransport(server),
+): Promise<Quantiles> {
+  const options = clientOptions(transport, `/bench-latency-${Math.random().toString(36).slice(2, 8)}`);
+  const admin = await ZkClient.connect({ ...options, connectTimeoutMs: 30_000 });
   const hosts = 5;
-  const fleet = await startSleepFleet(connect, hosts, 5);
+  const fleet = await startSleepFleet(options.connectString, hosts, 5, options.tls);
   const ctx = { actor: "bench", now: () => new Date() };
   const samples: number[] = [];
   try {

@@ -11,6 +11,7 @@ import type { PeerResult } from "./ansible.ts";
 import { SLEEP_COMMANDS, startSleepFleet } from "./sleep-fleet.ts";
 import { type Quantiles, quantiles, round } from "./stats.ts";
 import { packetsReceived } from "./zk-metrics.ts";
+import { type Transport, clientOptions, plainTransport } from "./transport.ts";
 
 /** The same shape as the Ansible peer's result, plus what only Conveyor reports. */
 export interface RolloutResult extends PeerResult {
@@ -70,10 +71,16 @@ export function handoffGaps(releases: number[], starts: number[], slots: number)
 }
 
 /** In-process agents with a sleeping command runner: 100 and 1 000 hosts on one machine. */
-export async function inProcessRollout(server: ZooKeeperServer, hosts: number, slots: number, deployMs: number): Promise<RolloutResult> {
-  const connect = server.connectString + chroot(`ip${hosts}`);
-  const admin = await ZkClient.connect({ connectString: connect, connectTimeoutMs: 30_000 });
-  const fleet = await startSleepFleet(connect, hosts, deployMs);
+export async function inProcessRollout(
+  server: ZooKeeperServer,
+  hosts: number,
+  slots: number,
+  deployMs: number,
+  transport: Transport = plainTransport(server),
+): Promise<RolloutResult> {
+  const options = clientOptions(transport, chroot(`ip${hosts}`));
+  const admin = await ZkClient.connect({ ...options, connectTimeoutMs: 30_000 });
+  const fleet = await startSleepFleet(options.connectString, hosts, deployMs, options.tls);
   try {
     // Warm-up rollout (not measured): every host installs "1".
     await publishApp(admin, "bench", "1", { slots, ...SLEEP_COMMANDS }, bench);

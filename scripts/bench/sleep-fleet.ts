@@ -1,7 +1,7 @@
 import { Agent } from "../../src/agent/agent.ts";
 import type { CommandRequest, CommandResult, CommandRunner } from "../../src/agent/command-runner.ts";
 import type { LogFields, Logger } from "../../src/agent/logger.ts";
-import { ZkClient } from "../../src/zk/client.ts";
+import { ZkClient, type ZkClientOptions } from "../../src/zk/client.ts";
 
 /**
  * Stands in for a server in benchmarks: `get-version` prints the installed version, `deploy`
@@ -67,8 +67,13 @@ export interface SleepFleet {
   stop(): Promise<void>;
 }
 
-/** N in-process agents, each with its own ZooKeeper session. */
-export async function startSleepFleet(connectString: string, hosts: number, deployMs: number): Promise<SleepFleet> {
+/** N in-process agents, each with its own ZooKeeper session (over TLS when `tls` is given). */
+export async function startSleepFleet(
+  connectString: string,
+  hosts: number,
+  deployMs: number,
+  tls?: ZkClientOptions["tls"],
+): Promise<SleepFleet> {
   const log = new EventLog();
   const agents: SleepFleet["agents"] = [];
   const batch = 50;
@@ -81,6 +86,7 @@ export async function startSleepFleet(connectString: string, hosts: number, depl
           sessionTimeoutMs: 30_000,
           connectTimeoutMs: 30_000,
           operationTimeoutMs: 60_000,
+          ...(tls ? { tls } : {}),
         });
         const runner = new SleepRunner(deployMs);
         const agent = new Agent(
