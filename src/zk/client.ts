@@ -7,13 +7,8 @@ import { ACL_INFO } from "./paths.ts";
 import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
 import { WatcherRegistry, type Watcher, deliverAll } from "./watchers.ts";
-import { boundHandshakes, disposeLibrary, libraryInternals } from "./library-internals.ts";
 import { type OwnCertificate, describeSocketError, ownCertificate } from "./socket-errors.ts";
-
-/** The patched library's socket errors (patches/node-zookeeper-client@1.1.3.patch). */
-interface SocketErrorSource {
-  on(event: "socketError", listener: (error: unknown, server: { host?: string; port?: number } | undefined) => void): void;
-}
+import { CREATE_MODES, disposeLibrary, patched, toStat } from "./library.ts";
 
 /**
  * Connection states with Apache Curator's meanings:
@@ -69,16 +64,6 @@ export interface ZkClientOptions {
   createChroot?: boolean;
 }
 
-const CREATE_MODES: Record<CreateMode, number> = {
-  persistent: zookeeper.CreateMode.PERSISTENT,
-  ephemeral: zookeeper.CreateMode.EPHEMERAL,
-  persistentSequential: zookeeper.CreateMode.PERSISTENT_SEQUENTIAL,
-  ephemeralSequential: zookeeper.CreateMode.EPHEMERAL_SEQUENTIAL,
-};
-
-// Library internals we need and the typings do not describe: the connection manager's state
-// (to know when a close has been acknowledged) and its socket (to detect a stalled link).
-
 type Phase = "connecting" | "open" | "suspended" | "lost" | "closed";
 
 export class ZkClient {
@@ -88,8 +73,6 @@ export class ZkClient {
   private sessionHex = "";
   private negotiatedTimeoutMs: number;
   private lostTimer: ReturnType<typeof setTimeout> | undefined;
-  private stallTimer: ReturnType<typeof setInterval> | undefined;
-  private lastReceivedAt = 0;
   private authError: ZkError | undefined;
   /** The last socket error, in words (see describeSocketError); "" until one happens. */
   private lastSocketProblem = "";
@@ -296,7 +279,7 @@ export class ZkClient {
   async close(): Promise<void> {
     if (this.phase === "closed") return;
     this.phase = "closed";
-    this.clearTimers();
+    this.clearLostTimer();
     this.watchers.fireSessionLost();
     await disposeLibrary(this.lib, 1_000);
   }
@@ -314,7 +297,7 @@ export class ZkClient {
     };
     const lib = zookeeper.createClient(formatServers(this.target), libraryOptions);
     this.lib = lib;
-    (lib as unknown as SocketErrorSource).on("socketError", (error, server) => {
+    patched(lib).on("socketError", (error, server) => {
       if (this.lib === lib) this.onSocketError(error, server);
     });
     for (const credential of this.options.credentials ?? []) {
@@ -323,7 +306,6 @@ export class ZkClient {
     lib.on("state", (state: zookeeper.State) => {
       if (this.lib === lib && this.phase !== "closed") this.onLibraryState(state);
     });
-    boundHandshakes(lib, () => Math.max(1_000, Math.floor(this.negotiatedTimeoutMs / Math.max(1, this.target.servers.length))));
     lib.connect();
   }
 
@@ -336,14 +318,14 @@ export class ZkClient {
       const wasConnected = this.connectedOnce;
       this.connectedOnce = true;
       this.phase = "open";
-      this.watchStalls();
       this.emit(wasConnected ? "reconnected" : "connected");
     } else if (state === S.DISCONNECTED) {
       if (this.phase !== "open") return;
       this.phase = "suspended";
       // The server expires the session a session timeout after it last heard from us, which is
       // about when we last heard from it — not when we noticed (a stall is noticed late).
-      const elapsed = this.lastReceivedAt > 0 ? Date.now() - this.lastReceivedAt : 0;
+      const lastReceivedAt = patched(this.lib).getLastReceivedAt();
+      const elapsed = lastReceivedAt > 0 ? Date.now() - lastReceivedAt : 0;
       this.lostTimer = setTimeout(() => this.declareLost(), Math.max(0, this.negotiatedTimeoutMs - elapsed));
       this.emit("suspended");
     } else if (state === S.EXPIRED) {
@@ -360,7 +342,7 @@ export class ZkClient {
     // Until the new session is up there is no session: code that remembers the old id sees
     // the change at once and stops relying on its ephemeral nodes.
     this.sessionHex = "";
-    this.clearTimers();
+    this.clearLostTimer();
     this.watchers.fireSessionLost();
     const old = this.lib;
     this.emit("lost");
@@ -446,42 +428,9 @@ export class ZkClient {
     }
   }
 
-  /**
-   * The library pings only when the socket is idle and never notices a server that stopped
-   * answering (a stalled link keeps the TCP connection up). If nothing at all arrived for two
-   * thirds of the session timeout, drop the socket so the library reconnects, and we become
-   * `suspended` while the session may still be saved.
-   */
-  private watchStalls(): void {
-    const internals = libraryInternals(this.lib);
-    const socket = internals.connectionManager.socket;
-    if (!socket) return;
-    this.lastReceivedAt = Date.now();
-    const mark = (): void => {
-      this.lastReceivedAt = Date.now();
-      if (internals.connectionManager.socket === socket) socket.once("data", mark);
-    };
-    socket.once("data", mark);
-    if (this.stallTimer) clearInterval(this.stallTimer);
-    const limit = Math.floor((this.negotiatedTimeoutMs * 2) / 3);
-    this.stallTimer = setInterval(
-      () => {
-        if (this.phase === "open" && Date.now() - this.lastReceivedAt > limit) socket.destroy();
-      },
-      Math.max(100, Math.floor(this.negotiatedTimeoutMs / 6)),
-    );
-    this.stallTimer.unref?.();
-  }
-
   private clearLostTimer(): void {
     if (this.lostTimer) clearTimeout(this.lostTimer);
     this.lostTimer = undefined;
-  }
-
-  private clearTimers(): void {
-    this.clearLostTimer();
-    if (this.stallTimer) clearInterval(this.stallTimer);
-    this.stallTimer = undefined;
   }
 
   // ---- request plumbing ---------------------------------------------------------------
@@ -543,18 +492,4 @@ export class ZkClient {
       throw error;
     }
   }
-}
-
-function toStat(stat: zookeeper.Stat): NodeStat {
-  return {
-    version: stat.version,
-    cversion: stat.cversion,
-    aversion: stat.aversion,
-    numChildren: stat.numChildren,
-    dataLength: stat.dataLength,
-    ephemeralOwner: Buffer.from(stat.ephemeralOwner).toString("hex"),
-    ctimeMs: Number(Buffer.from(stat.ctime).readBigInt64BE()),
-    mtimeMs: Number(Buffer.from(stat.mtime).readBigInt64BE()),
-    czxid: Buffer.from(stat.czxid).toString("hex"),
-  };
 }

@@ -13,17 +13,6 @@ interface TransactionHost {
 
 type Op = (txn: zookeeper.Transaction) => void;
 
-/**
- * The library's Transaction does `version = version || -1`, turning version 0 — the version of
- * every node that was never changed — into "any version", which silently disables
- * compare-and-set. Set the version on the queued op ourselves.
- */
-function pinVersion(txn: zookeeper.Transaction, version: number): void {
-  const ops = (txn as unknown as { ops: { version?: number }[] }).ops;
-  const last = ops[ops.length - 1];
-  if (last) last.version = version;
-}
-
 interface LibraryOpResult {
   type: number;
   path?: string;
@@ -53,7 +42,6 @@ export class Transaction {
     const abs = this.host.absolute(path);
     this.ops.push((t) => {
       t.setData(abs, data, version);
-      pinVersion(t, version);
     });
     this.kinds.push({ op: "set", path });
     return this;
@@ -63,7 +51,6 @@ export class Transaction {
     const abs = this.host.absolute(path);
     this.ops.push((t) => {
       t.remove(abs, version);
-      pinVersion(t, version);
     });
     this.kinds.push({ op: "delete", path });
     return this;
@@ -73,7 +60,6 @@ export class Transaction {
     const abs = this.host.absolute(path);
     this.ops.push((t) => {
       t.check(abs, version);
-      pinVersion(t, version);
     });
     this.kinds.push({ op: "check", path });
     return this;
