@@ -214,14 +214,7 @@ async function main(o: Options): Promise<void> {
     console.log(`\n$ conveyor keygen --out ${hardened.releaseKey}\n${hardened.keygenOutput.trimEnd()}`);
     console.log(`\n$ cat ${hardened.ciConfig}\n${readFileSync(hardened.ciConfig, "utf8").trimEnd()}`);
     console.log(`\n$ cat ${hardened.agentConfig}\n${readFileSync(hardened.agentConfig, "utf8").trimEnd()}`);
-    await conveyor(cli, [
-      "acl",
-      "init",
-      "--admin-x509",
-      pki?.client("ci").subject ?? "",
-      "--agent-x509",
-      pki?.client("agent").subject ?? "",
-    ]);
+    await conveyor(cli, ["acl", "init", "--admin-x509", hardened.ciSubject, "--agent-x509", hardened.agentSubject]);
   }
   const agentArgs = hardened ? ["--config", hardened.agentConfig] : config;
   for (const host of hosts) {
@@ -276,7 +269,15 @@ async function harden(
   root: string,
   connect: string,
   binary: string,
-): Promise<{ ciConfig: string; agentConfig: string; releaseKey: string; fingerprint: string; keygenOutput: string }> {
+): Promise<{
+  ciConfig: string;
+  agentConfig: string;
+  ciSubject: string;
+  agentSubject: string;
+  releaseKey: string;
+  fingerprint: string;
+  keygenOutput: string;
+}> {
   const releaseKey = join(pki.dir, "release.key");
   const keygen = Bun.spawnSync([binary, "keygen", "--out", releaseKey], { env: { PATH: "/usr/bin:/bin" } });
   const keygenOutput = keygen.stdout.toString();
@@ -305,7 +306,7 @@ async function harden(
       "",
     ].join("\n"),
   );
-  return { ciConfig, agentConfig, releaseKey, fingerprint, keygenOutput };
+  return { ciConfig, agentConfig, ciSubject: ci.subject, agentSubject: agent.subject, releaseKey, fingerprint, keygenOutput };
 }
 
 async function run(): Promise<number> {
