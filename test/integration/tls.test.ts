@@ -114,6 +114,33 @@ describe("TLS to ZooKeeper", () => {
     }
   });
 
+  test("over TLS a session lost behind a blocked link is replaced: the agent reconnects with a new session (a new TLS handshake) and deploys the next version", async () => {
+    const ci = pki.client("ci-expiry");
+    const agentCert = pki.client("agent-expiry");
+    const chroot = uniqueChroot("tls-expiry");
+    const link = await startProxy(zk.securePort ?? 0);
+    proxies.push(link);
+    const r = await runCli(["--zk", secure(chroot), ...tlsFlags(ci), "app", "create", "web", "1.0", ...CMDS]);
+    expect(r.code, show(r)).toBe(0);
+    const agent = await agents.start({
+      connect: `${link.address}${chroot}`,
+      hostId: "h1",
+      sessionTimeout: "2s",
+      args: tlsFlags(agentCert),
+    });
+    const versionIs = (v: string) => () =>
+      existsSync(join(agent.dir, "VERSION")) && readFileSync(join(agent.dir, "VERSION"), "utf8").trim() === v;
+    await waitFor(versionIs("1.0"), 20_000, "h1 to deploy 1.0");
+    const from = agent.output.length;
+    link.block();
+    await agent.waitForLog(/zookeeper lost/, 10_000, from);
+    link.unblock();
+    await agent.waitForLog(/zookeeper reconnected/, 15_000, from);
+    const next = await runCli(["--zk", secure(chroot), ...tlsFlags(ci), "app", "create", "web", "1.1"]);
+    expect(next.code, show(next)).toBe(0);
+    await waitFor(versionIs("1.1"), 20_000, "h1 to deploy 1.1 on its new session");
+  });
+
   test("what travels between client and server: over TLS never the digest password or a spec field; in clear both (so this can fail)", async () => {
     const password = `pw-${crypto.randomUUID()}`;
     const marker = `deploy-${crypto.randomUUID().slice(0, 8)}`;
