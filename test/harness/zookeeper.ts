@@ -185,15 +185,53 @@ function javaBinary(): string {
 // Small network helpers
 
 /** Bind 127.0.0.1:0, read the port the kernel chose, close. */
+/** Ports freePort() handed out in this process: two concurrent callers never get the same one. */
+const handedOut = new Set<number>();
+
+/**
+ * A port on 127.0.0.1 that nothing listens on, for a server to listen on soon. It is chosen
+ * below the kernel's ephemeral range (ip_local_port_range), not with listen(0): a port from
+ * that range can be taken, between this check and the server's bind, as the local port of any
+ * outgoing connection on the machine — and then kept in TIME_WAIT for a minute — so a server
+ * that takes a while to start (a JVM, a test service restarted by a deploy) would find it in
+ * use. Nothing picks ports below the range on its own.
+ */
 export async function freePort(): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
+  const low = ephemeralLow();
+  const [min, max] = low > 12_000 ? [10_000, low - 1] : [0, 0];
+  for (let attempt = 0; attempt < 500 && max > min; attempt++) {
+    const port = min + Math.floor(Math.random() * (max - min + 1));
+    if (handedOut.has(port)) continue;
+    if ((await listenOnce(port)) === port) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  // An unusual port range (or everything below it taken): let the kernel choose.
+  const port = await listenOnce(0);
+  if (port === undefined) throw new Error("freePort: no port assigned");
+  handedOut.add(port);
+  return port;
+}
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Listens on `port` (0: any) and closes again; the port it got, or undefined if it could not. */
+function listenOnce(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, ZOOKEEPER_HOST, () => {
+    srv.once("error", () => resolve(undefined));
+    srv.listen(port, ZOOKEEPER_HOST, () => {
       const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolve(port) : reject(new Error("freePort: no port assigned"))));
+      const got = typeof addr === "object" && addr ? addr.port : undefined;
+      srv.close(() => resolve(got));
     });
   });
 }
