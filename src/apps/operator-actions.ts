@@ -6,6 +6,7 @@ import { OperationError } from "./errors.ts";
 import { type MutationContext, updateApp } from "./mutate-app.ts";
 import { rolloutHosts } from "./fleet-view.ts";
 import { startRollout } from "./publish.ts";
+import { assertSignableBasis } from "./release-signature.ts";
 
 /** Paused admits no new deploy; running ones finish. */
 export function pauseApp(zk: ZkClient, app: string, ctx: MutationContext): Promise<AppSpec> {
@@ -36,6 +37,7 @@ export function resumeApp(zk: ZkClient, app: string, ctx: MutationContext): Prom
  */
 export function retryApp(zk: ZkClient, app: string, ctx: MutationContext): Promise<AppSpec> {
   return updateApp(zk, app, ctx, (current) => {
+    assertSignableBasis(app, current, ctx.signer, "a signed retry");
     const canary =
       current.canary !== undefined && !current.promoted ? { canary: current.canary, canaryAuto: current.canaryAuto === true } : {};
     return {
@@ -66,6 +68,7 @@ export function rollbackApp(
     if (onlyFromRollout !== undefined && current.rolloutId !== onlyFromRollout) {
       throw new OperationError(`app "${app}" was published again by ${current.updatedBy} (now ${current.version}); not rolling it back`);
     }
+    assertSignableBasis(app, current, ctx.signer, "a signed rollback");
     const target = to ?? current.previousVersion;
     if (target === undefined || (to === undefined && target === current.version)) {
       throw new OperationError(`app "${app}" has no previous version to roll back to; use --to VERSION`);

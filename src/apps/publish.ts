@@ -1,4 +1,4 @@
-import { type AppSpec, DEFAULT_DEPLOY_TIMEOUT_SEC, DEFAULT_MAX_FAILURES, DEFAULT_SLOTS } from "../config/app-spec.ts";
+import { type AppSpec, COMMAND_FIELDS, DEFAULT_DEPLOY_TIMEOUT_SEC, DEFAULT_MAX_FAILURES, DEFAULT_SLOTS } from "../config/app-spec.ts";
 import { AppSpec as AppSpecSchema } from "../config/app-spec.ts";
 import { encodeZnode, salvageField } from "../config/decode.ts";
 import { InvalidDataError, UsageError } from "../config/errors.ts";
@@ -14,7 +14,7 @@ import { AppNotFoundError, OperationError } from "./errors.ts";
 import { pruneHistory, pruneRolloutMarkers } from "./history.ts";
 import { type MutationContext, historyEntry, newRolloutId, updateApp } from "./mutate-app.ts";
 import { type AppNode, readAppNode } from "./read-app.ts";
-import { sealRelease } from "./release-signature.ts";
+import { assertSignableBasis, sealRelease, vouchedBy } from "./release-signature.ts";
 
 /**
  * Attributes `app create` may set; anything undefined keeps its current value, null removes an
@@ -140,13 +140,28 @@ async function publishExisting(
         `app "${app}" was published concurrently by ${current.updatedBy} (now ${current.version}); not overwriting — re-run to publish ${version} on top`,
       );
     }
+    // Signing on top of a spec this key did not sign: only with every command and the groups
+    // given (nothing inherited), and without its version as the one to roll back to.
+    const fresh = ctx.signer !== undefined && !vouchedBy(app, current, ctx.signer);
+    if (fresh && !givesEverySignedField(attributes)) assertSignableBasis(app, current, ctx.signer, "publishing on top of it");
     // Publishing the version already live (a re-run CI job) must not make it its own previous
     // version: rollback would have nowhere to go.
     const previous = version === current.version ? {} : { previousVersion: current.version };
-    const spec = applyAttributes(startRollout(current, { version, ...previous }, rollout, ctx.now()), attributes);
+    const base = fresh ? withoutPreviousVersion(current) : current;
+    const spec = applyAttributes(startRollout(base, { version, ...(fresh ? {} : previous) }, rollout, ctx.now()), attributes);
     const detail = [canaryDetail(rollout).detail, describeChanges(current, spec)].filter(Boolean).join("; ");
     return { spec, history: { action: "publish", from: current.version, to: version, ...(detail ? { detail } : {}) } };
   });
+}
+
+/** Every command (a value, or null: none) and the groups given: the release inherits nothing. */
+function givesEverySignedField(attributes: AppAttributes): boolean {
+  return attributes.groups !== undefined && COMMAND_FIELDS.every(([field]) => attributes[field] !== undefined);
+}
+
+function withoutPreviousVersion(spec: AppSpec): AppSpec {
+  const { previousVersion: _, ...rest } = spec;
+  return rest;
 }
 
 async function createApp(zk: ZkClient, request: PublishRequest, ctx: MutationContext): Promise<AppSpec> {

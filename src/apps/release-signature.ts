@@ -1,4 +1,5 @@
 import { sign, verify } from "node:crypto";
+import { OperationError } from "./errors.ts";
 import { type AppSpec, COMMAND_FIELDS } from "../config/app-spec.ts";
 import { type SigningKey, type TrustedKey, fingerprintOf, publicKeyObject } from "../config/signing-keys.ts";
 
@@ -86,4 +87,29 @@ export function sealRelease(app: string, before: AppSpec | undefined, after: App
 
 function samePayload(app: string, a: AppSpec, b: AppSpec, sequence: number): boolean {
   return releasePayload(app, a, sequence).equals(releasePayload(app, b, sequence));
+}
+
+/**
+ * Whether a release signed with `signer` may inherit what `current` holds — its commands, its
+ * groups, its previous version (for a rollback) — because this very key signed `current` and
+ * nothing changed since. Anything else (unsigned, another key, changed after signing) may have
+ * been written by whoever could write to ZooKeeper: signing on top of it would vouch for their
+ * commands with the release key.
+ */
+export function vouchedBy(app: string, current: AppSpec, signer: SigningKey): boolean {
+  return current.signature?.key === signer.publicKey && signatureIntact(app, current);
+}
+
+/** Refuses to sign a release that would inherit from a spec `signer` does not vouch for. */
+export function assertSignableBasis(app: string, current: AppSpec, signer: SigningKey | undefined, action: string): void {
+  if (!signer || vouchedBy(app, current, signer)) return;
+  const signature = current.signature;
+  const state = !signature
+    ? "is not signed"
+    : signature.key !== signer.publicKey
+      ? `is signed by another key (${fingerprintOf(signature.key)})`
+      : "was changed after it was signed";
+  throw new OperationError(
+    `app "${app}": its current spec ${state}, so its commands may not be yours and ${action} would sign them; publish with every command given instead: conveyor app create ${app} VERSION --sign-key … --get-version-cmd … --deploy-cmd … --verify-cmd … --health-cmd … --drain-cmd … --undrain-cmd … --groups … ("" for none)`,
+  );
 }

@@ -70,7 +70,9 @@ export function makePki(dir: string, caName = "Conveyor Test CA"): Pki {
   const issue = (name: string, subject: string, san: string, expired = false): CertPair => {
     openssl(["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject, "-addext", `subjectAltName=${san}`], dir);
     const dates = expired ? ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"] : ["-days", "30"];
-    openssl(["ca", "-batch", "-config", "ca.cnf", "-in", `${name}.csr`, "-out", `${name}.pem`, "-notext", ...dates], dir);
+    // -preserveDN: the request's DN as it is (O, then CN); otherwise `openssl ca` orders it as
+    // the policy lists its fields, and the x509 identity ZooKeeper derives would differ.
+    openssl(["ca", "-batch", "-config", "ca.cnf", "-preserveDN", "-in", `${name}.csr`, "-out", `${name}.pem`, "-notext", ...dates], dir);
     return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`), subject: subject.slice(1).split("/").reverse().join(",") };
   };
   const server = issue("server", "/CN=zookeeper", "IP:127.0.0.1,DNS:localhost");

@@ -18,13 +18,17 @@ const zk = useZooKeeper();
 useCli();
 const agents = useAgentProcesses();
 
-// Each command logs itself to RAN (in the agent's directory) before doing its job.
+// Each command logs itself and the release's version to RAN (in the agent's directory) before
+// doing its job, so "nothing ran for release X" is a fact of the server's own files.
 const CMDS = [
   "--get-version-cmd",
-  "echo probe >> RAN; cat VERSION 2>/dev/null || true",
+  "echo probe %(version)s >> RAN; cat VERSION 2>/dev/null || true",
   "--deploy-cmd",
   "echo deploy %(version)s >> RAN; echo %(version)s > VERSION",
 ];
+
+/** Every signed field given: a release that inherits nothing from the spec it replaces. */
+const EVERY_FIELD = [...CMDS, "--verify-cmd", "", "--health-cmd", "", "--drain-cmd", "", "--undrain-cmd", "", "--groups", ""];
 
 function show(r: CliResult): string {
   return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
@@ -64,23 +68,25 @@ interface HostJson {
   rolloutId: string;
 }
 
-/** Waits for `host` to report failed for the current rollout, and returns its error. */
-async function untilRefused(connect: string, host: string): Promise<string> {
+/** Waits for `host` to report `state` for the current rollout, and returns its error. */
+async function untilState(connect: string, host: string, state: "failed" | "current"): Promise<string> {
   let error = "";
   await waitFor(
     async () => {
       const r = await runCli(["--zk", connect, "status", "web", "--json"]);
       const app = JSON.parse(r.stdout).apps[0] as { rolloutId: string; hosts: HostJson[] };
       const h = app.hosts.find((x) => x.host === host);
-      if (h?.state !== "failed" || h.rolloutId !== app.rolloutId) return false;
+      if (h?.state !== state || h.rolloutId !== app.rolloutId) return false;
       error = h.error ?? "";
       return true;
     },
     20_000,
-    `${host} to refuse the release`,
+    `${host} to report ${state}`,
   );
   return error;
 }
+
+const untilRefused = (connect: string, host: string): Promise<string> => untilState(connect, host, "failed");
 
 describe("signed releases", () => {
   test("keygen writes a 0600 private key and its .pub, prints the fingerprint, and never overwrites", async () => {
@@ -131,33 +137,42 @@ describe("signed releases", () => {
     expect(shown.release).toEqual({ signed: true, fingerprint: trusted.fingerprint, sequence: shown.signature.sequence, intact: true });
     expect(expectOk(await cli(["status", "web"])).stdout).toContain(`signed by ${trusted.fingerprint}`);
 
-    /** Publishes with `publish`, then: the strict host refuses, naming `reason`; nothing ran there. */
-    const refused = async (publish: () => Promise<void>, reason: string, label: string) => {
-      const before = ran(strict);
-      const slotsBefore = strict.output.split("slot acquired").length;
+    /** Publishes `version` with `publish`, then: the strict host refuses it, naming `reason`;
+     *  nothing of that release ran there, and no slot was taken. */
+    const refused = async (version: string, publish: () => Promise<void>, reason: string, agent = strict) => {
+      const before = ran(agent).length;
+      const slotsBefore = agent.output.split("slot acquired").length;
       await publish();
       const error = await untilRefused(connect, "strict");
-      expect(error, label).toContain("release refused");
-      expect(error, label).toContain(reason);
-      expect(ran(strict), `${label}: nothing may run`).toBe(before);
-      expect(strict.output.split("slot acquired").length, `${label}: no slot taken`).toBe(slotsBefore);
+      expect(error, version).toContain("release refused");
+      expect(error, version).toContain(reason);
+      const after = ran(agent).slice(before);
+      expect(
+        after.split("\n").filter((line) => line.endsWith(` ${version}`) || line.includes("pwned")),
+        `${version}: nothing may run`,
+      ).toEqual([]);
+      expect(agent.output.split("slot acquired").length, `${version}: no slot taken`).toBe(slotsBefore);
     };
 
     // 1. Unsigned: refused by the strict agent, deployed by the lax one.
-    await refused(async () => void expectOk(await cli(["app", "create", "web", "1.1"])), "not signed", "unsigned");
+    await refused("1.1", async () => void expectOk(await cli(["app", "create", "web", "1.1"])), "not signed");
     await untilDeployed(lax, "1.1");
     expect(version(strict)).toBe("1.0");
     expect(expectOk(await cli(["app", "show", "web"])).stdout).toMatch(/release:\s+unsigned/);
 
     // 2. Signed by a key the agent does not trust.
     await refused(
-      async () => void expectOk(await cli(["app", "create", "web", "1.2", "--sign-key", stranger.key])),
+      "1.2",
+      async () => void expectOk(await cli(["app", "create", "web", "1.2", ...EVERY_FIELD, "--sign-key", stranger.key])),
       `signed by ${stranger.fingerprint}, which is not one of this agent's trustedKeys`,
-      "untrusted key",
     );
 
-    // A trusted release again: deployed. Keep its bytes for the replay below.
-    expectOk(await cli(["app", "create", "web", "1.3", "--sign-key", trusted.key]));
+    // A trusted release again, on top of a spec this key did not sign: every field given (it
+    // would not vouch for commands someone else wrote). Deployed. Keep its bytes for the replay.
+    const inherits = await cli(["app", "create", "web", "1.3", "--sign-key", trusted.key]);
+    expect(inherits.code, show(inherits)).toBe(1);
+    expect(inherits.stderr).toContain(`is signed by another key (${stranger.fingerprint})`);
+    expectOk(await cli(["app", "create", "web", "1.3", ...EVERY_FIELD, "--sign-key", trusted.key]));
     await untilDeployed(strict, "1.3");
     const signed13 = (await zkCliGet(server, specPath)) ?? "";
     expect(JSON.parse(signed13).signature).toBeDefined();
@@ -165,6 +180,7 @@ describe("signed releases", () => {
     // 3. Changed after signing: zkCli rewrites the deploy command, keeping the signature.
     const laxRan = ran(lax);
     await refused(
+      "1.3.1",
       async () => {
         const spec = JSON.parse(signed13);
         spec.deployCmd = "echo pwned >> RAN; echo %(version)s > VERSION";
@@ -173,20 +189,29 @@ describe("signed releases", () => {
         expect(await zkCliSet(server, specPath, JSON.stringify(spec))).toBe(true);
       },
       "does not match its contents",
-      "tampered",
     );
     expect(expectOk(await cli(["status", "web"])).stdout).toContain("SIGNATURE DOES NOT MATCH");
     await waitFor(() => ran(lax).includes("pwned"), 20_000, "the lax agent to run the tampered release (it trusts anything)");
     expect(laxRan).not.toContain("pwned");
 
+    // CI publishes next: signing on top of the tampered spec would sign the attacker's
+    // deploy-cmd, so it is refused until every command is given again.
+    const onTampered = await cli(["app", "create", "web", "1.4", "--sign-key", trusted.key]);
+    expect(onTampered.code, show(onTampered)).toBe(1);
+    expect(onTampered.stderr).toContain("was changed after it was signed");
+    const retryTampered = await cli(["app", "retry", "web", "--sign-key", trusted.key]);
+    expect(retryTampered.code, show(retryTampered)).toBe(1);
+
     // A newer trusted release, then 4. the older signed 1.3 written back: a replay.
-    expectOk(await cli(["app", "create", "web", "1.4", "--sign-key", trusted.key]));
+    expectOk(await cli(["app", "create", "web", "1.4", ...EVERY_FIELD, "--sign-key", trusted.key]));
     await untilDeployed(strict, "1.4");
     const signed14 = (await zkCliGet(server, specPath)) ?? "";
-    await refused(async () => void expect(await zkCliSet(server, specPath, signed13)).toBe(true), "older than", "replayed");
+    await refused("1.3", async () => void expect(await zkCliSet(server, specPath, signed13)).toBe(true), "older than");
     expect(version(strict)).toBe("1.4");
 
-    // A deliberate rollback is a new signature: deployed.
+    // A deliberate rollback is a new signature: deployed. (1.4 published again first: the
+    // replayed spec names 1.3 already.)
+    expectOk(await cli(["app", "create", "web", "1.4", "--sign-key", trusted.key]));
     expectOk(await cli(["app", "rollback", "web", "--to", "1.3", "--sign-key", trusted.key]));
     await untilDeployed(strict, "1.3");
     // retry signs too (a new rollout of the same release).
@@ -195,15 +220,12 @@ describe("signed releases", () => {
 
     // Replay protection survives an agent restart (the state directory remembers): 1.4, which
     // this agent ran (no failure of its rollout recorded), written back after the rollback.
+    await untilState(connect, "strict", "current");
     await strict.stop();
     const again = await agents.start({ connect, hostId: "strict", dir: strict.dir, args: ["--trusted-key", trusted.pub] });
     await again.waitForLog(/agent started/, 20_000);
-    const before = ran(again);
-    expect(await zkCliSet(server, specPath, signed14)).toBe(true);
-    const error = await untilRefused(connect, "strict");
-    expect(error).toContain("older than");
-    expect(ran(again)).toBe(before);
     expect(again.output).toContain(`trustedKeys=${trusted.fingerprint}`);
+    await refused("1.4", async () => void expect(await zkCliSet(server, specPath, signed14)).toBe(true), "older than", again);
   });
 
   test("pause, set-slots and promote keep a release's signature; a retry without the key drops it", async () => {
