@@ -8,10 +8,10 @@ import { join } from "node:path";
 import { startZooKeeper } from "../test/harness/zookeeper.ts";
 import { type PeerResult, ansibleRollout, ensureAnsible } from "./bench/ansible.ts";
 import { type Footprint, measureFootprint } from "./bench/footprint.ts";
-import { publishToFirstDeploy, zkWriteRtt } from "./bench/latency.ts";
+import { publishToFirstDeploy, publishToFirstDeploySamples, zkWriteRtt } from "./bench/latency.ts";
 import { type RolloutResult, inProcessRollout, processRollout } from "./bench/rollout.ts";
-import type { Quantiles } from "./bench/stats.ts";
-import { type Transport, connectTime, plainTransport, tlsTransport } from "./bench/transport.ts";
+import { type Quantiles, quantiles } from "./bench/stats.ts";
+import { type Transport, connectTimes, plainTransport, tlsTransport } from "./bench/transport.ts";
 import { makePki } from "../test/harness/certs.ts";
 
 interface TlsCost {
@@ -54,26 +54,36 @@ if (!existsSync(binary)) {
   }
 }
 
-/** Plain against TLS on the same server, interleaved so that drift on a shared machine hits both. */
+/**
+ * Plain against TLS on the same server. Both are warmed up first (the JVM compiles its TLS code
+ * on the first handshakes), then measured in alternating rounds, so drift on a shared machine
+ * hits both alike; samples of a transport are pooled across its rounds.
+ */
 async function measureTlsCost(secure: Transport): Promise<TlsCost[]> {
   const transports = [plainTransport(server), secure];
-  const costs: TlsCost[] = [];
+  const rounds = quick ? 2 : 3;
+  const pooled = transports.map(() => ({ connect: [] as number[], latency: [] as number[], ratios: [] as number[] }));
+  say("tls: warm-up, plain and TLS…");
   for (const transport of transports) {
-    say(`tls: ${transport.name}: connect time, publish → first deploy…`);
-    costs.push({
-      transport: transport.name,
-      connectMs: await connectTime(transport, quick ? 20 : 50),
-      publishToFirstDeployMs: await publishToFirstDeploy(server, quick ? 20 : 50, transport),
-      rolloutRatios: [],
-    });
+    await connectTimes(transport, 20);
+    await publishToFirstDeploySamples(server, 5, transport);
   }
-  for (let round = 0; round < (quick ? 1 : 3); round++) {
+  for (let round = 0; round < rounds; round++) {
     for (const [i, transport] of transports.entries()) {
-      say(`tls: ${transport.name}: rollout, 100 in-process agents, 10 slots…`);
-      costs[i]?.rolloutRatios.push((await inProcessRollout(server, 100, 10, 200, transport)).ratio);
+      say(`tls: round ${round + 1}/${rounds}, ${transport.name}: connect, publish → first deploy, rollout of 100 in-process agents…`);
+      const into = pooled[i];
+      if (!into) continue;
+      into.connect.push(...(await connectTimes(transport, quick ? 10 : 20)));
+      into.latency.push(...(await publishToFirstDeploySamples(server, quick ? 10 : 20, transport)));
+      into.ratios.push((await inProcessRollout(server, 100, 10, 200, transport)).ratio);
     }
   }
-  return costs;
+  return transports.map((transport, i) => ({
+    transport: transport.name,
+    connectMs: quantiles(pooled[i]?.connect ?? []),
+    publishToFirstDeployMs: quantiles(pooled[i]?.latency ?? []),
+    rolloutRatios: pooled[i]?.ratios ?? [],
+  }));
 }
 
 const started = performance.now();

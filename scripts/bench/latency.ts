@@ -13,6 +13,11 @@ export async function publishToFirstDeploy(
   publishes: number,
   transport: Transport = plainTransport(server),
 ): Promise<Quantiles> {
+  return quantiles(await publishToFirstDeploySamples(server, publishes, transport));
+}
+
+/** The samples of publishToFirstDeploy (ms), to pool runs of one transport. */
+export async function publishToFirstDeploySamples(server: ZooKeeperServer, publishes: number, transport: Transport): Promise<number[]> {
   const options = clientOptions(transport, `/bench-latency-${Math.random().toString(36).slice(2, 8)}`);
   const admin = await ZkClient.connect({ ...options, connectTimeoutMs: 30_000 });
   const hosts = 5;
@@ -30,7 +35,7 @@ export async function publishToFirstDeploy(
       await until(() => fleet.log.times("deploy succeeded").length >= hosts, 60_000, `publish ${i}`);
       samples.push(Math.min(...fleet.log.times("deploy started")) - t0);
     }
-    return quantiles(samples);
+    return samples;
   } finally {
     await fleet.stop();
     await admin.deleteRecursive("/apps").catch(() => undefined);

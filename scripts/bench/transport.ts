@@ -2,7 +2,6 @@ import { readFileSync } from "node:fs";
 import { ZkClient, type ZkClientOptions } from "../../src/zk/client.ts";
 import type { Pki } from "../../test/harness/certs.ts";
 import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
-import { type Quantiles, quantiles } from "./stats.ts";
 
 /** How a benchmark's clients reach ZooKeeper: its plain client port, or its secure port with
  *  a client certificate (mutual TLS). Measured side by side in one run (`bench --tls`). */
@@ -29,8 +28,8 @@ export function clientOptions(transport: Transport, chroot: string): Pick<ZkClie
   return { connectString: transport.servers + chroot, ...(transport.tls ? { tls: transport.tls } : {}) };
 }
 
-/** connect() → session established, then close; `samples` times. */
-export async function connectTime(transport: Transport, samples: number): Promise<Quantiles> {
+/** connect() → session established, then close; `samples` times (ms each). */
+export async function connectTimes(transport: Transport, samples: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < samples; i++) {
     const t0 = performance.now();
@@ -38,5 +37,5 @@ export async function connectTime(transport: Transport, samples: number): Promis
     times.push(performance.now() - t0);
     await zk.close();
   }
-  return quantiles(times);
+  return times;
 }
