@@ -66,7 +66,7 @@ async function measureTlsCost(secure: Transport): Promise<TlsCost[]> {
   say("tls: warm-up, plain and TLS…");
   for (const transport of transports) {
     await connectTimes(transport, 20);
-    await publishToFirstDeploySamples(server, 5, transport);
+    await publishToFirstDeploySamples(transport, 5);
   }
   for (let round = 0; round < rounds; round++) {
     for (const [i, transport] of transports.entries()) {
@@ -74,7 +74,7 @@ async function measureTlsCost(secure: Transport): Promise<TlsCost[]> {
       const into = pooled[i];
       if (!into) continue;
       into.connect.push(...(await connectTimes(transport, quick ? 10 : 20)));
-      into.latency.push(...(await publishToFirstDeploySamples(server, quick ? 10 : 20, transport)));
+      into.latency.push(...(await publishToFirstDeploySamples(transport, quick ? 10 : 20)));
       into.ratios.push((await inProcessRollout(server, 100, 10, 200, transport)).ratio);
     }
   }

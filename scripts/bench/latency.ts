@@ -13,11 +13,11 @@ export async function publishToFirstDeploy(
   publishes: number,
   transport: Transport = plainTransport(server),
 ): Promise<Quantiles> {
-  return quantiles(await publishToFirstDeploySamples(server, publishes, transport));
+  return quantiles(await publishToFirstDeploySamples(transport, publishes));
 }
 
 /** The samples of publishToFirstDeploy (ms), to pool runs of one transport. */
-export async function publishToFirstDeploySamples(server: ZooKeeperServer, publishes: number, transport: Transport): Promise<number[]> {
+export async function publishToFirstDeploySamples(transport: Transport, publishes: number): Promise<number[]> {
   const options = clientOptions(transport, `/bench-latency-${Math.random().toString(36).slice(2, 8)}`);
   const admin = await ZkClient.connect({ ...options, connectTimeoutMs: 30_000 });
   const hosts = 5;
