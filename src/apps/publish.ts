@@ -3,8 +3,7 @@ import { AppSpec as AppSpecSchema } from "../config/app-spec.ts";
 import { encodeZnode, salvageField } from "../config/decode.ts";
 import { InvalidDataError, UsageError } from "../config/errors.ts";
 import { Version } from "../config/names.ts";
-import type { FailureBudget } from "../config/budget.ts";
-import type { Slots } from "../config/slots.ts";
+import type { AppAttributes } from "../config/app-attributes.ts";
 import { firstLine } from "../text/printable.ts";
 import { repairTreeLayout } from "../zk/app-layout.ts";
 import type { ZkClient } from "../zk/client.ts";
@@ -16,27 +15,7 @@ import { type MutationContext, historyEntry, newRolloutId, updateApp } from "./m
 import { type AppNode, readAppNode } from "./read-app.ts";
 import { assertSignableBasis, sealRelease, vouchedBy } from "./release-signature.ts";
 
-/**
- * Attributes `app create` may set; anything undefined keeps its current value, null removes an
- * optional one (`--verify-cmd ""`, `--health-cmd ""`, …).
- */
-export interface AppAttributes {
-  slots?: Slots;
-  getVersionCmd?: string;
-  deployCmd?: string;
-  verifyCmd?: string | null;
-  healthCmd?: string | null;
-  healthIntervalMs?: number;
-  healthTimeoutMs?: number;
-  minHealthyMs?: number;
-  drainCmd?: string | null;
-  undrainCmd?: string | null;
-  slotIncrement?: number;
-  maxSlots?: Slots | null;
-  groups?: string[];
-  maxFailures?: FailureBudget;
-  deployTimeoutSec?: number;
-}
+export type { AppAttributes };
 
 /** `spec` with `attributes` applied: given ones set, null ones removed, the rest kept. */
 function applyAttributes(spec: AppSpec, attributes: AppAttributes): AppSpec {
@@ -140,18 +119,72 @@ async function publishExisting(
         `app "${app}" was published concurrently by ${current.updatedBy} (now ${current.version}); not overwriting — re-run to publish ${version} on top`,
       );
     }
-    // Signing on top of a spec this key did not sign: only with every command and the groups
-    // given (nothing inherited), and without its version as the one to roll back to.
-    const fresh = ctx.signer !== undefined && !vouchedBy(app, current, ctx.signer);
-    if (fresh && !givesEverySignedField(attributes)) assertSignableBasis(app, current, ctx.signer, "publishing on top of it");
-    // Publishing the version already live (a re-run CI job) must not make it its own previous
-    // version: rollback would have nowhere to go.
-    const previous = version === current.version ? {} : { previousVersion: current.version };
-    const base = fresh ? withoutPreviousVersion(current) : current;
-    const spec = applyAttributes(startRollout(base, { version, ...(fresh ? {} : previous) }, rollout, ctx.now()), attributes);
+    const spec = publishedSpec(current, { app, version, attributes, rollout }, ctx);
     const detail = [canaryDetail(rollout).detail, describeChanges(current, spec)].filter(Boolean).join("; ");
     return { spec, history: { action: "publish", from: current.version, to: version, ...(detail ? { detail } : {}) } };
   });
+}
+
+/** The spec a publish writes on top of `current` (before updateApp stamps and seals it). */
+function publishedSpec(current: AppSpec, { app, version, attributes, rollout }: PublishRequest, ctx: MutationContext): AppSpec {
+  // Signing on top of a spec this key did not sign: only with every command and the groups
+  // given (nothing inherited), and without its version as the one to roll back to.
+  const fresh = ctx.signer !== undefined && !vouchedBy(app, current, ctx.signer);
+  if (fresh && !givesEverySignedField(attributes)) assertSignableBasis(app, current, ctx.signer, "publishing on top of it");
+  // Publishing the version already live (a re-run CI job) must not make it its own previous
+  // version: rollback would have nowhere to go.
+  const previous = version === current.version ? {} : { previousVersion: current.version };
+  const base = fresh ? withoutPreviousVersion(current) : current;
+  return applyAttributes(startRollout(base, { version, ...(fresh ? {} : previous) }, rollout, ctx.now()), attributes);
+}
+
+/** What `app create --dry-run` shows: the spec publishApp would write now, and on top of what. */
+export interface PublishPlan {
+  spec: AppSpec;
+  /** "create": no app yet; "replace": its stored spec is invalid; "publish": on top of `current`. */
+  kind: "create" | "replace" | "publish";
+  current?: AppSpec;
+}
+
+/**
+ * The spec publishApp would write, computed from one read and written nowhere. The same rules
+ * (and the same refusals: a create without its commands, a signed publish on an unsigned basis)
+ * as the real publish; a concurrent change after the read can make the real one differ.
+ */
+export async function planPublish(
+  zk: ZkClient,
+  app: string,
+  version: string,
+  attributes: AppAttributes,
+  ctx: MutationContext,
+  rollout: RolloutOptions = {},
+): Promise<PublishPlan> {
+  const request: PublishRequest = { app, version, attributes, rollout };
+  let node: AppNode;
+  try {
+    node = await readAppNode(zk, app);
+  } catch (error) {
+    if (!(error instanceof AppNotFoundError)) throw error;
+    return { spec: freshSpec(request, requireCommands(request), ctx), kind: "create" };
+  }
+  if (node.invalid) {
+    const { getVersionCmd, deployCmd } = attributes;
+    if (getVersionCmd === undefined || deployCmd === undefined) throw node.invalid;
+    const salvaged = salvageField(node.data, "version", Version);
+    const previousVersion = salvaged === version ? undefined : salvaged;
+    return { spec: freshSpec(request, { getVersionCmd, deployCmd }, ctx, previousVersion), kind: "replace" };
+  }
+  const now = ctx.now();
+  const stamped = { ...publishedSpec(node.spec, request, ctx), updatedAt: now.toISOString(), updatedBy: ctx.actor };
+  return { spec: sealRelease(app, node.spec, stamped, ctx.signer, now), kind: "publish", current: node.spec };
+}
+
+/** The two commands a new app needs; a UsageError naming the missing one. */
+function requireCommands({ app, attributes }: PublishRequest): { getVersionCmd: string; deployCmd: string } {
+  const { getVersionCmd, deployCmd } = attributes;
+  if (getVersionCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --get-version-cmd is required to create it`);
+  if (deployCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --deploy-cmd is required to create it`);
+  return { getVersionCmd, deployCmd };
 }
 
 /** Every command (a value, or null: none) and the groups given: the release inherits nothing. */
@@ -165,11 +198,8 @@ function withoutPreviousVersion(spec: AppSpec): AppSpec {
 }
 
 async function createApp(zk: ZkClient, request: PublishRequest, ctx: MutationContext): Promise<AppSpec> {
-  const { app, version, attributes, rollout } = request;
-  const { getVersionCmd, deployCmd } = attributes;
-  if (getVersionCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --get-version-cmd is required to create it`);
-  if (deployCmd === undefined) throw new UsageError(`app "${app}" does not exist yet: --deploy-cmd is required to create it`);
-  const spec = freshSpec(request, { getVersionCmd, deployCmd }, ctx);
+  const { app, version, rollout } = request;
+  const spec = freshSpec(request, requireCommands(request), ctx);
   await repairTreeLayout(zk);
   const txn = zk.transaction().create(appPath(app), encodeZnode(AppSpecSchema, spec));
   for (const dir of appSubdirs(app)) txn.create(dir);

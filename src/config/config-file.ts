@@ -3,8 +3,9 @@ import { firstIssue } from "./decode.ts";
 import { UsageError } from "./errors.ts";
 import { printable, quote } from "../text/printable.ts";
 import { readSmallFile } from "./small-file.ts";
-import { AppName, GroupName, HostId } from "./names.ts";
+import { AppName, GroupName, HostId, NAME_PATTERN } from "./names.ts";
 import { oneOf } from "./rules.ts";
+import { type AppAttributes, parseAppTable } from "./app-attributes.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/conveyor/conveyor.toml";
 export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
@@ -44,6 +45,8 @@ export const ConfigFile = strict({
       key: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
     }),
   ),
+  /** Per-app defaults of `app create`: `[apps.defaults]` and `[apps.<name>]` (checked by appDefaults). */
+  apps: v.optional(v.record(v.string(), v.record(v.string(), v.unknown(), "must be a table"), "must be a table")),
   agent: v.optional(
     strict({
       hostId: v.optional(HostId),
@@ -78,7 +81,36 @@ export async function loadConfigFile(explicitPath: string | undefined): Promise<
   }
   const result = v.safeParse(ConfigFile, parsed);
   if (!result.success) throw new UsageError(`config file ${shown}: ${firstIssue(result.issues)}`);
+  try {
+    appDefaults(result.output, "-");
+  } catch (error) {
+    if (error instanceof UsageError) throw new UsageError(`config file ${shown}: ${error.message}`);
+    throw error;
+  }
   return { path, config: result.output };
+}
+
+/** The table of per-app defaults every app gets. */
+export const APP_DEFAULTS_TABLE = "defaults";
+
+/**
+ * What the config file sets for `app create <app>`: `[apps.defaults]`, then `[apps.<app>]`
+ * over it; each table's attributes apart, so a dry run can say where a value came from.
+ * Called on every load with no app, so a bad key or value in any table fails every command,
+ * as the rest of the file does. An app named "defaults" gets `[apps.defaults]` only.
+ */
+export function appDefaults(config: ConfigFile, app: string): { table: string; attributes: AppAttributes }[] {
+  const layers: { table: string; attributes: AppAttributes }[] = [];
+  for (const [name, values] of Object.entries(config.apps ?? {})) {
+    const table = `[apps.${name}]`;
+    if (name !== APP_DEFAULTS_TABLE && !NAME_PATTERN.test(name)) {
+      throw new UsageError(`${quote(table)}: not a valid app name (letters, digits, ".", "_", "-")`);
+    }
+    const attributes = parseAppTable(values, table);
+    if (name === APP_DEFAULTS_TABLE) layers.unshift({ table, attributes });
+    else if (name === app) layers.push({ table, attributes });
+  }
+  return layers;
 }
 
 function describe(error: unknown): string {

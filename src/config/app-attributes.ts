@@ -1,17 +1,41 @@
-import { MAX_DEPLOY_TIMEOUT_SEC, MAX_GATE_MS, MIN_HEALTH_INTERVAL_MS } from "../config/app-spec.ts";
-import { BUDGET_RULE, type FailureBudget, parseFailureBudget } from "../config/budget.ts";
-import { UsageError } from "../config/errors.ts";
-import { parseCommand, parseCount, parseDurationInput, parseGroups, parseSlotsInput } from "../config/parse-input.ts";
-import type { AppAttributes } from "../apps/publish.ts";
+import { MAX_DEPLOY_TIMEOUT_SEC, MAX_GATE_MS, MIN_HEALTH_INTERVAL_MS } from "./app-spec.ts";
+import { BUDGET_RULE, type FailureBudget, parseFailureBudget } from "./budget.ts";
+import { UsageError } from "./errors.ts";
+import { parseCommand, parseCount, parseDurationInput, parseGroups, parseSlotsInput } from "./parse-input.ts";
+import type { Slots } from "./slots.ts";
 import { quote } from "../text/printable.ts";
-import type { OptionSpec } from "./command.ts";
+
+/**
+ * Attributes `app create` may set; anything undefined keeps its current value, null removes an
+ * optional one (`--verify-cmd ""`, `--health-cmd ""`, …).
+ */
+export interface AppAttributes {
+  slots?: Slots;
+  getVersionCmd?: string;
+  deployCmd?: string;
+  verifyCmd?: string | null;
+  healthCmd?: string | null;
+  healthIntervalMs?: number;
+  healthTimeoutMs?: number;
+  minHealthyMs?: number;
+  drainCmd?: string | null;
+  undrainCmd?: string | null;
+  slotIncrement?: number;
+  maxSlots?: Slots | null;
+  groups?: string[];
+  maxFailures?: FailureBudget;
+  deployTimeoutSec?: number;
+}
 
 /**
  * One app attribute as `app create` takes it: the flag (cac syntax), its help, and how its text
  * becomes the attribute (a UsageError naming the flag and the value otherwise). The one list
- * the flags, their help and their parsing come from.
+ * the flags, their help, their parsing and the config file's `[apps.*]` keys come from.
  */
-interface AttributeOption<K extends keyof AppAttributes> extends OptionSpec {
+interface AttributeOption<K extends keyof AppAttributes> {
+  /** cac syntax, e.g. "--slots <n>". */
+  flag: string;
+  description: string;
   key: K;
   parse: (text: string, flag: string) => AppAttributes[K];
 }
@@ -121,13 +145,52 @@ function parseBudgetInput(text: string, flag: string): FailureBudget {
   return budget;
 }
 
+/** "--get-version-cmd <cmd>" → "--get-version-cmd". */
+const flagName = (option: { flag: string }): string => option.flag.split(" ")[0] ?? option.flag;
+
 /** The attributes given on the command line, read with `read(name)` ("slots" for --slots). */
 export function readAppAttributes(read: (name: string) => string | undefined): AppAttributes {
   const attributes: Record<string, unknown> = {};
   for (const option of APP_ATTRIBUTE_OPTIONS) {
-    const flag = option.flag.split(" ")[0] ?? option.flag;
+    const flag = flagName(option);
     const text = read(flag.slice(2));
     if (text !== undefined) attributes[option.key] = option.parse(text, flag);
   }
   return attributes as AppAttributes;
+}
+
+/** The config file's key of an attribute: its flag in camelCase ("--get-version-cmd" → "getVersionCmd"). */
+export const configKey = (option: { flag: string }): string =>
+  flagName(option)
+    .slice(2)
+    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Every key an `[apps.defaults]` or `[apps.<name>]` table may hold. */
+export const APP_CONFIG_KEYS: readonly string[] = APP_ATTRIBUTE_OPTIONS.map(configKey);
+
+/**
+ * The attributes of one `[apps.*]` table of the config file, parsed exactly as their flags are
+ * (a number may be written bare, `groups` as an array). `table` names the table in errors, e.g.
+ * `[apps.web]`; an unknown key or a bad value is a UsageError naming both.
+ */
+export function parseAppTable(values: Record<string, unknown>, table: string): AppAttributes {
+  const attributes: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(values)) {
+    const option = APP_ATTRIBUTE_OPTIONS.find((o) => configKey(o) === key);
+    const label = `${table} ${key}`;
+    if (!option) throw new UsageError(`${label}: unknown key (use ${APP_CONFIG_KEYS.join(", ")})`);
+    attributes[option.key] = option.parse(tomlText(value, label), label);
+  }
+  return attributes as AppAttributes;
+}
+
+/** A TOML value as the text its flag would take: strings as they are, numbers bare, arrays of
+ *  strings comma-joined (groups); anything else is refused. */
+function tomlText(value: unknown, label: string): string {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (Array.isArray(value) && value.every((x) => typeof x === "string")) return value.join(",");
+  throw new UsageError(
+    `invalid ${label} ${quote(JSON.stringify(value) ?? String(value))}: must be a string${label.endsWith(" groups") ? " or an array of strings" : " or a number"}`,
+  );
 }
