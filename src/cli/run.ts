@@ -10,6 +10,7 @@ import { status } from "./commands/status.ts";
 import { agent } from "./commands/agent.ts";
 import { aclInit, aclShow } from "./commands/acl.ts";
 import { keygen } from "./commands/keygen.ts";
+import { hostForget, hostList, hostShow } from "./commands/host.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
 import { globalOptionTakesValue } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
@@ -30,7 +31,7 @@ const APP_COMMANDS: CommandSpec[] = [
 ];
 
 /** Top-level words; a group word ("app") hands the rest of argv to its own command set. */
-const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS, acl: [aclInit, aclShow] };
+const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS, host: [hostList, hostShow, hostForget], acl: [aclInit, aclShow] };
 const TOP_COMMANDS: CommandSpec[] = [
   agent,
   status,

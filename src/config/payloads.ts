@@ -62,6 +62,8 @@ export const HISTORY_ACTIONS = [
   "delete",
   /** `app create` replaced a spec that failed validation (detail: why it was invalid). */
   "repaired",
+  /** `host forget` removed a decommissioned host's status and markers (to: the host). */
+  "forget-host",
 ] as const;
 
 /** /apps/<app>/history/h-N. */
