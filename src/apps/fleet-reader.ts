@@ -230,8 +230,13 @@ export class FleetReader {
   private async decode<S extends v.GenericSchema>(path: string, schema: S, invalid?: string): Promise<Decoded<v.InferOutput<S>> | null> {
     if (invalid) return { error: invalid };
     try {
-      const { data } = await this.zk.get(path, this.watch);
-      return { value: decodeZnode(schema, data, path) };
+      const { data, stat } = await this.zk.get(path, this.watch);
+      try {
+        return { value: decodeZnode(schema, data, path), zxid: stat.mzxid };
+      } catch (error) {
+        if (error instanceof InvalidDataError) return { error: error.reason, zxid: stat.mzxid };
+        throw error;
+      }
     } catch (error) {
       if (isNoNode(error)) return null;
       if (error instanceof InvalidDataError) return { error: error.reason };

@@ -30,6 +30,8 @@ export interface HostView {
   healthyForMs?: number;
   /** drain-cmd ran and undrain-cmd did not: out of rotation. */
   drained?: boolean;
+  /** ZooKeeper's id of the transaction that wrote this status: events' `seq`. */
+  zxid?: number;
 }
 
 export interface AppView {
@@ -59,6 +61,12 @@ export interface AppView {
   failedHosts: string[];
   /** Whether the current release is signed, by which key, and whether the signature is intact. */
   release: ReleaseSigning;
+  /** A canary rollout: how many hosts, and whether it was promoted. */
+  canary?: { hosts: number; auto: boolean; promoted: boolean };
+  /** The newest ZooKeeper transaction among the app's spec and host statuses, and the spec's
+   *  own: events' `seq` (a rollout's end, and a change of the spec). */
+  zxid?: number;
+  specZxid?: number;
 }
 
 export interface AgentView {
@@ -79,7 +87,7 @@ export interface FleetStatus {
 }
 
 /** A node read back from ZooKeeper: its validated payload, or why it failed validation. */
-export type Decoded<T> = { value: T; error?: undefined } | { value?: undefined; error: string };
+export type Decoded<T> = { value: T; error?: undefined; zxid?: number } | { value?: undefined; error: string; zxid?: number };
 
 export interface RawApp {
   name: string;
@@ -146,7 +154,7 @@ function buildAppView(
   const hosts: HostView[] = [];
   for (const { host, status } of app.hosts) {
     if (untargetedHosts.has(host)) continue;
-    if (status.value) hosts.push(hostView(host, status.value, online.has(host), positions.get(host), now));
+    if (status.value) hosts.push(hostView(host, status.value, online.has(host), positions.get(host), now, status.zxid));
     else invalid.push({ path: hostStatusPath(app.name, host), error: status.error });
   }
   const reported = new Set(app.hosts.map((h) => h.host));
@@ -156,6 +164,7 @@ function buildAppView(
   const failureBudget = resolveFailureBudget(spec.maxFailures, app.hosts.length);
   const halted = failuresThisRollout > failureBudget;
   const gate = healthGate(spec);
+  const zxids = [app.spec.zxid, ...hosts.map((h) => h.zxid)].filter((z): z is number => z !== undefined);
   return {
     name: app.name,
     version: spec.version,
@@ -174,10 +183,22 @@ function buildAppView(
     untargetedHosts: app.hosts.map((h) => h.host).filter((h) => untargetedHosts.has(h)),
     failedHosts: rolloutHosts(app.failures, spec.rolloutId),
     release: describeSigning(app.name, spec),
+    ...(spec.canary === undefined
+      ? {}
+      : { canary: { hosts: spec.canary, auto: spec.canaryAuto === true, promoted: spec.promoted === true } }),
+    ...(zxids.length === 0 ? {} : { zxid: Math.max(...zxids) }),
+    ...(app.spec.zxid === undefined ? {} : { specZxid: app.spec.zxid }),
   };
 }
 
-function hostView(host: string, status: HostStatus, isOnline: boolean, position: number | undefined, now: number): HostView {
+function hostView(
+  host: string,
+  status: HostStatus,
+  isOnline: boolean,
+  position: number | undefined,
+  now: number,
+  zxid: number | undefined,
+): HostView {
   // Without a presence node the last report may be stale: the host shows as offline, and its
   // `version` still says what it last ran.
   const state: HostState = isOnline ? status.state : "offline";
@@ -199,6 +220,7 @@ function hostView(host: string, status: HostStatus, isOnline: boolean, position:
       ? {}
       : { healthySince: status.healthySince, healthyForMs: Math.max(0, now - Date.parse(status.healthySince)) }),
     ...(status.drained ? { drained: true } : {}),
+    ...(zxid === undefined ? {} : { zxid }),
   };
 }
 

@@ -11,6 +11,7 @@ import { agent } from "./commands/agent.ts";
 import { aclInit, aclShow } from "./commands/acl.ts";
 import { keygen } from "./commands/keygen.ts";
 import { hostForget, hostList, hostShow } from "./commands/host.ts";
+import { events } from "./commands/events.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
 import { globalOptionTakesValue } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
@@ -35,6 +36,7 @@ const GROUPS: Record<string, CommandSpec[]> = { app: APP_COMMANDS, host: [hostLi
 const TOP_COMMANDS: CommandSpec[] = [
   agent,
   status,
+  events,
   keygen,
   ...Object.keys(GROUPS).map(
     (word): CommandSpec => ({

@@ -37,6 +37,9 @@ export interface NodeStat {
   mtimeMs: number;
   /** The transaction that created the node (hex): differs once a node was deleted and created again. */
   czxid: string;
+  /** The transaction that last changed the node's data: ZooKeeper's global order of changes
+   *  (epoch in the high 32 bits; exact as a number while the epoch is below 2^21). */
+  mzxid: number;
 }
 
 export interface DigestCredential {

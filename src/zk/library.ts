@@ -45,5 +45,6 @@ export function toStat(stat: zookeeper.Stat): NodeStat {
     ctimeMs: Number(Buffer.from(stat.ctime).readBigInt64BE()),
     mtimeMs: Number(Buffer.from(stat.mtime).readBigInt64BE()),
     czxid: Buffer.from(stat.czxid).toString("hex"),
+    mzxid: Number(Buffer.from(stat.mzxid).readBigInt64BE()),
   };
 }
