@@ -10,6 +10,7 @@ import { AppWorker } from "./app-worker.ts";
 import type { CommandRunner } from "./command-runner.ts";
 import { DeployJournal, commandAlive } from "./deploy-journal.ts";
 import type { Logger } from "./logger.ts";
+import type { AgentObserver } from "./agent-metrics.ts";
 import { ReleaseTrust } from "./release-trust.ts";
 import type { TrustedKey } from "../config/signing-keys.ts";
 
@@ -33,6 +34,8 @@ export interface AgentDeps {
   runner: CommandRunner;
   logger: Logger;
   now: () => Date;
+  /** Told every app's reports and queue positions (`--metrics-listen`). */
+  observer?: AgentObserver;
 }
 
 /** Another live agent holds our host id (its presence node is owned by another session). */
@@ -309,6 +312,7 @@ export class Agent {
         killSignal: this.killController.signal,
         journal: this.journal,
         releases: this.releases,
+        ...(this.deps.observer ? { observer: this.deps.observer } : {}),
       });
       this.workers.set(app, worker);
       const previous = this.retiring.get(app);

@@ -10,6 +10,7 @@ import { AppCommands, type AppCommandsDeps, type ProbeOutcome } from "./app-comm
 import { type JournalEntry, commandAlive, waitForOrphan } from "./deploy-journal.ts";
 import { type DeployStepsDeps, deployAndReport, finishAdmission } from "./deploy-steps.ts";
 import { HostReporter, type Report } from "./host-reporter.ts";
+import type { AgentObserver } from "./agent-metrics.ts";
 import { MissingNodeRetries, layoutUsable } from "./layout-repair.ts";
 import { SlotKeeper } from "./slot-keeper.ts";
 import { type Logger, withFields } from "./logger.ts";
@@ -25,6 +26,8 @@ export interface WorkerDeps extends Omit<AppCommandsDeps, "log"> {
   targeting: AgentTargeting;
   /** Which releases this agent may run at all (signatures, replays); undefined: any. */
   releases?: ReleaseTrust;
+  /** Told this worker's reports and queue positions (metrics). */
+  observer?: AgentObserver;
 }
 
 /**
@@ -70,9 +73,16 @@ export class AppWorker {
   ) {
     this.log = withFields(deps.logger, { app, host: deps.host });
     this.missingNodes = new MissingNodeRetries(deps.zk, app, this.log);
-    this.reporter = new HostReporter(deps.zk, app, deps.host, deps.now, () => layoutUsable(deps.zk, app, this.log));
+    this.reporter = new HostReporter(
+      deps.zk,
+      app,
+      deps.host,
+      deps.now,
+      () => layoutUsable(deps.zk, app, this.log),
+      (report) => deps.observer?.reported(app, report),
+    );
     this.verdicts = new RolloutVerdicts(this.reporter, this.log);
-    this.slots = new SlotKeeper(deps.zk, app, deps.host, this.log);
+    this.slots = new SlotKeeper(deps.zk, app, deps.host, this.log, (position) => deps.observer?.waiting(app, position));
     this.commands = new AppCommands(app, { ...deps, log: this.log });
     this.specWatch = new SpecWatch(deps.zk, app, this.log, {
       // Deleted and created again before the agent noticed the deletion: a deploy still running

@@ -36,6 +36,8 @@ export class HostReporter {
     private readonly host: string,
     private readonly now: () => Date,
     private readonly repairLayout: RepairLayout,
+    /** Told every report as it is made (metrics); must not throw. */
+    private readonly observe: (report: Report) => void = () => undefined,
   ) {}
 
   get lastState(): StoredHostState | undefined {
@@ -54,6 +56,7 @@ export class HostReporter {
     // The same report again: the caller shares the outcome of the write already made for it
     // (a failure included — a caller must never see success for a write that failed).
     if (this.last?.key === key) return this.last.write;
+    this.observe(report);
     const since = this.last?.state === report.state ? this.last.since : at;
     const status: HostStatus = { ...report, since, updatedAt: at };
     const data = encodeZnode(HostStatus, { ...status, outputTail: clip(status.outputTail, 8_192), error: clip(status.error, 4_096) });

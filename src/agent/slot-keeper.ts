@@ -24,6 +24,7 @@ export class SlotKeeper {
     private readonly app: string,
     private readonly host: string,
     private readonly log: Logger,
+    onPosition: (position: number) => void = () => undefined,
   ) {
     this.semaphore = new Semaphore({
       zk,
@@ -31,7 +32,10 @@ export class SlotKeeper {
       leasesDir: leasesDir(app),
       owner: host,
       readAdmission: appAdmission(zk, app, host),
-      onWaiting: (position, reason) => log.debug("waiting for a slot", { app, position, reason }),
+      onWaiting: (position, reason) => {
+        log.debug("waiting for a slot", { app, position, reason });
+        onPosition(position);
+      },
     });
   }
 

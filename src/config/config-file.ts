@@ -56,6 +56,8 @@ export const ConfigFile = strict({
       stateDir: v.optional(v.pipe(v.string(), v.minLength(1))),
       apps: v.optional(v.array(AppName)),
       allowCommands: v.optional(v.array(AllowPattern)),
+      /** Where to serve Prometheus metrics (HOST:PORT); unset: not served. */
+      metricsListen: v.optional(v.pipe(v.string(), v.minLength(1, "must be HOST:PORT"))),
       /** Public keys (PEM files) of release signers; set: run only releases signed by one. */
       trustedKeys: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1, "must be a path"))), v.maxLength(64))),
     }),

@@ -7,7 +7,13 @@ import { parseDurationInput, parseGroups, parseHostId } from "../../config/parse
 import { Agent, DuplicateHostError } from "../../agent/agent.ts";
 import { ShellCommandRunner } from "../../agent/command-runner.ts";
 import { loadTrustedKey } from "../../config/signing-keys.ts";
-import { VERSION } from "../../version.ts";
+import { COMMIT, VERSION } from "../../version.ts";
+import { AgentMetrics } from "../../agent/agent-metrics.ts";
+import { type ListenAddress, parseListenAddress } from "../../config/listen-address.ts";
+import { CONTENT_TYPE, Registry } from "../../metrics/prometheus.ts";
+import type { ZkClient } from "../../zk/client.ts";
+import type { Logger } from "../../agent/logger.ts";
+import { listen, serverUrl } from "../http-server.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { type LogFormat, createLogger } from "../logger.ts";
@@ -26,6 +32,10 @@ export const agent: CommandSpec = {
       flag: "--trusted-key <file>",
       description:
         "Run only releases signed by this public key (FILE.pub of conveyor keygen); repeatable. Replaces agent.trustedKeys of the config file",
+    },
+    {
+      flag: "--metrics-listen <addr>",
+      description: "Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off). Config agent.metricsListen",
     },
     {
       flag: "--state-dir <dir>",
@@ -59,12 +69,15 @@ export const agent: CommandSpec = {
         ? keyFlags.map((path) => loadTrustedKey(path, "--trusted-key"))
         : (file.trustedKeys ?? []).map((path) => loadTrustedKey(path, "agent.trustedKeys in the config file")),
     );
+    const metricsText = o.string("metrics-listen") ?? file.metricsListen;
+    const metricsAddress = metricsText === undefined ? undefined : parseListenAddress(metricsText, "--metrics-listen");
     const logger = createLogger(settings.logLevel, format as LogFormat, (line) => void process.stdout.write(line));
     // SIGHUP's default would kill the agent on the spot and orphan a running deploy. There is
     // nothing to reload (settings are read at start): log it and go on.
     process.on("SIGHUP", () => logger.warn("SIGHUP ignored: the agent has nothing to reload; restart it to apply new settings"));
 
     const zk = await connectZk(ctx, settings, { sessionTimeoutMs });
+    const metrics = metricsAddress === undefined ? undefined : serveAgentMetrics(metricsAddress, metricsText ?? "", zk, logger);
     const daemon = new Agent(
       {
         host,
@@ -77,22 +90,50 @@ export const agent: CommandSpec = {
         stateDir: join(o.string("state-dir") ?? file.stateDir ?? defaultStateDir(ctx.env), host),
         trustedKeys,
       },
-      { zk, runner: new ShellCommandRunner(), logger, now: () => new Date() },
+      { zk, runner: new ShellCommandRunner(), logger, now: () => new Date(), ...(metrics ? { observer: metrics.observer } : {}) },
     );
     try {
       await zk.adoptTreeAcl();
       await daemon.start();
     } catch (error) {
+      metrics?.stop();
       await zk.close();
       if (error instanceof DuplicateHostError) throw new UsageError(error.message);
       throw error;
     }
     await untilSignalled(ctx, daemon, logger.warn);
+    metrics?.stop();
     await zk.close();
     logger.info("agent stopped", { host });
     return ExitCode.ok;
   },
 };
+
+/** The agent's /metrics (AgentMetrics), fed by its ZooKeeper connection states too. */
+function serveAgentMetrics(
+  address: ListenAddress,
+  typed: string,
+  zk: ZkClient,
+  logger: Logger,
+): { observer: AgentMetrics; stop: () => void } {
+  const registry = new Registry();
+  const observer = new AgentMetrics(registry, { version: VERSION, commit: COMMIT });
+  observer.connection("connected");
+  const offState = zk.onState((state) => observer.connection(state));
+  const server = listen(address, `--metrics-listen ${typed}`, (request) =>
+    new URL(request.url).pathname === "/metrics"
+      ? new Response(registry.render(), { headers: { "content-type": CONTENT_TYPE } })
+      : new Response("not found: the metrics are at /metrics\n", { status: 404 }),
+  );
+  logger.info("metrics served", { url: `${serverUrl(server)}/metrics` });
+  return {
+    observer,
+    stop: () => {
+      offState();
+      void server.stop(true);
+    },
+  };
+}
 
 /** First SIGTERM/SIGINT: graceful stop. A second one: kill running deploys, then stop. */
 async function untilSignalled(ctx: CommandContext, daemon: Agent, warn: (m: string) => void): Promise<void> {
