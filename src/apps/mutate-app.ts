@@ -33,6 +33,12 @@ export function newRolloutId(now: Date): string {
   return `r${now.getTime().toString(36)}${randomBytes(4).toString("hex")}`;
 }
 
+/** When a rollout was started (epoch ms), from its id (newRolloutId); undefined for an id not made there. */
+export function rolloutStartedAt(rolloutId: string): number | undefined {
+  const ms = Number.parseInt(rolloutId.slice(1, -8), 36);
+  return /^r[0-9a-z]+[0-9a-f]{8}$/.test(rolloutId) && Number.isSafeInteger(ms) && ms > 0 ? ms : undefined;
+}
+
 export function historyEntry(change: Change["history"], ctx: MutationContext): Buffer {
   return encodeZnode(HistoryEntry, { at: ctx.now().toISOString(), by: ctx.actor, ...change });
 }

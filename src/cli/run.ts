@@ -12,6 +12,7 @@ import { aclInit, aclShow } from "./commands/acl.ts";
 import { keygen } from "./commands/keygen.ts";
 import { hostForget, hostList, hostShow } from "./commands/host.ts";
 import { events } from "./commands/events.ts";
+import { dashboard } from "./commands/dashboard.ts";
 import { ExitCode, describeFailure } from "./exit-codes.ts";
 import { globalOptionTakesValue } from "./global-options.ts";
 import { type Io, processIo } from "./io.ts";
@@ -37,6 +38,7 @@ const TOP_COMMANDS: CommandSpec[] = [
   agent,
   status,
   events,
+  dashboard,
   keygen,
   ...Object.keys(GROUPS).map(
     (word): CommandSpec => ({
