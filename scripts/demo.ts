@@ -33,7 +33,7 @@ import { type AgentProcess, startAgent } from "../test/harness/agent-process.ts"
 import { type Pki, makePki } from "../test/harness/certs.ts";
 import { ensureBinary } from "../test/harness/cli.ts";
 import { signalPid } from "../test/harness/processes.ts";
-import { type ZooKeeperServer, startZooKeeper } from "../test/harness/zookeeper.ts";
+import { type ZooKeeperServer, freePort, startZooKeeper } from "../test/harness/zookeeper.ts";
 
 const DIST = join(resolve(import.meta.dir, ".."), "dist", "conveyor");
 const CHROOT = "/conveyor-demo";
@@ -97,6 +97,7 @@ const started = {
   zk: undefined as ZooKeeperServer | undefined,
   agents: [] as AgentProcess[],
   cli: undefined as Bun.Subprocess | undefined,
+  dashboard: undefined as Bun.Subprocess | undefined,
   root: undefined as string | undefined,
 };
 
@@ -122,6 +123,7 @@ function installSignalHandlers(): void {
   // agents have their own (test/harness/agent-process.ts), which also kills their deploys.
   process.on("exit", () => {
     if (started.cli) signalPid(started.cli.pid, "SIGKILL");
+    if (started.dashboard) signalPid(started.dashboard.pid, "SIGKILL");
     if (started.zk) {
       started.zk.kill("SIGKILL");
       rmSync(started.zk.dataDir, { recursive: true, force: true });
@@ -136,6 +138,12 @@ function unlessInterrupted<T>(promise: Promise<T>): Promise<T> {
 }
 
 async function stopEverything(): Promise<void> {
+  const dashboard = started.dashboard;
+  if (dashboard) {
+    signalPid(dashboard.pid, "SIGTERM");
+    await Promise.race([dashboard.exited, Bun.sleep(5_000)]);
+    started.dashboard = undefined;
+  }
   await Promise.all(started.agents.map((a) => a.stop()));
   await started.zk?.stop(); // removes its data directory
   started.zk = undefined;
@@ -224,6 +232,8 @@ async function main(o: Options): Promise<void> {
   }
   await unlessInterrupted(Promise.all(started.agents.map((a) => a.waitForLog(/agent started/, AGENTS_READY_MS))));
   console.log(`  agents     ${started.agents.map((a) => `${a.hostId} pid ${a.pid}`).join(", ")}: all registered`);
+  const dashboardUrl = await startDashboard(cli);
+  console.log(`  dashboard  ${dashboardUrl}  (open it in a browser: the rollouts below, live)`);
 
   const waves = Math.ceil(o.hosts / o.slots);
   const perWave = o.deploySeconds + o.readySeconds + 1;
@@ -253,11 +263,35 @@ async function main(o: Options): Promise<void> {
   if (o.keep) {
     const hint = (args: string): string => `\n  ${shown([DIST, ...cli.globals])} ${args}`;
     console.log(
-      `\n--keep: ZooKeeper and the agents keep running. In another terminal, try:${hint("status --watch")}` +
+      `\n--keep: ZooKeeper, the agents and the dashboard (${dashboardUrl}) keep running. In another terminal, try:${hint("status --watch")}` +
         `${hint(`app create ${APP} 1.2 --wait`)}${hint(`app set-slots ${APP} 3`)}\nCtrl-C here stops everything.`,
     );
     await interrupted.catch(() => undefined); // the signal is how a kept demo ends: exit 0
   }
+}
+
+/** `conveyor dashboard` on a free loopback port, as the CLI (its identity, with --tls); its URL. */
+async function startDashboard(cli: Cli): Promise<string> {
+  const port = await freePort();
+  const child = Bun.spawn([cli.binary, ...cli.hidden, ...cli.globals, "dashboard", "--listen", `127.0.0.1:${port}`], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { PATH: "/usr/bin:/bin" },
+  });
+  started.dashboard = child;
+  const reader = child.stderr.getReader();
+  let said = "";
+  const ready = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`conveyor dashboard exited: ${said.trim()}`);
+      said += new TextDecoder().decode(value);
+      const url = /dashboard: (http:\/\/\S+\/)/.exec(said)?.[1];
+      if (url) return url;
+    }
+  })();
+  const url = await unlessInterrupted(Promise.race([ready, Bun.sleep(15_000).then(() => Promise.reject(new Error("conveyor dashboard did not start in 15 s")))]));
+  reader.releaseLock();
+  return url;
 }
 
 /**
