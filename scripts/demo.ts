@@ -289,7 +289,9 @@ async function startDashboard(cli: Cli): Promise<string> {
       if (url) return url;
     }
   })();
-  const url = await unlessInterrupted(Promise.race([ready, Bun.sleep(15_000).then(() => Promise.reject(new Error("conveyor dashboard did not start in 15 s")))]));
+  const url = await unlessInterrupted(
+    Promise.race([ready, Bun.sleep(15_000).then(() => Promise.reject(new Error("conveyor dashboard did not start in 15 s")))]),
+  );
   reader.releaseLock();
   return url;
 }
