@@ -50,9 +50,15 @@ export class OrderedDelivery<E extends { seq: number }> {
       if (dropped)
         this.options.warn(`${this.target.name}: dropped event seq ${dropped.seq}: ${this.options.maxQueued} events already waiting`);
     }
-    this.running ??= this.pump().finally(() => {
+    this.kick();
+  }
+
+  /** Starts the pump unless it runs; an event pushed while it was finishing starts it again. */
+  private kick(): void {
+    if (this.running || this.stop.signal.aborted) return;
+    this.running = this.pump().finally(() => {
       this.running = undefined;
-      if (this.queue.length > 0 && !this.stop.signal.aborted) this.running = this.pump();
+      if (this.queue.length > 0) this.kick();
     });
   }
 

@@ -110,6 +110,21 @@ describe("OrderedDelivery", () => {
     expect(warnings).toEqual(["test: event seq 2 refused, skipped: HTTP 400"]);
   });
 
+  test("an event pushed after the queue ran empty (at any microtask) is delivered too", async () => {
+    const r = receiver();
+    r.set(() => ({ ok: true }));
+    const d = new OrderedDelivery<Ev>(r.target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined });
+    d.push({ seq: 1 });
+    // Pushes spread over the microtasks and ticks around the end of the first pump.
+    for (let i = 0; i < 5; i++) queueMicrotask(() => d.push({ seq: 10 + i }));
+    await Promise.resolve();
+    d.push({ seq: 20 });
+    await Bun.sleep(1);
+    d.push({ seq: 21 });
+    expect(await d.close(1_000)).toBe(0);
+    expect(r.accepted).toEqual([1, 10, 11, 12, 13, 14, 20, 21]);
+  });
+
   test("close() gives up after its grace and returns what is left undelivered", async () => {
     const r = receiver();
     const d = new OrderedDelivery<Ev>(r.target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined });
