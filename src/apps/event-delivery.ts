@@ -53,13 +53,17 @@ export class OrderedDelivery<E extends { seq: number }> {
     this.kick();
   }
 
-  /** Starts the pump unless it runs; an event pushed while it was finishing starts it again. */
+  /** Starts the pump unless it runs; an event pushed while it was finishing starts it again.
+   *  The pump starts a microtask later, so `running` is set before any of its code runs (a
+   *  receiver that pushes from inside send() must not start a second pump). */
   private kick(): void {
     if (this.running || this.stop.signal.aborted) return;
-    this.running = this.pump().finally(() => {
-      this.running = undefined;
-      if (this.queue.length > 0) this.kick();
-    });
+    this.running = Promise.resolve()
+      .then(() => this.pump())
+      .finally(() => {
+        this.running = undefined;
+        if (this.queue.length > 0) this.kick();
+      });
   }
 
   get pending(): number {

@@ -110,19 +110,29 @@ describe("OrderedDelivery", () => {
     expect(warnings).toEqual(["test: event seq 2 refused, skipped: HTTP 400"]);
   });
 
-  test("an event pushed after the queue ran empty (at any microtask) is delivered too", async () => {
-    const r = receiver();
-    r.set(() => ({ ok: true }));
-    const d = new OrderedDelivery<Ev>(r.target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined });
-    d.push({ seq: 1 });
-    // Pushes spread over the microtasks and ticks around the end of the first pump.
-    for (let i = 0; i < 5; i++) queueMicrotask(() => d.push({ seq: 10 + i }));
-    await Promise.resolve();
-    d.push({ seq: 20 });
-    await Bun.sleep(1);
-    d.push({ seq: 21 });
-    expect(await d.close(1_000)).toBe(0);
-    expect(r.accepted).toEqual([1, 10, 11, 12, 13, 14, 20, 21]);
+  test("an event pushed while the pump is finishing (at any microtask) is delivered, and so is the next", async () => {
+    // The push lands 0…12 microtasks after the receiver accepted the last queued event: one of
+    // these falls between the pump's end and its clean-up.
+    for (let depth = 0; depth <= 12; depth++) {
+      const accepted: number[] = [];
+      let d: OrderedDelivery<Ev> | undefined;
+      const later = (n: number, f: () => void): void => (n === 0 ? f() : queueMicrotask(() => later(n - 1, f)));
+      const target: DeliveryTarget = {
+        name: "test",
+        async send(body) {
+          const seq = (JSON.parse(body) as Ev).seq;
+          accepted.push(seq);
+          if (seq === 1) later(depth, () => d?.push({ seq: 2 }));
+          return { ok: true };
+        },
+      };
+      d = new OrderedDelivery<Ev>(target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined });
+      d.push({ seq: 1 });
+      await Bun.sleep(1);
+      d.push({ seq: 3 });
+      expect(await d.close(200), `depth ${depth}`).toBe(0);
+      expect(accepted, `depth ${depth}`).toEqual([1, 2, 3]);
+    }
   });
 
   test("close() gives up after its grace and returns what is left undelivered", async () => {
