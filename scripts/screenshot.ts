@@ -1,6 +1,7 @@
 // `bun scripts/screenshot.ts` — the README's dashboard pictures, made from a real rollout: a local
-// ZooKeeper, 8 compiled agents, app "web" with 2 slots and 3 s deploys; 1.0 converges, then 2.0
-// is published and, while hosts are deploying and queued, Debian's chromium takes
+// ZooKeeper, 8 compiled agents; app "jobs" (one host fails its deploy, within the budget) and
+// app "web" with 2 slots and 3 s deploys plus a health gate; 1.0 converges, then 2.0 is
+// published and, while hosts are deploying and queued, Debian's chromium takes
 // docs/dashboard.png (laptop) and docs/dashboard-phone.png (phone). Everything it starts is stopped by PID at the end.
 
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -43,6 +44,15 @@ try {
     agents.push(await startAgent({ connect, hostId: `web-${i}`, dir, sessionTimeout: "4s" }));
   }
   await cli(["app", "wait", "web", "--wait-timeout", "2m"]);
+  await cli([
+    ...["app", "create", "jobs", "7.3.0", "--slots", "4", "--max-failures", "1"],
+    ...["--get-version-cmd", "cat JOBS_VERSION 2>/dev/null || true"],
+    ...[
+      "--deploy-cmd",
+      'if [ %(host)s = web-6 ]; then echo "migration 0042 failed: relation \"jobs_queue\" is locked" >&2; exit 3; fi; echo %(version)s > JOBS_VERSION',
+    ],
+  ]);
+  await cli(["app", "wait", "jobs", "--wait-timeout", "2m"]);
   const port = await freePort();
   dashboard = Bun.spawn([binary, "--zk", connect, "dashboard", "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "ignore", "ignore"] });
   const server = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
@@ -58,14 +68,16 @@ try {
       await Bun.sleep(100);
     }
   }
-  await laptop.waitForSelector('[data-testid="app-state"]:text("CONVERGED")');
+  await laptop.waitForSelector('[data-app="web"] [data-testid="app-state"]:text("CONVERGED")');
   await cli(["app", "create", "web", "2.0"]);
-  // Mid-rollout: two hosts current on 2.0, two deploying or in the health gate, the rest queued.
-  await laptop.waitForFunction(
-    "document.querySelectorAll('[data-state=\"current\"]').length >= 2 && document.querySelectorAll('[data-state=\"queued\"]').length >= 3",
-    undefined,
-    { timeout: 60_000 },
-  );
+  // Mid-rollout: some hosts done on 2.0, some deploying or in the health gate, some queued.
+  const count = (selector: string): Promise<number> => laptop.locator(`[data-app="web"] ${selector}`).count();
+  for (let i = 0; ; i++) {
+    if ((await count(".s-current")) >= 2 && (await count('[data-state="queued"]')) >= 2 && (await count(".s-deploying, .s-verifying")) >= 1)
+      break;
+    if (i > 600) throw new Error("the rollout never reached the state to photograph");
+    await Bun.sleep(50);
+  }
   await laptop.screenshot({ path: join(DOCS, "dashboard.png") });
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
   await phone.goto(`http://127.0.0.1:${port}/`);

@@ -91,7 +91,7 @@ describe("dashboard in a browser", () => {
     await page.goto(url);
     await page.waitForSelector('[data-app="web"] [data-testid="app-state"]:text("CONVERGED")', { timeout: 15_000 });
     for (const host of ["h1", "h2", "h3"]) await page.waitForSelector(tile(host, "current"), { timeout: 10_000 });
-    expect(await page.textContent('[data-app="web"] [data-testid="app-counts"]')).toContain("current 3/3");
+    expect(await page.textContent('[data-app="web"] [data-testid="app-counts"]')).toContain("on 1.0: 3/3");
     expect(await page.textContent("#zookeeper")).toBe("ZooKeeper connected");
     await markLoaded(page);
 
