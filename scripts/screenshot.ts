@@ -49,7 +49,7 @@ try {
     ...["--get-version-cmd", "cat JOBS_VERSION 2>/dev/null || true"],
     ...[
       "--deploy-cmd",
-      'if [ %(host)s = web-6 ]; then echo "migration 0042 failed: relation \"jobs_queue\" is locked" >&2; exit 3; fi; echo %(version)s > JOBS_VERSION',
+      `if [ %(host)s = web-6 ]; then echo 'migration 0042 failed: relation "jobs_queue" is locked' >&2; exit 3; fi; echo %(version)s > JOBS_VERSION`,
     ],
   ]);
   await cli(["app", "wait", "jobs", "--wait-timeout", "2m"]);
