@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { type CliResult, emptyDir, ensureBinary, runCli, useCli } from "../harness/cli.ts";
+import { type CliResult, runOk, show, emptyDir, ensureBinary, runCli, useCli } from "../harness/cli.ts";
 import { useAgentProcesses } from "../harness/agent-process.ts";
 import { useBrowser } from "../harness/browser.ts";
 import { waitForStrict } from "../harness/wait.ts";
@@ -23,15 +23,7 @@ afterEach(() => stopAllLive());
 
 const CMDS = ["--get-version-cmd", "cat VERSION 2>/dev/null || true", "--deploy-cmd", "sleep 1; echo %(version)s > VERSION"];
 
-function show(r: CliResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-async function ok(connect: string, args: string[]): Promise<CliResult> {
-  const r = await runCli(["--zk", connect, ...args]);
-  expect({ code: r.code, stderr: r.stderr }, show(r)).toEqual({ code: 0, stderr: "" });
-  return r;
-}
+const ok = (connect: string, args: string[]): Promise<CliResult> => runOk(["--zk", connect, ...args]);
 
 /** Three agents on 1.0, slots 1: a rollout moves one host at a time, 1 s each. */
 async function fleet(prefix: string): Promise<string> {

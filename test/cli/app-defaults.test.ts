@@ -5,15 +5,11 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CliResult, processTempDir, runCli, useCli } from "../harness/cli.ts";
+import { type CliResult, runOk, show, processTempDir, runCli, useCli } from "../harness/cli.ts";
 import { useZooKeeper } from "../harness/zookeeper.ts";
 
 const zk = useZooKeeper();
 useCli();
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
 
 let configs = 0;
 function configFile(connect: string, body: string): string {
@@ -22,11 +18,7 @@ function configFile(connect: string, body: string): string {
   return path;
 }
 
-async function ok(config: string, args: string[]): Promise<CliResult> {
-  const r = await runCli(["--config", config, ...args], { env: { CONVEYOR_ACTOR: "ci" } });
-  expect({ code: r.code, stderr: r.stderr }, show(r)).toEqual({ code: 0, stderr: "" });
-  return r;
-}
+const ok = (config: string, args: string[]): Promise<CliResult> => runOk(["--config", config, ...args], { env: { CONVEYOR_ACTOR: "ci" } });
 
 async function spec(config: string, app: string): Promise<Record<string, unknown>> {
   return JSON.parse((await ok(config, ["app", "show", app, "--json"])).stdout) as Record<string, unknown>;

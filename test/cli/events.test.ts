@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CliResult, emptyDir, ensureBinary, runCli, useCli } from "../harness/cli.ts";
+import { type CliResult, runOk, show, emptyDir, ensureBinary, runCli, useCli } from "../harness/cli.ts";
 import { useAgentProcesses } from "../harness/agent-process.ts";
 import { waitForStrict } from "../harness/wait.ts";
 import { freePort, useZooKeeper } from "../harness/zookeeper.ts";
@@ -31,15 +31,7 @@ interface EventJson {
   text: string;
 }
 
-function show(r: CliResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-async function ok(connect: string, args: string[]): Promise<CliResult> {
-  const r = await runCli(["--zk", connect, ...args]);
-  expect({ code: r.code, stderr: r.stderr }, show(r)).toEqual({ code: 0, stderr: "" });
-  return r;
-}
+const ok = (connect: string, args: string[]): Promise<CliResult> => runOk(["--zk", connect, ...args]);
 
 function parsed(p: LiveProcess): EventJson[] {
   return p.stdout

@@ -3,7 +3,7 @@
 // refused while its agent is online, and (on a locked tree) for an agent identity.
 
 import { describe, expect, test } from "bun:test";
-import { type CliResult, runCli, useCli } from "../harness/cli.ts";
+import { type CliResult, runOk, show, runCli, useCli } from "../harness/cli.ts";
 import { useAgentProcesses } from "../harness/agent-process.ts";
 import { appFromStatus } from "../harness/app-status.ts";
 import { waitForStrict } from "../harness/wait.ts";
@@ -17,15 +17,7 @@ const ADMIN = "admin:admin-secret";
 const AGENT = "agent:agent-secret";
 const CMDS = ["--get-version-cmd", "cat VERSION 2>/dev/null || true", "--deploy-cmd", "echo %(version)s > VERSION"];
 
-function show(r: CliResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-async function ok(connect: string, args: string[]): Promise<CliResult> {
-  const r = await runCli(["--zk", connect, ...args], { env: { CONVEYOR_ACTOR: "ops" } });
-  expect({ code: r.code, stderr: r.stderr }, show(r)).toEqual({ code: 0, stderr: "" });
-  return r;
-}
+const ok = (connect: string, args: string[]): Promise<CliResult> => runOk(["--zk", connect, ...args], { env: { CONVEYOR_ACTOR: "ops" } });
 
 /** `pre`: global options, e.g. the admin's --auth on a locked tree. */
 async function appStatus(connect: string, pre: string[] = []) {

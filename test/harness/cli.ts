@@ -12,7 +12,7 @@
 // hard timeout and is awaited, and useCli()'s afterAll kills any straggler and removes
 // processTempDir().
 
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { type Stats, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -213,6 +213,18 @@ function pruneSnapshots(dir: string): void {
 // Running it
 
 /** Runs the compiled CLI with a minimal environment; never hangs (SIGKILL at timeoutMs). */
+/** A CLI result for an assertion message: exit code, wall time, stdout and stderr. */
+export function show(r: CliResult): string {
+  return `exit ${r.code} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+}
+
+/** Runs the binary and expects success: exit 0 and nothing on stderr. */
+export async function runOk(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  const r = await runCli(args, opts);
+  expect({ code: r.code, stderr: r.stderr }, show(r)).toEqual({ code: 0, stderr: "" });
+  return r;
+}
+
 export async function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult> {
   const path = await ensureBinary();
   return spawnCollect([path, ...args], opts);

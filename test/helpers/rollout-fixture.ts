@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { readFleetStatus } from "../../src/apps/fleet-status.ts";
 import type { AppView, FleetStatus } from "../../src/apps/fleet-view.ts";
 import { AgentEvents } from "./agent-events.ts";
-import { type CliResult, runCli } from "../harness/cli.ts";
+import { type CliResult, show, runCli } from "../harness/cli.ts";
 import { type FleetAgent, InProcessFleet } from "./in-process-fleet.ts";
 import { stopAllLive } from "./pty.ts";
 import { waitFor } from "../harness/wait.ts";
@@ -116,10 +116,7 @@ export async function peek(s: RolloutSetup, app: string): Promise<AppView | unde
   return (await readFleetStatus(await s.fleet.client(), app)).apps[0];
 }
 
-/** A CLI result for an assertion message: exit code, wall time, stdout and stderr. */
-export function show(r: CliResult): string {
-  return `exit ${r.code} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
+export { show };
 
 export function expectOk(r: CliResult): void {
   expect(r.code, show(r)).toBe(0);

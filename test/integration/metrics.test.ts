@@ -3,7 +3,7 @@
 // convention warnings), with the counters moving across a real rollout.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { type CliResult, ensureBinary, runCli, useCli } from "../harness/cli.ts";
+import { type CliResult, runOk, ensureBinary, useCli } from "../harness/cli.ts";
 import { useAgentProcesses } from "../harness/agent-process.ts";
 import { checkMetrics } from "../harness/promtool.ts";
 import { waitForStrict } from "../harness/wait.ts";
@@ -17,15 +17,7 @@ afterEach(() => stopAllLive());
 
 const CMDS = ["--get-version-cmd", "cat VERSION 2>/dev/null || true", "--deploy-cmd", "sleep 0.3; echo %(version)s > VERSION"];
 
-function show(r: CliResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-async function ok(connect: string, args: string[]): Promise<CliResult> {
-  const r = await runCli(["--zk", connect, ...args]);
-  expect({ code: r.code, stderr: r.stderr }, show(r)).toEqual({ code: 0, stderr: "" });
-  return r;
-}
+const ok = (connect: string, args: string[]): Promise<CliResult> => runOk(["--zk", connect, ...args]);
 
 /** The value of one series (`name{labels}` exactly as exposed), or undefined. */
 function sample(text: string, series: string): number | undefined {
