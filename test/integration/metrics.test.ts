@@ -110,10 +110,18 @@ describe("Prometheus metrics", () => {
     expect(sample(first, "conveyor_fleet_agents_online")).toBe(2);
 
     await ok(connect, ["app", "create", "web", "2.0", "--deploy-cmd", "exit 3"]);
+    // The failure marker (the halt) and the host's failed status are two writes: wait for both.
     await waitForStrict(
-      async () => sample(await scrape(url), 'conveyor_fleet_app_halted{app="web"}') === 1 || undefined,
+      async () => {
+        const text = await scrape(url);
+        return (
+          (sample(text, 'conveyor_fleet_app_halted{app="web"}') === 1 &&
+            sample(text, 'conveyor_fleet_hosts{app="web",state="failed"}') === 1) ||
+          undefined
+        );
+      },
       20_000,
-      "web halted",
+      "web halted with its failed host",
     );
     const halted = await scrape(url);
     expect(await checkMetrics(halted)).toEqual({ code: 0, output: "" });
