@@ -452,8 +452,10 @@ function commandWords(rng: Rng): string[] {
     [2, () => ["status"]],
     [5, () => ["app", rng.pick(APP_SUBCOMMANDS)]],
     [2, () => ["acl", rng.pick(["init", "show"])]],
+    [2, () => ["host", rng.pick(["list", "show", "forget"])]],
     [1, () => ["app"]],
     [1, () => ["acl"]],
+    [1, () => ["host"]],
     [1, () => []],
     [1, () => [rng.pick(["help", "stat", "apps", "ACL", "version", "-v", "--version"])]],
     [1, () => [hostileString(rng)]],
@@ -586,7 +588,8 @@ type Shape = "silent" | "help" | "error" | "error+hint";
 function stderrShape(errs: string[]): Shape | undefined {
   if (errs.length === 0) return "silent";
   const [first = "", second = ""] = errs;
-  if (errs.length === 2 && /^conveyor(?: app| acl)?: (?:unknown|missing) command/.test(first) && second.includes("Usage:")) return "help";
+  if (errs.length === 2 && /^conveyor(?: app| acl| host)?: (?:unknown|missing) command/.test(first) && second.includes("Usage:"))
+    return "help";
   if (!first.startsWith("error: ")) return undefined;
   if (errs.length === 1) return "error";
   // cac's usage errors add one fixed hint line (command-group.ts usage()).
