@@ -97,7 +97,16 @@ async function recreateMidDeploy(prefix: string, unseen: boolean): Promise<void>
   await waitFor(async () => (await admin.children(leasesDir("app"))).length === 1, 5_000, "the running deploy's lease in the new app");
   await waitFor(() => converged("app", "2.0", agents.length), 20_000, "convergence on 2.0");
   const events = readDeployLog(log);
-  expect(maxConcurrency(events)).toBe(1);
+  if (unseen) {
+    // The documented exception (docs/ARCHITECTURE.md, case 4): both hosts see the new app at
+    // the same moment, and one of them may be admitted before the other has moved its running
+    // deploy's lease into it. The new app's own deploys never overlap; an overlap involves the
+    // deleted app's deploy (1.0) only, and ends with it.
+    expect(maxConcurrency(events.filter((e) => e.version === "2.0"))).toBe(1);
+    expect(maxConcurrency(events)).toBeLessThanOrEqual(2);
+    const oldEnd = events.find((e) => e.kind === "end" && e.version === "1.0")?.line ?? -1;
+    expect(maxConcurrency(events.filter((e) => e.line > oldEnd))).toBeLessThanOrEqual(1);
+  } else expect(maxConcurrency(events)).toBe(1);
   expect(
     events
       .filter((e) => e.kind === "start" && e.version === "2.0")
@@ -449,7 +458,7 @@ describe("agent: staggered, bounded deploys", () => {
     await recreateMidDeploy("recreate", false);
   });
 
-  test("app deleted and created again before the agents see it gone from /apps: the running deploy's lease moves to the new app; every host serves the new app", async () => {
+  test("app deleted and created again before the agents see it gone from /apps: the running deploy's lease moves to the new app; every host serves the new app (an overlap only with the deleted app's deploy: the documented exception)", async () => {
     await recreateMidDeploy("recreate-fast", true);
   });
 });
