@@ -15,7 +15,8 @@ export interface DeliveryOptions {
   retryMaxMs: number;
   /** One line per problem (a failed attempt, a drop); the caller decides where it goes. */
   warn: (message: string) => void;
-  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** The backoff's pause; resolves early when the delivery is closed (src/agent/sleep.ts). */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 export const DEFAULT_DELIVERY = { maxQueued: 10_000, retryInitialMs: 500, retryMaxMs: 30_000 } as const;
@@ -93,7 +94,7 @@ export class OrderedDelivery<E extends { seq: number }> {
 
   private async pump(): Promise<void> {
     let backoff = this.options.retryInitialMs;
-    const sleep = this.options.sleep ?? abortableSleep;
+    const { sleep } = this.options;
     while (this.queue.length > 0 && !this.stop.signal.aborted) {
       const event = this.queue[0] as E;
       const outcome = await this.target
@@ -111,19 +112,6 @@ export class OrderedDelivery<E extends { seq: number }> {
       backoff = Math.min(backoff * 2, this.options.retryMaxMs);
     }
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** A webhook: POST the event as JSON; 2xx accepted; 408, 429, 5xx and network errors retried. */

@@ -3,6 +3,7 @@
 // The receiver and the backoff's sleep are passed in, so each step is forced, not timed.
 
 import { describe, expect, test } from "bun:test";
+import { sleep } from "../../src/agent/sleep.ts";
 import { type DeliveryTarget, OrderedDelivery, type Outcome } from "../../src/apps/event-delivery.ts";
 
 interface Ev {
@@ -103,7 +104,13 @@ describe("OrderedDelivery", () => {
     const r = receiver();
     const warnings: string[] = [];
     r.set((seq) => (seq === 2 ? { ok: false, retry: false, reason: "HTTP 400" } : { ok: true }));
-    const d = new OrderedDelivery<Ev>(r.target, { maxQueued: 10, retryInitialMs: 10, retryMaxMs: 10, warn: (m) => warnings.push(m) });
+    const d = new OrderedDelivery<Ev>(r.target, {
+      maxQueued: 10,
+      retryInitialMs: 10,
+      retryMaxMs: 10,
+      warn: (m) => warnings.push(m),
+      sleep,
+    });
     for (const seq of [1, 2, 3]) d.push({ seq });
     expect(await d.close(1_000)).toBe(0);
     expect(r.accepted).toEqual([1, 3]);
@@ -126,7 +133,7 @@ describe("OrderedDelivery", () => {
           return { ok: true };
         },
       };
-      d = new OrderedDelivery<Ev>(target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined });
+      d = new OrderedDelivery<Ev>(target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined, sleep });
       d.push({ seq: 1 });
       await Bun.sleep(1);
       d.push({ seq: 3 });
@@ -137,7 +144,7 @@ describe("OrderedDelivery", () => {
 
   test("close() gives up after its grace and returns what is left undelivered", async () => {
     const r = receiver();
-    const d = new OrderedDelivery<Ev>(r.target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined });
+    const d = new OrderedDelivery<Ev>(r.target, { maxQueued: 10, retryInitialMs: 5, retryMaxMs: 5, warn: () => undefined, sleep });
     for (const seq of [1, 2]) d.push({ seq });
     expect(await d.close(50)).toBe(2);
     expect(r.accepted).toEqual([]);

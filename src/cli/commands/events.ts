@@ -1,5 +1,6 @@
 import { DEFAULT_DELIVERY, type DeliveryTarget, OrderedDelivery, type Outcome, webhookTarget } from "../../apps/event-delivery.ts";
 import { streamEvents } from "../../apps/event-stream.ts";
+import { sleep } from "../../agent/sleep.ts";
 import type { FleetEvent } from "../../apps/fleet-events.ts";
 import { UsageError } from "../../config/errors.ts";
 import { parseAppName, parseCommand } from "../../config/parse-input.ts";
@@ -44,7 +45,7 @@ export const events: CommandSpec = {
     const deliveries = [
       ...ctx.options.strings("webhook").map((url) => webhookTarget(parseWebhookUrl(url), WEBHOOK_TIMEOUT_MS)),
       ...ctx.options.strings("exec").map((command) => execTarget(parseCommand(command, "--exec"))),
-    ].map((target) => new OrderedDelivery<FleetEvent>(target, { ...DEFAULT_DELIVERY, warn }));
+    ].map((target) => new OrderedDelivery<FleetEvent>(target, { ...DEFAULT_DELIVERY, warn, sleep }));
     const json = ctx.options.flag("json");
     const stop = stopSignal(ctx, ExitCode.failed);
     try {
