@@ -1,7 +1,7 @@
 import { repairTreeLayout } from "../zk/app-layout.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode, isNodeExists } from "../zk/errors.ts";
-import { APPS, type AppDir, agentPath, appDir, historyPrefix, hostStatusPath } from "../zk/paths.ts";
+import { APPS, type AppDir, agentPath, appDir, historyPrefix, hostStatusPath, markerHost } from "../zk/paths.ts";
 import { OperationError } from "./errors.ts";
 import { type MutationContext, historyEntry } from "./mutate-app.ts";
 import { pruneHistory } from "./history.ts";
@@ -80,10 +80,4 @@ async function hostNodes(zk: ZkClient, host: string): Promise<{ app: string; rem
     }),
   );
   return found.filter((f) => f.removed.length > 0);
-}
-
-/** `<rolloutId>-<host>` → host (a rollout id has no "-"). */
-function markerHost(name: string): string | undefined {
-  const dash = name.indexOf("-");
-  return dash === -1 ? undefined : name.slice(dash + 1);
 }

@@ -146,7 +146,7 @@ function parseBudgetInput(text: string, flag: string): FailureBudget {
 }
 
 /** "--get-version-cmd <cmd>" → "--get-version-cmd". */
-const flagName = (option: { flag: string }): string => option.flag.split(" ")[0] ?? option.flag;
+export const flagName = (option: { flag: string }): string => option.flag.split(" ")[0] ?? option.flag;
 
 /** The attributes given on the command line, read with `read(name)` ("slots" for --slots). */
 export function readAppAttributes(read: (name: string) => string | undefined): AppAttributes {

@@ -26,6 +26,11 @@ export const historyDir = (app: string): string => appDir(app, "history");
 /** Hosts that completed a rollout (`<rolloutId>-<host>`), counted by the slot ramp. */
 export const doneDir = (app: string): string => appDir(app, "done");
 export const doneMarkerPath = (app: string, rolloutId: string, host: string): string => `${doneDir(app)}/${rolloutId}-${host}`;
+/** The host a per-rollout marker (`<rolloutId>-<host>`: failures, canary, done) names; a rollout id has no "-". */
+export function markerHost(name: string): string | undefined {
+  const dash = name.indexOf("-");
+  return dash === -1 ? undefined : name.slice(dash + 1);
+}
 export const historyPrefix = (app: string): string => `${historyDir(app)}/h-`;
 export const agentPath = (host: string): string => `${AGENTS}/${host}`;
 

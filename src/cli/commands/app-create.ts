@@ -4,7 +4,7 @@ import { type AppAttributes, type PublishPlan, type RolloutOptions, planPublish,
 import { appDefaults } from "../../config/config-file.ts";
 import { UsageError } from "../../config/errors.ts";
 import { printable } from "../../text/printable.ts";
-import { APP_ATTRIBUTE_OPTIONS, readAppAttributes } from "../../config/app-attributes.ts";
+import { APP_ATTRIBUTE_OPTIONS, flagName, readAppAttributes } from "../../config/app-attributes.ts";
 import { WAIT_OPTIONS, readWaitOptions, waitAndReport } from "../wait-for-rollout.ts";
 import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
@@ -125,7 +125,8 @@ async function layeredAttributes(ctx: CommandContext, app: string): Promise<{ at
 }
 
 function flagOf(key: string): string {
-  return (APP_ATTRIBUTE_OPTIONS.find((o) => o.key === key)?.flag ?? key).split(" ")[0] ?? key;
+  const option = APP_ATTRIBUTE_OPTIONS.find((o) => o.key === key);
+  return option ? flagName(option) : key;
 }
 
 /** Where each field of the planned spec comes from. */
