@@ -1,8 +1,9 @@
 import type { ZkClient } from "../client.ts";
-import { ZkError, isConnectionLoss, isNoNode } from "../errors.ts";
+import { ZkError, isBadVersion, isConnectionLoss, isNoNode } from "../errors.ts";
 import { basename, sequenceOf } from "../paths.ts";
 import type { WatchEvent, Watcher } from "../watchers.ts";
 import { queueNodePrefix } from "./queue-node.ts";
+import { TICKET_PREFIX, findPlace, formatMarker, ticketSequence } from "./ticket-queue.ts";
 
 /**
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
@@ -23,8 +24,15 @@ export interface SemaphoreOptions<T = undefined> {
   /** Who we are; goes into node names so `status` can show queue positions. */
   owner: string;
   readAdmission: ReadAdmission<T>;
-  /** Called whenever we wait; `position` is 1 for the mutex holder. */
+  /** Called whenever we wait; `position` is 1 for the mutex holder (with the ticket queue, an
+   *  upper bound while queued: sequence numbers have gaps). */
   onWaiting?: (position: number, reason: string) => void;
+  /**
+   * "listing" (Curator's: each waiter lists the queue to find its predecessor, O(N) bytes per
+   * host) or "ticket" (the predecessor is computed from the sequence number and an admitted-up-to
+   * marker, O(1) per host: docs/ARCHITECTURE.md "The ticket queue"). Default "listing".
+   */
+  queue?: "listing" | "ticket";
 }
 
 export interface Lease<T = undefined> {
@@ -65,6 +73,7 @@ export class Semaphore<T = undefined> {
   constructor(private readonly options: SemaphoreOptions<T>) {}
 
   async acquire(leaseData: Buffer, { signal }: { signal?: AbortSignal } = {}): Promise<Lease<T>> {
+    if (this.options.queue === "ticket") return this.acquireTicket(leaseData, signal);
     const { zk } = this.options;
     const sessionId = zk.sessionId;
     const prefix = queueNodePrefix(this.options.owner, sessionId);
@@ -97,6 +106,69 @@ export class Semaphore<T = undefined> {
   }
 
   /**
+   * The ticket queue: join with a `q-` node, wait behind the highest live ticket below ours
+   * (findPlace: computed, not listed), then admit as the head with a compare-and-set on the
+   * queue directory's marker, so no two admissions ever decide on the same lease count.
+   */
+  private async acquireTicket(leaseData: Buffer, signal?: AbortSignal): Promise<Lease<T>> {
+    const { zk, lockDir } = this.options;
+    const sessionId = zk.sessionId;
+    let ourNode: string | undefined;
+    try {
+      ourNode = await this.createTicket(sessionId, signal);
+      for (;;) {
+        throwIfAborted(signal);
+        this.assertSession(sessionId);
+        const ours = ticketSequence(basename(ourNode)) ?? 0;
+        let head = false;
+        await this.waitFor(
+          async (wake) => {
+            const place = await findPlace(zk, lockDir, ours, wake);
+            head = place.head;
+            if (!place.head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
+            return !place.head;
+          },
+          sessionId,
+          signal,
+        );
+        if (!head) continue;
+        const lease = await this.admit(ourNode, leaseData, sessionId, signal, ours);
+        if (lease) return lease;
+        // Our ticket was deleted (by hand): queue again at the back.
+        ourNode = await this.createTicket(sessionId, signal);
+      }
+    } catch (error) {
+      if (ourNode) await this.deleteQuietly(ourNode);
+      throw error;
+    }
+  }
+
+  /** Creates our ticket; an unknown outcome (ZOOKEEPER-1262) is settled by the nodes' owner. */
+  private async createTicket(sessionId: string, signal?: AbortSignal): Promise<string> {
+    const { zk, lockDir, owner } = this.options;
+    const data = Buffer.from(JSON.stringify({ host: owner, session: sessionId }), "utf8");
+    for (;;) {
+      throwIfAborted(signal);
+      try {
+        return await zk.create(`${lockDir}/${TICKET_PREFIX}`, data, "ephemeralSequential");
+      } catch (error) {
+        if (!isConnectionLoss(error)) throw error;
+        // As in createQueueNode: not abortable, bounded by the session. The rare path that lists.
+        await this.untilConnected(sessionId);
+        const names = await this.retrying(() => zk.children(lockDir), sessionId);
+        const tickets = names
+          .filter((n) => ticketSequence(n) !== undefined)
+          .sort()
+          .reverse();
+        for (const name of tickets) {
+          const stat = await this.retrying(() => zk.exists(`${lockDir}/${name}`), sessionId);
+          if (stat?.ephemeralOwner === sessionId) return `${lockDir}/${name}`;
+        }
+      }
+    }
+  }
+
+  /**
    * Re-creates a lease directly, bypassing the queue: after session loss, for work that is still
    * running, so the slot stays counted. May exceed the limit until that work ends.
    */
@@ -119,8 +191,14 @@ export class Semaphore<T = undefined> {
   }
 
   /** Holding the mutex: wait for admission and a free slot, then swap queue node for a lease. */
-  private async admit(ourNode: string, leaseData: Buffer, sessionId: string, signal?: AbortSignal): Promise<Lease<T> | undefined> {
-    const { zk } = this.options;
+  private async admit(
+    ourNode: string,
+    leaseData: Buffer,
+    sessionId: string,
+    signal?: AbortSignal,
+    ticket?: number,
+  ): Promise<Lease<T> | undefined> {
+    const { zk, lockDir } = this.options;
     for (;;) {
       throwIfAborted(signal);
       this.assertSession(sessionId);
@@ -133,9 +211,16 @@ export class Semaphore<T = undefined> {
         wakeUp();
       };
       try {
-        // Both reads go out at once (one round trip): a handoff is on every rollout's critical path.
-        const [admission, leases] = await this.retrying(
-          () => Promise.all([this.options.readAdmission(wake), zk.children(this.options.leasesDir, wake)]),
+        // The reads go out at once (one round trip): a handoff is on every rollout's critical
+        // path. With tickets the marker is read first: ZooKeeper answers a session in order, so
+        // the leases seen include every admission up to the marker version we will check.
+        const [marker, admission, leases] = await this.retrying(
+          () =>
+            Promise.all([
+              ticket === undefined ? undefined : zk.get(lockDir),
+              this.options.readAdmission(wake),
+              zk.children(this.options.leasesDir, wake),
+            ]),
           sessionId,
           signal,
         );
@@ -144,7 +229,10 @@ export class Semaphore<T = undefined> {
         } else {
           if (leases.length < admission.limit) {
             const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
-            const created = await this.commitLease(prefix, leaseData, ourNode, admission.alsoCreate, sessionId, signal);
+            const guard = ticket === undefined || !marker ? undefined : { ticket, version: marker.stat.version };
+            const created = await this.commitLease(prefix, leaseData, ourNode, admission.alsoCreate, sessionId, signal, guard);
+            if (created === "raced") continue; // another admission committed since our reads
+            if (created === "gone") return undefined;
             return this.leaseAt(created, admission.context);
           }
           this.options.onWaiting?.(1, `all ${admission.limit} slot(s) busy`);
@@ -176,16 +264,21 @@ export class Semaphore<T = undefined> {
     alsoCreate: string | undefined,
     sessionId: string,
     signal?: AbortSignal,
-  ): Promise<string> {
-    const { zk, leasesDir } = this.options;
+    guard?: { ticket: number; version: number },
+  ): Promise<string | "raced" | "gone"> {
+    const { zk, leasesDir, lockDir } = this.options;
     for (;;) {
       try {
         const txn = zk.transaction().create(prefix, leaseData, "ephemeralSequential").delete(ourNode);
         if (alsoCreate) txn.create(alsoCreate);
+        // The ticket queue's compare-and-set: admitted up to us, only if no admission came between.
+        if (guard) txn.set(lockDir, formatMarker(guard.ticket), guard.version);
         const created = (await txn.commit())[0]?.path;
         if (!created) throw new ZkError("other", "lease transaction returned no path");
         return created;
       } catch (error) {
+        if (guard && isBadVersion(error)) return "raced";
+        if (guard && isNoNode(error) && !(await zk.exists(ourNode))) return "gone";
         if (!isConnectionLoss(error)) throw error;
         const names = await this.retrying(() => zk.children(leasesDir), sessionId, signal);
         const mine = newestWithPrefix(names, basename(prefix));

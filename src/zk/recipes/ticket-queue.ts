@@ -1,0 +1,77 @@
+import type { ZkClient } from "../client.ts";
+import { isNoNode } from "../errors.ts";
+import type { Watcher } from "../watchers.ts";
+
+// The ticket queue's naming and its walk (docs/ARCHITECTURE.md, "The ticket queue"): queue
+// nodes are `q-<sequence>` so a waiter's predecessor is computable, and the data of the queue
+// directory itself is the marker — the sequence number of the last waiter admitted.
+
+export const TICKET_PREFIX = "q-";
+/** Steps of the walk down past missing sequence numbers before one listing settles it. */
+export const MAX_WALK = 16;
+
+/** `q-0000000042`: the name ZooKeeper gives the 42nd sequential child created with our prefix. */
+export function ticketName(sequence: number): string {
+  return `${TICKET_PREFIX}${String(sequence).padStart(10, "0")}`;
+}
+
+/** The sequence number of a ticket name, or undefined for any other name. */
+export function ticketSequence(name: string): number | undefined {
+  return /^q-\d{10}$/.test(name) ? Number(name.slice(TICKET_PREFIX.length)) : undefined;
+}
+
+/** The marker in the queue directory's data: the last admitted sequence, -1 when none (or unreadable). */
+export function parseMarker(data: Buffer): number {
+  const text = data.toString("utf8").trim();
+  return /^\d{1,10}$/.test(text) ? Number(text) : -1;
+}
+
+export function formatMarker(sequence: number): Buffer {
+  return Buffer.from(String(sequence), "utf8");
+}
+
+/** Where a waiter stands: at the head, or behind a live predecessor now watched with `wake`. */
+export type Place = { head: true; marker: number } | { head: false; predecessor: string; marker: number };
+
+/**
+ * The waiter with sequence `ours` looks for the highest live ticket below it, down to the
+ * marker: one read of the marker, then one read per sequence number walked (the first that
+ * exists is the predecessor, and that read leaves `wake` on it — a missing node leaves no
+ * watch). Sequence numbers below ours were handed out before ours: such a node can vanish but
+ * never appear, so "none found" means we are the lowest live waiter. Past MAX_WALK missing
+ * numbers (a late joiner after many deletions) one listing of the queue finds the predecessor.
+ */
+export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wake: Watcher): Promise<Place> {
+  const marker = parseMarker((await zk.get(lockDir)).data);
+  for (let sequence = ours - 1, steps = 0; sequence > marker; sequence--, steps++) {
+    if (steps === MAX_WALK) return placeByListing(zk, lockDir, ours, marker, wake);
+    const predecessor = `${lockDir}/${ticketName(sequence)}`;
+    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, marker };
+  }
+  return { head: true, marker };
+}
+
+async function placeByListing(zk: ZkClient, lockDir: string, ours: number, marker: number, wake: Watcher): Promise<Place> {
+  for (;;) {
+    let best: number | undefined;
+    for (const name of await zk.children(lockDir)) {
+      const sequence = ticketSequence(name);
+      if (sequence !== undefined && sequence < ours && (best === undefined || sequence > best)) best = sequence;
+    }
+    if (best === undefined) return { head: true, marker };
+    const predecessor = `${lockDir}/${ticketName(best)}`;
+    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, marker };
+    // It went between the listing and the read: list again (the queue only got shorter below us).
+  }
+}
+
+/** Reads the node with `wake` on it: true if it exists (the watch is set), false if not (none is). */
+async function watchIfExists(zk: ZkClient, path: string, wake: Watcher): Promise<boolean> {
+  try {
+    await zk.get(path, wake);
+    return true;
+  } catch (error) {
+    if (isNoNode(error)) return false;
+    throw error;
+  }
+}
