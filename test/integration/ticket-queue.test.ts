@@ -1,0 +1,224 @@
+// The ticket queue's own cases (docs/ARCHITECTURE.md "The ticket queue"), against a real
+// ZooKeeper: a waiter that dies in the middle of the queue is walked past in order; a late joiner
+// after a run of deletions longer than the walk settles it with one listing; and two processes
+// that both believe they hold the head cannot both admit on one marker version — forced by
+// pausing one admission transaction until the other has committed.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { ZkClient } from "../../src/zk/client.ts";
+import { ZkError } from "../../src/zk/errors.ts";
+import type { Admission, Lease, ReadAdmission } from "../../src/zk/recipes/semaphore.ts";
+import { Semaphore } from "../../src/zk/recipes/semaphore.ts";
+import { MAX_WALK, parseMarker, ticketName, ticketSequence } from "../../src/zk/recipes/ticket-queue.ts";
+import { waitForStrict } from "../harness/wait.ts";
+import { useZooKeeper } from "../harness/zookeeper.ts";
+
+const zk = useZooKeeper();
+const APP = "/apps/t";
+const LOCK = "/apps/t/lock";
+const LEASES = "/apps/t/leases";
+const text = (s: string): Buffer => Buffer.from(s, "utf8");
+
+const opened: ZkClient[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.close()));
+}, 20_000);
+
+async function setup(prefix: string, limit: number): Promise<{ connectString: string; admin: ZkClient }> {
+  const connectString = zk.withChroot(prefix);
+  const admin = await ZkClient.connect({ connectString });
+  opened.push(admin);
+  await admin.mkdirp(LOCK);
+  await admin.mkdirp(LEASES);
+  await admin.set(APP, text(JSON.stringify({ limit })));
+  return { connectString, admin };
+}
+
+const readAdmission =
+  (client: ZkClient): ReadAdmission =>
+  async (wake) => {
+    const value = JSON.parse((await client.get(APP, wake)).data.toString("utf8")) as { limit: number };
+    return { limit: value.limit } satisfies Admission;
+  };
+
+async function member(
+  connectString: string,
+  owner: string,
+  wrap?: (real: ZkClient) => ZkClient,
+  onWaiting?: (position: number, reason: string) => void,
+): Promise<{ client: ZkClient; sem: Semaphore }> {
+  const client = await ZkClient.connect({ connectString });
+  opened.push(client);
+  const seen = wrap ? wrap(client) : client;
+  const sem = new Semaphore({
+    queue: "ticket",
+    zk: seen,
+    lockDir: LOCK,
+    leasesDir: LEASES,
+    owner,
+    readAdmission: readAdmission(client),
+    ...(onWaiting ? { onWaiting } : {}),
+  });
+  return { client, sem };
+}
+
+async function tickets(admin: ZkClient): Promise<number[]> {
+  return (await admin.children(LOCK))
+    .map((n) => ticketSequence(n))
+    .filter((n): n is number => n !== undefined)
+    .sort((a, b) => a - b);
+}
+
+describe("ticket queue", () => {
+  test("a waiter dying in the middle of the queue is walked past: the others are admitted in order, none twice", async () => {
+    const { connectString, admin } = await setup("tq-middle", 1);
+    const holder = await member(connectString, "holder");
+    const lease = await holder.sem.acquire(text("holder"));
+    const order: string[] = [];
+    const waiters: { name: string; client: ZkClient; acquired: Promise<Lease | undefined> }[] = [];
+    for (const name of ["w1", "w2", "w3", "w4"]) {
+      const m = await member(connectString, name);
+      const acquired = m.sem.acquire(text(name)).then(
+        async (l) => {
+          order.push(name);
+          await l.release();
+          return l;
+        },
+        () => undefined, // w2's session is closed under it
+      );
+      waiters.push({ name, client: m.client, acquired });
+      await waitForStrict(async () => (await tickets(admin)).length === waiters.length, 5_000, `${name} to queue`);
+    }
+    // w2 dies while w1 is ahead of it and w3 watches it.
+    await waiters[1]?.client.close();
+    await waitForStrict(async () => (await tickets(admin)).length === 3, 5_000, "w2's ticket to go with its session");
+    await lease.release();
+    await Promise.all(waiters.map((w) => w.acquired));
+    expect(order).toEqual(["w1", "w3", "w4"]);
+    expect(await admin.children(LEASES)).toEqual([]);
+    expect(await tickets(admin)).toEqual([]);
+  }, 30_000);
+
+  test(`a late joiner after more than ${MAX_WALK} deletions finds its place with one listing, and is admitted in order`, async () => {
+    const { connectString, admin } = await setup("tq-late", 1);
+    // A run of deletions in lock/: each moves the sequence counter, leaving a gap.
+    for (let i = 0; i < MAX_WALK + 5; i++) await admin.delete(await admin.create(`${LOCK}/x-`, Buffer.alloc(0), "persistentSequential"));
+    const holder = await member(connectString, "holder");
+    const lease = await holder.sem.acquire(text("holder"));
+    const early = await member(connectString, "early");
+    const earlyDone = early.sem.acquire(text("early"));
+    await waitForStrict(async () => (await tickets(admin)).length === 1, 5_000, "early to queue");
+    for (let i = 0; i < MAX_WALK + 5; i++) await admin.delete(await admin.create(`${LOCK}/x-`, Buffer.alloc(0), "persistentSequential"));
+    let listings = 0;
+    const late = await member(
+      connectString,
+      "late",
+      (real) =>
+        new Proxy(real, {
+          get(target, property) {
+            if (property === "children") {
+              return (path: string, watcher?: Parameters<ZkClient["children"]>[1]) => {
+                if (path === LOCK) listings++;
+                return target.children(path, watcher);
+              };
+            }
+            const value: unknown = Reflect.get(target, property, target);
+            return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          },
+        }),
+    );
+    const order: string[] = [];
+    const lateDone = late.sem.acquire(text("late")).then(async (l) => {
+      order.push("late");
+      await l.release();
+    });
+    await waitForStrict(async () => (await tickets(admin)).length === 2, 5_000, "late to queue");
+    const [earlyTicket, lateTicket] = await tickets(admin);
+    expect((lateTicket ?? 0) - (earlyTicket ?? 0)).toBeGreaterThan(MAX_WALK);
+    await lease.release();
+    await earlyDone.then(async (l) => {
+      order.push("early");
+      await l.release();
+    });
+    await lateDone;
+    expect(order).toEqual(["early", "late"]);
+    expect(listings).toBeGreaterThanOrEqual(1);
+    expect(parseMarker((await admin.get(LOCK)).data)).toBe(lateTicket ?? -2);
+  }, 30_000);
+
+  test("two processes that both believe they hold the head: the marker's compare-and-set lets one admit, the limit holds", async () => {
+    const { connectString, admin } = await setup("tq-race", 1);
+    // A blind spot: `b` cannot see the node just before its own (a stale view, a bug), so it takes itself for the head.
+    let blindTo: string | undefined;
+    let releaseFirstCommit: () => void = () => undefined;
+    const firstCommitHeld = new Promise<void>((resolve) => {
+      releaseFirstCommit = resolve;
+    });
+    let aReadyToCommit: () => void = () => undefined;
+    const aAtCommit = new Promise<void>((resolve) => {
+      aReadyToCommit = resolve;
+    });
+    let busyAfterRace = 0;
+    let raced = false;
+    const a = await member(
+      connectString,
+      "a",
+      (real) =>
+        new Proxy(real, {
+          get(target, property) {
+            if (property === "transaction") {
+              // `a` reads, then waits here until `b` has committed: both decided on the same marker version.
+              return () => {
+                const txn = target.transaction();
+                const commit = txn.commit.bind(txn);
+                txn.commit = async () => {
+                  aReadyToCommit();
+                  await firstCommitHeld;
+                  return commit();
+                };
+                return txn;
+              };
+            }
+            const value: unknown = Reflect.get(target, property, target);
+            return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          },
+        }),
+      (_position, reason) => {
+        if (raced && reason === "all 1 slot(s) busy") busyAfterRace++;
+      },
+    );
+    const b = await member(
+      connectString,
+      "b",
+      (real) =>
+        new Proxy(real, {
+          get(target, property) {
+            if (property === "get") {
+              return (path: string, watcher?: Parameters<ZkClient["get"]>[1]) =>
+                path === blindTo ? Promise.reject(new ZkError("noNode", "no node (test)", path)) : target.get(path, watcher);
+            }
+            const value: unknown = Reflect.get(target, property, target);
+            return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          },
+        }),
+    );
+    const aLease = a.sem.acquire(text("a"));
+    await aAtCommit; // a is the head and about to commit on marker version v
+    const [aTicket] = await tickets(admin);
+    blindTo = `${LOCK}/${ticketName(aTicket ?? 0)}`;
+    const bLease = b.sem.acquire(text("b"));
+    // b took itself for the head, read the same marker version and committed its lease.
+    await waitForStrict(async () => (await admin.children(LEASES)).length === 1, 5_000, "b's lease");
+    raced = true;
+    releaseFirstCommit();
+    // a's transaction fails on the marker's version: it reads again, sees the slot taken and waits.
+    await waitForStrict(() => busyAfterRace > 0, 5_000, "a to re-read after losing the race and find the slot busy");
+    expect((await admin.children(LEASES)).length).toBe(1);
+    const held = await bLease;
+    await held.release();
+    const second = await aLease;
+    expect((await admin.children(LEASES)).length).toBe(1);
+    await second.release();
+    expect(await admin.children(LEASES)).toEqual([]);
+  }, 30_000);
+});
