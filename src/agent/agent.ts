@@ -36,6 +36,8 @@ export interface AgentDeps {
   now: () => Date;
   /** Told every app's reports and queue positions (`--metrics-listen`). */
   observer?: AgentObserver;
+  /** The slot queue; default the ticket queue ("listing": Curator's, for side-by-side benchmarks). */
+  queue?: "ticket" | "listing";
 }
 
 /** Another live agent holds our host id (its presence node is owned by another session). */
@@ -313,6 +315,7 @@ export class Agent {
         journal: this.journal,
         releases: this.releases,
         ...(this.deps.observer ? { observer: this.deps.observer } : {}),
+        ...(this.deps.queue ? { queue: this.deps.queue } : {}),
       });
       this.workers.set(app, worker);
       const previous = this.retiring.get(app);

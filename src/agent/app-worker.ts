@@ -28,6 +28,8 @@ export interface WorkerDeps extends Omit<AppCommandsDeps, "log"> {
   releases?: ReleaseTrust;
   /** Told this worker's reports and queue positions (metrics). */
   observer?: AgentObserver;
+  /** The slot queue (default the ticket queue; "listing" for side-by-side benchmarks). */
+  queue?: "ticket" | "listing";
 }
 
 /**
@@ -51,6 +53,8 @@ export class AppWorker {
   /** The task running now, if any; set and cleared only by runTask. */
   private task: Promise<void> | undefined;
   private currentPhase: WorkerPhase = "idle";
+  /** While waiting for a slot: the `queued` report, sent (with its ticket) each time we join. */
+  private queued: Report | undefined;
   private dirty = false;
   private stopped = false;
   /** start() was called: the app node is being watched. */
@@ -82,7 +86,13 @@ export class AppWorker {
       (report) => deps.observer?.reported(app, report),
     );
     this.verdicts = new RolloutVerdicts(this.reporter, this.log);
-    this.slots = new SlotKeeper(deps.zk, app, deps.host, this.log, (position) => deps.observer?.waiting(app, position));
+    this.slots = new SlotKeeper(deps.zk, app, deps.host, this.log, {
+      ...(deps.queue ? { queue: deps.queue } : {}),
+      onPosition: (position) => deps.observer?.waiting(app, position),
+      onQueued: (ticket) => {
+        if (this.queued) this.post({ ...this.queued, ticket });
+      },
+    });
     this.commands = new AppCommands(app, { ...deps, log: this.log });
     this.specWatch = new SpecWatch(deps.zk, app, this.log, {
       // Deleted and created again before the agent noticed the deletion: a deploy still running
@@ -287,10 +297,13 @@ export class AppWorker {
       await this.reporter.report({ state: "current", version: observed, target: spec.version, rolloutId: spec.rolloutId });
       return;
     }
-    // Not awaited: queueing need not wait for the write (writes stay in order).
-    this.post({ state: "queued", version: observed, target: spec.version, rolloutId: spec.rolloutId });
+    // Reported (not awaited: writes stay in order) once the queue node exists, with its
+    // sequence number as the ticket `status` orders the queue by.
+    this.queued = { state: "queued", version: observed, target: spec.version, rolloutId: spec.rolloutId };
     this.currentPhase = "queued";
-    const slot = await this.slots.acquire(spec.version, this.deps.now(), this.stopped);
+    const slot = await this.slots.acquire(spec.version, this.deps.now(), this.stopped).finally(() => {
+      this.queued = undefined;
+    });
     if (!slot) return;
     try {
       // Admitted: deploy the newest spec — the one admission just read — not the one we

@@ -14,6 +14,15 @@ import type { Logger } from "./logger.ts";
  * it for work that already runs (restore: a crashed run's admission, the previous incarnation's
  * deploy). At most one at a time; `abort()` cancels a wait in the queue.
  */
+export interface SlotHooks {
+  /** Which queue (src/zk/recipes/semaphore.ts); default the ticket queue. */
+  queue?: "ticket" | "listing";
+  /** Our place while waiting (metrics). */
+  onPosition?: (position: number) => void;
+  /** Our queue node's sequence number, each time we join (the status report's ticket). */
+  onQueued?: (ticket: number) => void;
+}
+
 export class SlotKeeper {
   private slot: HeldSlot<AppSpec> | undefined;
   private waiting: AbortController | undefined;
@@ -24,9 +33,11 @@ export class SlotKeeper {
     private readonly app: string,
     private readonly host: string,
     private readonly log: Logger,
-    onPosition: (position: number) => void = () => undefined,
+    hooks: SlotHooks = {},
   ) {
     this.semaphore = new Semaphore({
+      queue: hooks.queue ?? "ticket",
+      ...(hooks.onQueued ? { onQueued: hooks.onQueued } : {}),
       zk,
       lockDir: lockDir(app),
       leasesDir: leasesDir(app),
@@ -34,7 +45,7 @@ export class SlotKeeper {
       readAdmission: appAdmission(zk, app, host),
       onWaiting: (position, reason) => {
         log.debug("waiting for a slot", { app, position, reason });
-        onPosition(position);
+        hooks.onPosition?.(position);
       },
     });
   }

@@ -6,12 +6,12 @@ import { NAME_PATTERN } from "../config/names.ts";
 import { AgentInfo, HostStatus } from "../config/payloads.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoNode } from "../zk/errors.ts";
-import { AGENTS, APPS, agentPath, appPath, failuresDir, hostStatusPath, hostsDir, layoutNode, lockDir } from "../zk/paths.ts";
+import { AGENTS, APPS, agentPath, appPath, failuresDir, hostStatusPath, hostsDir, layoutNode } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
 import { type Decoded, type FleetStatus, type RawApp, type RawFleet, buildFleetStatus } from "./fleet-view.ts";
 
 /**
- * Reads every node `status` needs — /agents, the apps, their hosts, queues and failures — and
+ * Reads every node `status` needs — /agents, the apps, their hosts and failures — and
  * validates each payload. In watch mode it leaves a one-shot watch on everything it reads and,
  * when one fires, re-reads only that node (or that directory's new children), so a live view
  * costs one read per change, not a full re-scan. After a reconnect it re-reads everything,
@@ -26,7 +26,6 @@ export class FleetReader {
   private readonly specs = new Map<string, Decoded<AppSpec>>();
   private readonly hostNames = new Map<string, string[]>();
   private readonly hosts = new Map<string, Decoded<HostStatus>>();
-  private readonly queues = new Map<string, string[]>();
   private readonly failures = new Map<string, string[]>();
   private offState: (() => void) | undefined;
   /** >0 while a reload runs: known members are read (and watched) again too. */
@@ -88,7 +87,7 @@ export class FleetReader {
         name,
         spec,
         hosts: hostNames.map((host) => ({ host, status: this.hosts.get(hostStatusPath(name, host)) ?? { error: "unreadable" } })),
-        queue: this.queues.get(name) ?? [],
+        queue: [],
         failures: this.failures.get(name) ?? [],
       };
     });
@@ -134,7 +133,6 @@ export class FleetReader {
         return;
       case "appDir":
         if (node.dir === "hosts") return this.readHostList(node.app);
-        if (node.dir === "lock") return this.readQueue(node.app);
         if (node.dir === "failures") return this.readFailures(node.app);
         return;
       default:
@@ -175,7 +173,9 @@ export class FleetReader {
     }
     await this.readSpec(name);
     if (!this.specs.has(name)) return;
-    await Promise.all([this.readHostList(name), this.readQueue(name), this.readFailures(name)]);
+    // Queue positions come from the hosts' tickets (their `queued` reports), not from listing
+    // lock/: a reader that re-listed the queue on every change cost O(N) per change.
+    await Promise.all([this.readHostList(name), this.readFailures(name)]);
   }
 
   private async readSpec(name: string): Promise<void> {
@@ -190,7 +190,6 @@ export class FleetReader {
     this.specs.delete(name);
     for (const host of this.hostNames.get(name) ?? []) this.hosts.delete(hostStatusPath(name, host));
     this.hostNames.delete(name);
-    this.queues.delete(name);
     this.failures.delete(name);
   }
 
@@ -216,10 +215,6 @@ export class FleetReader {
           (this.hostNames.get(app) ?? []).filter((h) => h !== host),
         );
     } else this.hosts.set(path, value);
-  }
-
-  private async readQueue(app: string): Promise<void> {
-    this.queues.set(app, await this.childrenOrEmpty(lockDir(app)));
   }
 
   private async readFailures(app: string): Promise<void> {

@@ -146,7 +146,7 @@ function buildAppView(
   invalid: FleetStatus["invalidNodes"],
   now: number,
 ): AppView {
-  const positions = queuePositions(app.queue);
+  const positions = queuePositions(app.queue, ticketsOf(app, online));
   const serves = (a: AgentView): boolean => servesApp(a, app.name, spec.groups);
   // A live agent that does not serve the app never reports on it again: its old status must
   // not hold the rollout (and `--wait`) back. An offline host's groups are unknown: it stays.
@@ -224,12 +224,25 @@ function hostView(
   };
 }
 
-/** 1-based position of each host in the slot queue (lowest sequence first). */
-function queuePositions(names: string[]): Map<string, number> {
-  const parsed = names
-    .map(parseQueueNode)
-    .filter((n): n is NonNullable<typeof n> => n !== undefined)
-    .sort((a, b) => a.sequence - b.sequence);
+/** The tickets (queue node sequence numbers) that live queued hosts reported. */
+function ticketsOf(app: RawApp, online: Set<string>): { host: string; sequence: number }[] {
+  const tickets: { host: string; sequence: number }[] = [];
+  for (const { host, status } of app.hosts) {
+    const ticket = status.value?.state === "queued" ? status.value.ticket : undefined;
+    if (ticket !== undefined && online.has(host)) tickets.push({ host, sequence: ticket });
+  }
+  return tickets;
+}
+
+/**
+ * 1-based position of each host in the slot queue (lowest sequence first), from the tickets
+ * the hosts report — no listing of the queue — and any queue node names given (`<host>-<sid>-N`,
+ * agents that do not report tickets). Both are sequence numbers of the same directory.
+ */
+function queuePositions(names: string[], tickets: { host: string; sequence: number }[] = []): Map<string, number> {
+  const parsed = [...names.map(parseQueueNode).filter((n): n is NonNullable<typeof n> => n !== undefined), ...tickets].sort(
+    (a, b) => a.sequence - b.sequence,
+  );
   const positions = new Map<string, number>();
   parsed.forEach((node, i) => {
     if (!positions.has(node.host)) positions.set(node.host, i + 1);

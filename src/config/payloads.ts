@@ -25,6 +25,8 @@ export const HostStatus = jsonObject({
   since: Timestamp,
   updatedAt: Timestamp,
   queuePosition: v.optional(wholeNumber(1)),
+  /** While queued: the sequence number of the host's queue node; `status` orders the queue by it. */
+  ticket: v.optional(wholeNumber(0)),
   exitCode: v.optional(v.nullable(v.pipe(v.number(), v.integer()))),
   error: v.optional(v.pipe(v.string(), v.maxLength(4_096))),
   outputTail: v.optional(v.pipe(v.string(), v.maxLength(8_192))),

@@ -33,6 +33,9 @@ export interface SemaphoreOptions<T = undefined> {
    * marker, O(1) per host: docs/ARCHITECTURE.md "The ticket queue"). Default "listing".
    */
   queue?: "listing" | "ticket";
+  /** Told the sequence number of our queue node each time we join the queue (the host reports
+   *  it as its ticket, so `status` orders the queue without listing it). */
+  onQueued?: (sequence: number) => void;
 }
 
 export interface Lease<T = undefined> {
@@ -79,7 +82,7 @@ export class Semaphore<T = undefined> {
     const prefix = queueNodePrefix(this.options.owner, sessionId);
     let ourNode: string | undefined;
     try {
-      ourNode = await this.createQueueNode(prefix, sessionId, signal);
+      ourNode = await this.joined(await this.createQueueNode(prefix, sessionId, signal));
       for (;;) {
         throwIfAborted(signal);
         this.assertSession(sessionId);
@@ -87,7 +90,7 @@ export class Semaphore<T = undefined> {
         const place = placeInQueue(queue, basename(ourNode));
         if (!place) {
           // Our node vanished without the session ending (someone deleted it): queue again.
-          ourNode = await this.createQueueNode(prefix, sessionId, signal);
+          ourNode = await this.joined(await this.createQueueNode(prefix, sessionId, signal));
           continue;
         }
         if (place.predecessor !== undefined) {
@@ -115,7 +118,7 @@ export class Semaphore<T = undefined> {
     const sessionId = zk.sessionId;
     let ourNode: string | undefined;
     try {
-      ourNode = await this.createTicket(sessionId, signal);
+      ourNode = await this.joined(await this.createTicket(sessionId, signal));
       for (;;) {
         throwIfAborted(signal);
         this.assertSession(sessionId);
@@ -135,12 +138,19 @@ export class Semaphore<T = undefined> {
         const lease = await this.admit(ourNode, leaseData, sessionId, signal, ours);
         if (lease) return lease;
         // Our ticket was deleted (by hand): queue again at the back.
-        ourNode = await this.createTicket(sessionId, signal);
+        ourNode = await this.joined(await this.createTicket(sessionId, signal));
       }
     } catch (error) {
       if (ourNode) await this.deleteQuietly(ourNode);
       throw error;
     }
+  }
+
+  /** Announces the queue node just created (onQueued) and returns it. */
+  private async joined(node: string): Promise<string> {
+    const sequence = sequenceOf(node);
+    if (!Number.isNaN(sequence)) this.options.onQueued?.(sequence);
+    return node;
   }
 
   /** Creates our ticket; an unknown outcome (ZOOKEEPER-1262) is settled by the nodes' owner. */
