@@ -7,7 +7,7 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { FaultFleet } from "../harness/fault-fleet.ts";
 import { poll } from "../harness/wait.ts";
 import { lockDir } from "../../src/zk/paths.ts";
-import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
+import { queueMembers } from "../helpers/queue-members.ts";
 import { expectInvariants, report, summarise, useFaultSuite } from "./fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -31,8 +31,8 @@ async function rolloutWithVictims(
   );
   const queued = await poll(
     async () => {
-      const names = await fleet.admin.children(lockDir(fleet.app));
-      return names.map((n) => parseQueueNode(n)?.host).find((h) => h !== undefined && h !== start.host);
+      const members = await queueMembers(fleet.admin, lockDir(fleet.app));
+      return members.map((n) => n.host).find((h) => h !== start.host);
     },
     10_000,
     "a host waiting in the queue",

@@ -6,7 +6,7 @@ import { updateApp } from "../../src/apps/mutate-app.ts";
 import { deleteApp } from "../../src/apps/delete-app.ts";
 import { pauseApp } from "../../src/apps/operator-actions.ts";
 import { setSlots } from "../../src/apps/set-slots.ts";
-import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
+import { queueMembers } from "../helpers/queue-members.ts";
 import type { Logger } from "../../src/agent/logger.ts";
 import { appPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
@@ -155,11 +155,8 @@ describe("agent: staggered, bounded deploys", () => {
       10_000,
       "four queued hosts",
     );
-    const queued = queue
-      .map(parseQueueNode)
-      .filter((n) => n !== undefined)
-      .sort((a, b) => a.sequence - b.sequence)
-      .map((n) => n.host);
+    const queued = (await queueMembers(zk, lockDir("app"))).map((n) => n.host);
+    expect(queued).toHaveLength(queue.length);
     writeFileSync(go, "");
     await waitFor(() => converged("app", "1.0", 5), 20_000, "convergence");
     expect(startOrder(readDeployLog(log)).slice(1)).toEqual(queued);

@@ -10,8 +10,7 @@ import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ZkClient } from "../../src/zk/client.ts";
 import { ZkError } from "../../src/zk/errors.ts";
 import { basename } from "../../src/zk/paths.ts";
-import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
-import { ticketSequence } from "../../src/zk/recipes/ticket-queue.ts";
+import { queueMembers as queueMembersOf } from "../helpers/queue-members.ts";
 import { AcquireAbortedError, type Admission, type Lease, type ReadAdmission, Semaphore } from "../../src/zk/recipes/semaphore.ts";
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
 import { waitForStrict } from "../harness/wait.ts";
@@ -113,19 +112,8 @@ afterEach(async () => {
 /** The queue the members of the describe block running now use (both run, one after the other). */
 let QUEUE: "listing" | "ticket" = "listing";
 
-/** Who waits in the queue: from the names (listing queue) or the nodes' data (ticket queue). */
-async function queueMembers(env: Env): Promise<{ name: string; host: string; sessionId: string }[]> {
-  const out: { name: string; host: string; sessionId: string }[] = [];
-  for (const name of await env.admin.children(LOCK)) {
-    const listed = parseQueueNode(name);
-    if (listed) out.push({ name, host: listed.host, sessionId: listed.sessionId });
-    else if (ticketSequence(name) !== undefined) {
-      const data = JSON.parse((await env.admin.get(`${LOCK}/${name}`)).data.toString("utf8")) as { host: string; session: string };
-      out.push({ name, host: data.host, sessionId: data.session });
-    }
-  }
-  return out;
-}
+/** Who waits in the queue (either queue's naming). */
+const queueMembers = (env: Env): ReturnType<typeof queueMembersOf> => queueMembersOf(env.admin, LOCK);
 
 interface Env {
   connectString: string;
