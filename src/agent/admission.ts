@@ -35,7 +35,8 @@ export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmis
     if (spec.paused) return { blocked: "paused" };
     // "N%" (slots, max-slots, the failure budget) counts the hosts that have reported for the app.
     const percent = [spec.slots, spec.maxSlots, spec.maxFailures].some((value) => typeof value === "string");
-    const hosts = percent ? (await zk.children(hostsDir(app))).length : 0;
+    // The directory's child count (one small read), not a listing: O(1) per admission at any fleet size.
+    const hosts = percent ? ((await zk.exists(hostsDir(app)))?.numChildren ?? 0) : 0;
     const failures = failuresOf(failureNames, spec);
     const budget = resolveFailureBudget(spec.maxFailures, hosts);
     if (failures > budget) return { blocked: `halted (${failures} failure(s) > max ${budget})` };
