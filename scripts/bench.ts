@@ -1,5 +1,7 @@
 // `bun run bench [--quick] [--json] [--tls]` — Conveyor against the physical floor and against
 // Ansible; `--tls` adds the cost of mutual TLS, plain and TLS side by side in this one run.
+// `bun run bench --scale [--quick] [--json]` — fleets of 100, 1 000 and 10 000 agents on the old
+// and the new slot queue (scripts/bench/scale.ts).
 // Benchmarks are scripts, not timed tests: the machine is shared and noisy, so each number is a
 // median (or p50/p99) measured within this one run. See docs/PERFORMANCE.md for a full run.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -12,6 +14,7 @@ import { publishToFirstDeploy, publishToFirstDeploySamples, zkWriteRtt } from ".
 import { type RolloutResult, inProcessRollout, processRollout } from "./bench/rollout.ts";
 import { type Quantiles, quantiles } from "./bench/stats.ts";
 import { type Transport, connectTimes, plainTransport, tlsTransport } from "./bench/transport.ts";
+import { runScaleBench } from "./bench/scale.ts";
 import { makePki } from "../test/harness/certs.ts";
 
 interface TlsCost {
@@ -34,8 +37,8 @@ interface BenchResult {
 
 const args = new Set(process.argv.slice(2));
 for (const arg of args) {
-  if (!["--quick", "--json", "--tls"].includes(arg)) {
-    console.error(`bench: unknown option "${arg}" (use --quick, --json, --tls)`);
+  if (!["--quick", "--json", "--tls", "--scale"].includes(arg)) {
+    console.error(`bench: unknown option "${arg}" (use --quick, --json, --tls, --scale)`);
     process.exit(2);
   }
 }
@@ -43,6 +46,12 @@ const quick = args.has("--quick");
 const withTls = args.has("--tls");
 const json = args.has("--json");
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
+
+if (args.has("--scale")) {
+  // A run of its own (fleet sizes up to 10 000, old and new queue): see scripts/bench/scale.ts.
+  await runScaleBench({ json, quick, startZooKeeper });
+  process.exit(0);
+}
 
 const root = join(import.meta.dir, "..");
 const binary = join(root, "dist", "conveyor");

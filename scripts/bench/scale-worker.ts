@@ -1,0 +1,70 @@
+// One process of `bun run bench --scale`: N in-process agents (each its own ZooKeeper session,
+// the sleeping command runner), host ids h<offset+1>…, on the queue asked for. It prints one
+// JSON line per event the bench needs — {"ready":n} once every agent is registered, then
+// {"t":<epoch ms>,"m":"deploy started"|"slot released"|"deploy succeeded"} — and stops its
+// agents on SIGTERM.
+//
+//   bun scripts/bench/scale-worker.ts <connect> <hosts> <offset> <deployMs> <ticket|listing>
+
+import { Agent } from "../../src/agent/agent.ts";
+import type { Logger } from "../../src/agent/logger.ts";
+import { ZkClient } from "../../src/zk/client.ts";
+import { SleepRunner } from "./sleep-fleet.ts";
+
+const [connectString = "", hostsText = "0", offsetText = "0", deployText = "2000", queueText = "ticket"] = process.argv.slice(2);
+const hosts = Number(hostsText);
+const offset = Number(offsetText);
+const deployMs = Number(deployText);
+const queue = queueText === "listing" ? "listing" : "ticket";
+const EVENTS = new Set(["deploy started", "slot released", "deploy succeeded"]);
+
+// Events are batched into one write per tick: 10 000 agents would otherwise write a line each.
+let pending: string[] = [];
+function emit(line: string): void {
+  if (pending.length === 0) setTimeout(flush, 0);
+  pending.push(line);
+}
+function flush(): void {
+  if (pending.length === 0) return;
+  process.stdout.write(`${pending.join("\n")}\n`);
+  pending = [];
+}
+
+function logger(): Logger {
+  const push = (message: string): void => {
+    if (EVENTS.has(message)) emit(`{"t":${performance.timeOrigin + performance.now()},"m":"${message}"}`);
+  };
+  return { debug: () => undefined, info: push, warn: () => undefined, error: () => undefined };
+}
+
+const agents: { agent: Agent; zk: ZkClient }[] = [];
+const BATCH = 100;
+for (let i = 0; i < hosts; i += BATCH) {
+  const started = await Promise.all(
+    Array.from({ length: Math.min(BATCH, hosts - i) }, async (_, k) => {
+      const host = `h${String(offset + i + k + 1).padStart(5, "0")}`;
+      const zk = await ZkClient.connect({ connectString, sessionTimeoutMs: 60_000, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000 });
+      const agent = new Agent(
+        { host, groups: [], agentVersion: "bench", pid: process.pid },
+        { zk, runner: new SleepRunner(deployMs), logger: logger(), now: () => new Date(), queue },
+      );
+      await agent.start();
+      return { agent, zk };
+    }),
+  );
+  agents.push(...started);
+}
+emit(`{"ready":${agents.length}}`);
+flush();
+
+process.on("SIGTERM", async () => {
+  await Promise.all(
+    agents.map(async ({ agent, zk }) => {
+      agent.kill();
+      await agent.stop();
+      await zk.close();
+    }),
+  );
+  flush();
+  process.exit(0);
+});

@@ -1,0 +1,279 @@
+// `bun run bench --scale`: rollouts of 100, 1 000 and 10 000 simulated agents — each its own
+// ZooKeeper session, spread over worker processes (scale-worker.ts) — on the ticket queue and on
+// the old listing queue, side by side in one run. Per fleet size and queue: ZooKeeper requests
+// per host (the server's mntr), bytes received by the agents per host (their sockets' kernel
+// counters, `ss`), publish → first deploy, handoff gaps, the rollout ratio with D = 2 s and
+// S = N/20, and the ZooKeeper server's CPU and heap during the rollout.
+
+import { readFileSync } from "node:fs";
+import { publishApp } from "../../src/apps/publish.ts";
+import type { MutationContext } from "../../src/apps/mutate-app.ts";
+import { ZkClient } from "../../src/zk/client.ts";
+import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
+import { handoffGaps } from "./rollout.ts";
+import { SLEEP_COMMANDS } from "./sleep-fleet.ts";
+import { type Quantiles, quantiles, round } from "./stats.ts";
+import { packetsReceived } from "./zk-metrics.ts";
+
+export type QueueKind = "ticket" | "listing";
+
+export interface ScaleResult {
+  queue: "new" | "old";
+  hosts: number;
+  slots: number;
+  deployMs: number;
+  wallMs: number;
+  idealMs: number;
+  ratio: number;
+  zkRequestsPerHost: number;
+  bytesPerHost: number;
+  publishToFirstDeployMs: Quantiles;
+  handoffGapMs: Quantiles;
+  zkServer: { cpuPct: number; heapMb: number };
+}
+
+const bench: MutationContext = { actor: "bench", now: () => new Date() };
+const WORKER = new URL("./scale-worker.ts", import.meta.url).pathname;
+
+interface Event {
+  t: number;
+  m: string;
+}
+
+/** Worker processes hosting `hosts` agents between them; their events, in one list. */
+async function startWorkers(connectString: string, hosts: number, workers: number, deployMs: number, queue: QueueKind) {
+  const events: Event[] = [];
+  const procs: Bun.Subprocess<"ignore", "pipe", "inherit">[] = [];
+  const ready: Promise<void>[] = [];
+  const per = Math.ceil(hosts / workers);
+  for (let w = 0; w < workers; w++) {
+    const count = Math.min(per, hosts - w * per);
+    if (count <= 0) break;
+    const proc = Bun.spawn([process.execPath, WORKER, connectString, String(count), String(w * per), String(deployMs), queue], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    procs.push(proc);
+    ready.push(
+      new Promise<void>((resolve, reject) => {
+        void (async () => {
+          let buffered = "";
+          const decoder = new TextDecoder();
+          for await (const chunk of proc.stdout) {
+            buffered += decoder.decode(chunk);
+            let newline = buffered.indexOf("\n");
+            while (newline !== -1) {
+              const line = buffered.slice(0, newline);
+              buffered = buffered.slice(newline + 1);
+              const value = JSON.parse(line) as Event | { ready: number };
+              if ("ready" in value) resolve();
+              else events.push(value);
+              newline = buffered.indexOf("\n");
+            }
+          }
+          reject(new Error("a scale worker exited before it was ready"));
+        })();
+      }),
+    );
+  }
+  await Promise.all(ready);
+  return {
+    events,
+    stop: async () => {
+      for (const p of procs) p.kill("SIGTERM");
+      await Promise.race([Promise.all(procs.map((p) => p.exited)), Bun.sleep(30_000)]);
+      for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    },
+  };
+}
+
+/** Bytes the server has sent to every client socket so far, from the clients' side (ss). */
+function bytesToClients(port: number): number {
+  const out = Bun.spawnSync(["ss", "-tinH", "state", "established", "dst", `127.0.0.1:${port}`]).stdout.toString();
+  let total = 0;
+  for (const match of out.matchAll(/bytes_received:(\d+)/g)) total += Number(match[1]);
+  return total;
+}
+
+/** The server JVM's CPU time so far (ms), from /proc. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** Heap in use (MB) by jstat, else the JVM's resident memory. */
+function heapMb(pid: number): number {
+  const out = Bun.spawnSync(["jstat", "-gc", String(pid)])
+    .stdout.toString()
+    .trim()
+    .split("\n");
+  const [head, values] = [out[0]?.trim().split(/\s+/) ?? [], out[1]?.trim().split(/\s+/) ?? []];
+  const used = ["S0U", "S1U", "EU", "OU"].map((k) => Number(values[head.indexOf(k)]));
+  if (used.every((n) => Number.isFinite(n))) return round(used.reduce((a, b) => a + b, 0) / 1024, 1);
+  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return round(Number(rss ?? 0) / 1024, 1);
+}
+
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`bench --scale: timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+/** One fleet size on one queue: a warm-up rollout, then `rounds` measured ones. */
+export async function scaleRun(
+  server: ZooKeeperServer,
+  hosts: number,
+  queue: QueueKind,
+  options: { deployMs: number; workers: number; rounds: number },
+): Promise<ScaleResult> {
+  const { deployMs, workers, rounds } = options;
+  const slots = Math.max(1, Math.round(hosts / 20));
+  const connectString = `${server.connectString}/scale-${queue}-${hosts}-${Math.random().toString(36).slice(2, 7)}`;
+  const admin = await ZkClient.connect({ connectString, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000, createChroot: true });
+  await publishApp(admin, "bench", "0", { slots, ...SLEEP_COMMANDS }, bench); // every host deploys on start
+  const fleet = await startWorkers(connectString, hosts, workers, deployMs, queue);
+  const succeeded = (): number => fleet.events.filter((e) => e.m === "deploy succeeded").length;
+  const timeoutMs = 10 * Math.ceil(hosts / slots) * deployMs + 120_000;
+  try {
+    await until(() => succeeded() >= hosts, timeoutMs, "the warm-up rollout");
+    const walls: number[] = [];
+    const firsts: number[] = [];
+    const gaps: number[] = [];
+    let packets = 0;
+    let bytes = 0;
+    let cpu = 0;
+    let busyMs = 0;
+    let heap = 0;
+    for (let round_ = 1; round_ <= rounds; round_++) {
+      await Bun.sleep(500);
+      fleet.events.length = 0;
+      const [packets0, bytes0, cpu0] = [await packetsReceived(server.port), bytesToClients(server.port), cpuMs(server.pid)];
+      const t0 = performance.timeOrigin + performance.now();
+      await publishApp(admin, "bench", String(round_), {}, bench);
+      await until(() => succeeded() >= hosts, timeoutMs, `measured rollout ${round_}`);
+      const t1 = Math.max(...fleet.events.filter((e) => e.m === "deploy succeeded").map((e) => e.t));
+      await Bun.sleep(300); // the last releases land
+      packets += (await packetsReceived(server.port)) - packets0;
+      bytes += bytesToClients(server.port) - bytes0;
+      cpu += cpuMs(server.pid) - cpu0;
+      busyMs += t1 - t0;
+      heap = Math.max(heap, heapMb(server.pid));
+      const starts = fleet.events.filter((e) => e.m === "deploy started").map((e) => e.t);
+      walls.push(t1 - t0);
+      firsts.push(Math.min(...starts) - t0);
+      gaps.push(
+        ...handoffGaps(
+          fleet.events.filter((e) => e.m === "slot released").map((e) => e.t),
+          starts,
+          slots,
+        ),
+      );
+    }
+    const idealMs = Math.ceil(hosts / slots) * deployMs;
+    const wallMs = walls.reduce((a, b) => a + b, 0) / walls.length;
+    return {
+      queue: queue === "ticket" ? "new" : "old",
+      hosts,
+      slots,
+      deployMs,
+      wallMs: round(wallMs),
+      idealMs,
+      ratio: round(wallMs / idealMs, 3),
+      zkRequestsPerHost: round(packets / rounds / hosts, 1),
+      bytesPerHost: round(bytes / rounds / hosts, 0),
+      publishToFirstDeployMs: quantiles(firsts),
+      handoffGapMs: quantiles(gaps),
+      zkServer: { cpuPct: round((100 * cpu) / busyMs, 1), heapMb: heap },
+    };
+  } finally {
+    await fleet.stop();
+    await admin.deleteRecursive("/apps").catch(() => undefined);
+    await admin.close();
+  }
+}
+
+/**
+ * The whole `--scale` run: one ZooKeeper (2 GB heap, no connection limit), each fleet size on
+ * the old then the new queue, and the report (a table, or `{scale, machine}` with --json).
+ * `sizes`: 100, 1 000, 10 000 (100 and 1 000 with --quick).
+ */
+export async function runScaleBench(options: {
+  json: boolean;
+  quick: boolean;
+  startZooKeeper: typeof import("../../test/harness/zookeeper.ts").startZooKeeper;
+}): Promise<void> {
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const started = performance.now();
+  // BENCH_SCALE_SIZES=40,200 overrides the sizes (a quick look while developing).
+  const override = process.env.BENCH_SCALE_SIZES?.split(",")
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0);
+  const sizes = override?.length ? override : options.quick ? [100, 1_000] : [100, 1_000, 10_000];
+  const server = await options.startZooKeeper({
+    jvmFlags: ["-Xmx2g", "-XX:+UseSerialGC"],
+    maxClientCnxns: 0,
+    tickTime: 2_000,
+    extraConfig: { globalOutstandingLimit: "100000" },
+    timeoutMs: 60_000,
+  });
+  const scale: ScaleResult[] = [];
+  try {
+    for (const hosts of sizes) {
+      for (const queue of ["listing", "ticket"] as const) {
+        say(`scale: ${hosts} agents, ${queue} queue, slots ${Math.max(1, Math.round(hosts / 20))}, 2 s deploys…`);
+        scale.push(await scaleRun(server, hosts, queue, { deployMs: 2_000, workers: 2, rounds: hosts >= 10_000 ? 1 : 2 }));
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+  const machine = {
+    cores: navigator.hardwareConcurrency,
+    date: new Date().toISOString(),
+    quick: options.quick,
+    elapsedS: Math.round((performance.now() - started) / 1_000),
+  };
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ scale, machine }, null, 2)}\n`);
+    return;
+  }
+  const header = [
+    "queue",
+    "hosts",
+    "slots",
+    "wallMs",
+    "idealMs",
+    "ratio",
+    "zkReq/host",
+    "bytes/host",
+    "first p50",
+    "gap p50",
+    "gap p99",
+    "zk cpu%",
+    "zk heap MB",
+  ];
+  const rows = scale.map((r) =>
+    [
+      r.queue,
+      r.hosts,
+      r.slots,
+      r.wallMs,
+      r.idealMs,
+      r.ratio,
+      r.zkRequestsPerHost,
+      r.bytesPerHost,
+      r.publishToFirstDeployMs.p50,
+      r.handoffGapMs.p50,
+      r.handoffGapMs.p99,
+      r.zkServer.cpuPct,
+      r.zkServer.heapMb,
+    ].map(String),
+  );
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+  console.log(`(${machine.elapsedS} s, ${machine.cores} cores)`);
+}
