@@ -2,7 +2,18 @@ import type { ZkClient } from "../client.ts";
 import { ZkError, isBadVersion, isConnectionLoss, isNoNode } from "../errors.ts";
 import { basename, sequenceOf } from "../paths.ts";
 import type { WatchEvent, Watcher } from "../watchers.ts";
-import { queueNodePrefix } from "./queue-node.ts";
+import { newestWithPrefix, placeInQueue, queueNodePrefix } from "./queue-node.ts";
+import {
+  AcquireAbortedError,
+  assertSession,
+  deleteQuietly,
+  retrying,
+  throwIfAborted,
+  untilAbortedOr,
+  untilConnected,
+} from "./session-waits.ts";
+
+export { AcquireAbortedError, placeInQueue };
 import { TICKET_PREFIX, findPlace, formatMarker, ticketSequence } from "./ticket-queue.ts";
 
 /**
@@ -47,10 +58,6 @@ export interface Lease<T = undefined> {
   release(): Promise<void>;
 }
 
-export class AcquireAbortedError extends Error {
-  override readonly name = "AcquireAbortedError";
-}
-
 /**
  * A fair, herd-free counting semaphore — Apache Curator's InterProcessSemaphoreV2: a FIFO mutex
  * (ephemeral sequential nodes under `lockDir`, each waiter watching only its predecessor) in
@@ -85,8 +92,8 @@ export class Semaphore<T = undefined> {
       ourNode = await this.joined(await this.createQueueNode(prefix, sessionId, signal));
       for (;;) {
         throwIfAborted(signal);
-        this.assertSession(sessionId);
-        const queue = await this.retrying(() => zk.children(this.options.lockDir), sessionId, signal);
+        assertSession(this.options.zk, sessionId);
+        const queue = await retrying(this.options.zk, () => zk.children(this.options.lockDir), sessionId, signal);
         const place = placeInQueue(queue, basename(ourNode));
         if (!place) {
           // Our node vanished without the session ending (someone deleted it): queue again.
@@ -103,7 +110,7 @@ export class Semaphore<T = undefined> {
         if (lease) return lease;
       }
     } catch (error) {
-      if (ourNode) await this.deleteQuietly(ourNode);
+      if (ourNode) await deleteQuietly(this.options.zk, ourNode);
       throw error;
     }
   }
@@ -121,7 +128,7 @@ export class Semaphore<T = undefined> {
       ourNode = await this.joined(await this.createTicket(sessionId, signal));
       for (;;) {
         throwIfAborted(signal);
-        this.assertSession(sessionId);
+        assertSession(this.options.zk, sessionId);
         const ours = ticketSequence(basename(ourNode)) ?? 0;
         let head = false;
         await this.waitFor(
@@ -141,7 +148,7 @@ export class Semaphore<T = undefined> {
         ourNode = await this.joined(await this.createTicket(sessionId, signal));
       }
     } catch (error) {
-      if (ourNode) await this.deleteQuietly(ourNode);
+      if (ourNode) await deleteQuietly(this.options.zk, ourNode);
       throw error;
     }
   }
@@ -164,14 +171,14 @@ export class Semaphore<T = undefined> {
       } catch (error) {
         if (!isConnectionLoss(error)) throw error;
         // As in createQueueNode: not abortable, bounded by the session. The rare path that lists.
-        await this.untilConnected(sessionId);
-        const names = await this.retrying(() => zk.children(lockDir), sessionId);
+        await untilConnected(this.options.zk, sessionId);
+        const names = await retrying(this.options.zk, () => zk.children(lockDir), sessionId);
         const tickets = names
           .filter((n) => ticketSequence(n) !== undefined)
           .sort()
           .reverse();
         for (const name of tickets) {
-          const stat = await this.retrying(() => zk.exists(`${lockDir}/${name}`), sessionId);
+          const stat = await retrying(this.options.zk, () => zk.exists(`${lockDir}/${name}`), sessionId);
           if (stat?.ephemeralOwner === sessionId) return `${lockDir}/${name}`;
         }
       }
@@ -193,7 +200,7 @@ export class Semaphore<T = undefined> {
         if (!isConnectionLoss(error)) throw error;
         // Unknown outcome (ZOOKEEPER-1262): our session id in the name tells if it was created
         // (the newest such node: the caller may still hold the lease this one replaces).
-        const names = await this.retrying(() => zk.children(leasesDir), sessionId);
+        const names = await retrying(this.options.zk, () => zk.children(leasesDir), sessionId);
         const mine = newestWithPrefix(names, name);
         if (mine) return this.leaseAt(`${leasesDir}/${mine}`, undefined);
       }
@@ -211,7 +218,7 @@ export class Semaphore<T = undefined> {
     const { zk, lockDir } = this.options;
     for (;;) {
       throwIfAborted(signal);
-      this.assertSession(sessionId);
+      assertSession(this.options.zk, sessionId);
       let woke = false;
       let wakeUp: () => void = () => {
         woke = true;
@@ -224,7 +231,8 @@ export class Semaphore<T = undefined> {
         // The reads go out at once (one round trip): a handoff is on every rollout's critical
         // path. With tickets the marker is read first: ZooKeeper answers a session in order, so
         // the leases seen include every admission up to the marker version we will check.
-        const [marker, admission, leases] = await this.retrying(
+        const [marker, admission, leases] = await retrying(
+          this.options.zk,
           () =>
             Promise.all([
               ticket === undefined ? undefined : zk.get(lockDir),
@@ -290,7 +298,7 @@ export class Semaphore<T = undefined> {
         if (guard && isBadVersion(error)) return "raced";
         if (guard && isNoNode(error) && !(await zk.exists(ourNode))) return "gone";
         if (!isConnectionLoss(error)) throw error;
-        const names = await this.retrying(() => zk.children(leasesDir), sessionId, signal);
+        const names = await retrying(this.options.zk, () => zk.children(leasesDir), sessionId, signal);
         const mine = newestWithPrefix(names, basename(prefix));
         if (mine) return `${leasesDir}/${mine}`;
       }
@@ -305,7 +313,7 @@ export class Semaphore<T = undefined> {
       release: async () => {
         if (released) return;
         released = true;
-        await this.deleteQuietly(path);
+        await deleteQuietly(this.options.zk, path);
       },
     };
   }
@@ -322,8 +330,8 @@ export class Semaphore<T = undefined> {
         // Not abortable and retried until answered: giving up here could leave a queue node
         // nobody owns, ahead of the whole fleet until our session ends. Bounded by the session:
         // once it is lost (rejects with sessionExpired), the node is gone with it.
-        await this.untilConnected(sessionId);
-        const names = await this.retrying(() => zk.children(lockDir), sessionId);
+        await untilConnected(this.options.zk, sessionId);
+        const names = await retrying(this.options.zk, () => zk.children(lockDir), sessionId);
         const newest = newestWithPrefix(names, prefix);
         if (newest) return `${lockDir}/${newest}`;
       }
@@ -339,126 +347,12 @@ export class Semaphore<T = undefined> {
     });
     const wake: Watcher = (event) => resolveEvent(event);
     try {
-      const mustWait = await this.retrying(() => check(wake), sessionId, signal);
+      const mustWait = await retrying(this.options.zk, () => check(wake), sessionId, signal);
       if (!mustWait) return;
       const event = await untilAbortedOr(fired, signal);
-      if (event.type === "sessionLost") this.assertSession(sessionId);
+      if (event.type === "sessionLost") assertSession(this.options.zk, sessionId);
     } finally {
       zk.unwatch(wake);
     }
   }
-
-  /**
-   * Retries `fn` across connection loss (same session); rethrows anything else. A request can
-   * time out while the connection still looks up (a frozen server): back off a little then.
-   */
-  private async retrying<R>(fn: () => Promise<R>, sessionId: string, signal?: AbortSignal): Promise<R> {
-    for (;;) {
-      try {
-        return await fn();
-      } catch (error) {
-        if (!isConnectionLoss(error)) throw error;
-        if (this.options.zk.isConnected) await untilAbortedOr(Bun.sleep(100), signal);
-        await this.untilConnected(sessionId, signal);
-      }
-    }
-  }
-
-  private async untilConnected(sessionId: string, signal?: AbortSignal): Promise<void> {
-    const { zk } = this.options;
-    while (!zk.isConnected) {
-      throwIfAborted(signal);
-      this.assertSession(sessionId);
-      // Whichever comes first, both listeners go: a wait that ended by abort used to leave its
-      // state listener behind (one more per disconnected wait), and the other way round.
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          off();
-          signal?.removeEventListener("abort", done);
-          resolve();
-        };
-        const off = zk.onState(done);
-        signal?.addEventListener("abort", done, { once: true });
-      });
-    }
-    this.assertSession(sessionId);
-  }
-
-  private assertSession(sessionId: string): void {
-    if (this.options.zk.sessionId !== sessionId) {
-      throw new ZkError("sessionExpired", "ZooKeeper session lost while waiting for a slot");
-    }
-  }
-
-  private async deleteQuietly(path: string): Promise<void> {
-    const { zk } = this.options;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        await zk.delete(path);
-        return;
-      } catch (error) {
-        if (isNoNode(error) || !isConnectionLoss(error)) return;
-        // Unknown outcome: if the session survives, try again; if it is lost, the node is gone.
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-  }
-}
-
-/**
- * Where `ours` stands in the queue: the node just before it (undefined when we are first) and
- * how many are ahead. One pass, no sort: with a thousand waiters every one of them does this.
- */
-export function placeInQueue(names: readonly string[], ours: string): { predecessor?: string; ahead: number } | undefined {
-  const mine = sequenceOf(ours);
-  let found = false;
-  let predecessor: string | undefined;
-  let best = -1;
-  let ahead = 0;
-  for (const name of names) {
-    if (name === ours) {
-      found = true;
-      continue;
-    }
-    const seq = sequenceOf(name);
-    if (Number.isNaN(seq) || seq >= mine) continue;
-    ahead++;
-    if (seq > best) {
-      best = seq;
-      predecessor = name;
-    }
-  }
-  if (!found) return undefined;
-  return predecessor === undefined ? { ahead } : { predecessor, ahead };
-}
-
-/** The sequential node named `<prefix><sequence>` with the highest sequence: the one created
- *  last by that owner and session. */
-function newestWithPrefix(names: readonly string[], prefix: string): string | undefined {
-  let newest: string | undefined;
-  for (const name of names) {
-    if (!name.startsWith(prefix) || Number.isNaN(sequenceOf(name))) continue;
-    if (newest === undefined || sequenceOf(name) > sequenceOf(newest)) newest = name;
-  }
-  return newest;
-}
-
-/** `promise`, or an AcquireAbortedError as soon as `signal` aborts (also if it already has). */
-async function untilAbortedOr<V>(promise: Promise<V>, signal?: AbortSignal): Promise<V> {
-  if (!signal) return promise;
-  let onAbort: () => void = () => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new AcquireAbortedError("acquire cancelled"));
-  });
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    if (signal.aborted) throw new AcquireAbortedError("acquire cancelled");
-    return await Promise.race([promise, aborted]);
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
-}
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new AcquireAbortedError("acquire cancelled");
 }
