@@ -7,10 +7,10 @@ import type { ScaleResult } from "./scale.ts";
 const input = JSON.parse(await new Response(Bun.stdin.stream()).text()) as { scale: ScaleResult[]; machine: { date: string } };
 const rows = input.scale;
 
-const W = 760;
-const H = 330;
-const PANEL = { w: 320, h: 220, top: 60 };
-const LEFTS = [70, 440];
+const W = 820;
+const H = 370;
+const PANEL = { w: 300, h: 220, top: 60 };
+const LEFTS = [80, 480];
 const COLORS = { old: "#d33a3a", new: "#1f9d55" } as const;
 
 const sizes = [...new Set(rows.map((r) => r.hosts))].sort((a, b) => a - b);
@@ -65,8 +65,8 @@ function panel(left: number, title: string, unit: string, value: (r: ScaleResult
 
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="13" fill="#1d2430">
 <rect width="${W}" height="${H}" fill="#fff"/>
-${panel(LEFTS[0] ?? 70, "Bytes received per host per rollout", "bytes (log scale)", (r) => r.bytesPerHost, true)}
-${panel(LEFTS[1] ?? 440, "Publish → first deploy (p50)", "ms", (r) => r.publishToFirstDeployMs.p50, false)}
+${panel(LEFTS[0] ?? 80, "Bytes received per host per rollout", "bytes (log scale)", (r) => r.bytesPerHost, true)}
+${panel(LEFTS[1] ?? 480, "Publish → first deploy (p50)", "ms", (r) => r.publishToFirstDeployMs.p50, false)}
 <g font-size="12">
 <rect x="${W / 2 - 150}" y="${H - 22}" width="12" height="12" fill="${COLORS.old}"/><text x="${W / 2 - 132}" y="${H - 12}">old: each waiter lists the queue</text>
 <rect x="${W / 2 + 60}" y="${H - 22}" width="12" height="12" fill="${COLORS.new}"/><text x="${W / 2 + 78}" y="${H - 12}">new: ticket queue</text>
