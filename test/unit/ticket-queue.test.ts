@@ -1,0 +1,28 @@
+// The ticket queue's names and marker (src/zk/recipes/ticket-queue.ts): a ticket's name is what
+// ZooKeeper appends to "q-", and anything else is not a ticket; the marker reads back what was
+// written, and an empty or foreign marker means "nobody admitted yet".
+
+import { describe, expect, test } from "bun:test";
+import { formatMarker, parseMarker, ticketName, ticketSequence } from "../../src/zk/recipes/ticket-queue.ts";
+
+describe("ticket names", () => {
+  test("ten digits, zero-padded, as ZooKeeper writes sequence suffixes; read back exactly", () => {
+    expect(ticketName(0)).toBe("q-0000000000");
+    expect(ticketName(42)).toBe("q-0000000042");
+    expect(ticketName(2_147_483_647)).toBe("q-2147483647");
+    for (const n of [0, 7, 1_000_000, 2_147_483_647]) expect(ticketSequence(ticketName(n))).toBe(n);
+  });
+
+  test("anything else is not a ticket: the listing queue's names, other prefixes, short or long numbers", () => {
+    for (const name of ["h1-0123456789abcdef-0000000042", "x-0000000001", "q-42", "q-00000000420", "q-000000004a", "q-", ""]) {
+      expect(ticketSequence(name)).toBeUndefined();
+    }
+  });
+});
+
+describe("the admitted-up-to marker", () => {
+  test("reads back what was written; empty, garbage or negative data means none admitted (-1)", () => {
+    for (const n of [0, 5, 2_147_483_647]) expect(parseMarker(formatMarker(n))).toBe(n);
+    for (const data of ["", "  ", "-3", "abc", "1e3", "12345678901", '{"limit":1}']) expect(parseMarker(Buffer.from(data))).toBe(-1);
+  });
+});
