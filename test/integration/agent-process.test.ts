@@ -8,6 +8,7 @@ import { type AppView, readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { agentPath, failuresDir, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
+import { queueMembers } from "../helpers/queue-members.ts";
 import { childGroups, clockTicksPerSecond, killGroup, liveGroupMembers, pidAlive, procStat } from "../harness/processes.ts";
 import { type AgentProcess, useAgentProcesses } from "../harness/agent-process.ts";
 import { processTempDir, runCli } from "../harness/cli.ts";
@@ -339,7 +340,8 @@ describe("agent process: crash and shutdown", () => {
     const queued = fleet.find((a) => a.hostId !== first.host);
     const holder = fleet.find((a) => a.hostId === first.host);
     if (!queued || !holder) throw new Error("fleet mismatch");
-    await waitFor(async () => leaseHosts(await zk.children(lockDir("app"))).includes(queued.hostId), 10_000, "the second agent to queue");
+    const queuedHosts = async (): Promise<string[]> => (await queueMembers(zk, lockDir("app"))).map((m) => m.host);
+    await waitFor(async () => (await queuedHosts()).includes(queued.hostId), 10_000, "the second agent to queue");
 
     queued.signal("SIGTERM");
     const signalledAt = performance.now();
@@ -348,7 +350,7 @@ describe("agent process: crash and shutdown", () => {
     expect(exit).toMatchObject({ code: 0, signal: null });
     // It was not deploying: it must not wait for the other host's 3 s deploy.
     expect(exitMs).toBeLessThan(2_000);
-    expect(leaseHosts(await zk.children(lockDir("app")))).not.toContain(queued.hostId);
+    expect(await queuedHosts()).not.toContain(queued.hostId);
     expect(await zk.exists(agentPath(queued.hostId))).toBeNull();
     expect(readDeployLog(log).filter((e) => e.host === queued.hostId)).toEqual([]);
     expect(holder.exit).toBeUndefined();

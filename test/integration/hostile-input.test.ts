@@ -499,7 +499,7 @@ describe("corrupt znodes", () => {
 
   // Regression (was a bug: src/apps/fleet-reader.ts readHostList): when a new host node appears, the reader stores
   // the new host list first and reads the statuses after; a snapshot taken meanwhile (any other
-  // watch — the lock queue, another host — completing first calls onChange) shows the unread
+  // watch — the app node, another host — completing first calls onChange) shows the unread
   // host as an invalid node ("unreadable") and, worse, counts it as "reported", so it is neither
   // in hosts nor in pendingAgents. `app create … --wait` onto fresh hosts then sometimes ends at
   // once with exit 1 "no agent serves app" (evaluateRollout: no hosts, no pending agents) while
@@ -551,13 +551,14 @@ describe("corrupt znodes", () => {
     try {
       await reader.load();
       expect(evaluateRollout(reader.snapshot().apps[0], spec.rolloutId)).toBeUndefined(); // h1 pending
-      // h1 reports (a new host node) and, while its status is being read, joins the slot queue:
-      // the reader takes a snapshot for the queue change with h1's status still unread.
+      // h1 reports (a new host node) and, while its status is being read, another change the
+      // reader watches lands (the app node written again, as `set-slots` would): the reader takes
+      // a snapshot for it with h1's status still unread.
       await client.create("/apps/ok/hosts/h1", hostStatus({ state: "queued", version: "", target: "1.0", rolloutId: spec.rolloutId }));
       await waitFor(() => statusReads > 0, 5_000, "the reader to read h1's status");
       const snapshots = verdicts.length;
-      await client.create("/apps/ok/lock/h1-0-", Buffer.alloc(0), "ephemeralSequential");
-      await waitFor(() => verdicts.length > snapshots, 5_000, "a snapshot after the queue change");
+      await client.set("/apps/ok", (await client.get("/apps/ok")).data);
+      await waitFor(() => verdicts.length > snapshots, 5_000, "a snapshot after the other change");
       answer();
       await waitFor(() => reader.snapshot().apps[0]?.hosts.length === 1, 5_000, "h1's status read");
     } finally {
