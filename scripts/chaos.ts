@@ -14,7 +14,7 @@
 // may start the new app's deploy on top of the old one). After each round: every live host converged,
 // the rollout ended (no lock/lease node left, no deploy process left), no agent crashed, and
 // never more deploys than slots — except the allowed case of docs/ARCHITECTURE.md (a deploy still running after its
-// session was lost), which is counted apart. Prints a summary table (or --json) and exits 1 on
+// lease was lost: session lost, agent killed, leases/ or the app deleted by hand), which is counted apart. Prints a summary table (or --json) and exits 1 on
 // any violation. Everything started is stopped by PID, on success, failure and signals.
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -350,7 +350,7 @@ async function runRound(fleet: FaultFleet, ens: Ensemble, rng: Rng, round: numbe
     slots: c.maxLimit,
     allowedExcess: c.allowedExcess,
     allowedExcessMs: c.allowedExcessMs,
-    lostDeploys: c.lostDeploys.orphan + c.lostDeploys.sessionLost,
+    lostDeploys: c.lostDeploys.orphan + c.lostDeploys.sessionLost + c.lostDeploys.leaseDeleted,
     leaked,
     orphans,
     crashed,
@@ -414,8 +414,8 @@ function printTable(s: Record<string, unknown>): void {
       `${conv.p50} / ${conv.p99} / ${conv.max} ms${conv.notConverged ? ` (${conv.notConverged} not converged)` : ""}`,
     ],
     [
-      "allowed excess (session lost)",
-      `${ex.rounds} round(s), max +${ex.max}, ${ex.totalMs} ms total, ${ex.deploysWithoutSession} deploy(s) ran without a session`,
+      "allowed excess (lease lost)",
+      `${ex.rounds} round(s), max +${ex.max}, ${ex.totalMs} ms total, ${ex.deploysWithoutSession} deploy(s) ran without a lease`,
     ],
     ["leaked lock/lease nodes", String(get<number>("leakedNodes"))],
     ["orphan deploy processes", String(get<number>("orphanProcesses"))],

@@ -87,6 +87,7 @@ export function summarise(check: CheckReport): Record<string, unknown> {
     allowedExcessMs: c.allowedExcessMs,
     orphanDeploys: c.lostDeploys.orphan,
     sessionLostDeploys: c.lostDeploys.sessionLost,
+    leaseDeletedDeploys: c.lostDeploys.leaseDeleted,
     violations: c.violations.length,
     errorLines: check.errorLines.length,
   };
@@ -102,7 +103,7 @@ export function expectInvariants(check: CheckReport, opts: { strict: boolean }):
   expect(check.concurrency.violations).toEqual([]);
   if (opts.strict) {
     expect(check.concurrency.maxConcurrent).toBeLessThanOrEqual(check.concurrency.maxLimit);
-    expect(check.concurrency.lostDeploys).toEqual({ orphan: 0, sessionLost: 0 });
+    expect(check.concurrency.lostDeploys).toEqual({ orphan: 0, sessionLost: 0, leaseDeleted: 0 });
   }
   expect(check.leftovers).toEqual({ lock: [], leases: [] });
   expect(check.orphans).toEqual([]);

@@ -215,7 +215,7 @@ export class FaultFleet {
     const r = await this.cli(["app", "delete", this.app]);
     const to = Date.now();
     if (r.code !== 0) throw new Error(`app delete exited ${r.code}: ${r.stderr}${r.stdout}`);
-    this.faults.push({ kind: "app deleted", hosts: undefined, from, to });
+    this.faults.push({ kind: "app deleted", hosts: undefined, from, to, removesLeases: true });
     return { at: to, ms: to - from };
   }
 
@@ -237,8 +237,8 @@ export class FaultFleet {
   // ---- faults -----------------------------------------------------------------------------
 
   /** Records a fault window for the checker; call the returned function when it is healed. */
-  beginFault(kind: string, hosts?: readonly string[]): () => void {
-    const window: FaultWindow = { kind, hosts, from: Date.now(), to: Number.POSITIVE_INFINITY };
+  beginFault(kind: string, hosts?: readonly string[], removesLeases = false): () => void {
+    const window: FaultWindow = { kind, hosts, from: Date.now(), to: Number.POSITIVE_INFINITY, removesLeases };
     this.faults.push(window);
     return () => {
       window.to = Date.now();
@@ -275,7 +275,7 @@ export class FaultFleet {
    *  the agents must re-create what they need. Recorded as a fault on every host (a deleted
    *  lease of a running deploy is the allowed excess). */
   async deleteNode(path: string): Promise<void> {
-    const heal = this.beginFault(`${path} deleted`);
+    const heal = this.beginFault(`${path} deleted`, undefined, path.endsWith("/leases"));
     try {
       await this.admin.deleteRecursive(path);
     } finally {

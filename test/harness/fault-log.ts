@@ -159,6 +159,10 @@ export interface FaultWindow {
   hosts: readonly string[] | undefined;
   from: number;
   to: number;
+  /** The fault deleted every lease node of the app (`leases/` or the app deleted by hand): each
+   *  deploy running at that moment lost its lease, even if no observation caught the moment
+   *  before its agent re-created it (documented exception, cases 3 and 4). */
+  removesLeases?: boolean;
 }
 
 /** SIGKILL of an agent: a deploy it was running goes on as an orphan with no session. */
@@ -194,7 +198,7 @@ function overlaps(d: Deploy, from: number, to: number): boolean {
   return from < (d.end ?? Number.POSITIVE_INFINITY) && to > d.start;
 }
 
-export type LossReason = "orphan" | "session lost";
+export type LossReason = "orphan" | "session lost" | "lease deleted";
 
 export interface LostDeploy {
   deploy: Deploy;
@@ -227,6 +231,11 @@ export function classifyLosses(
       lost.set(d.pid, { deploy: d, reason: "orphan", since: kill.at });
       continue;
     }
+    const deletion = faults.find((f) => f.removesLeases && overlaps(d, f.from, f.to));
+    if (deletion) {
+      lost.set(d.pid, { deploy: d, reason: "lease deleted", since: deletion.from, evidence });
+      continue;
+    }
     if (!evidence) continue;
     const fault = faults.find((f) => (f.hosts === undefined || f.hosts.includes(d.host)) && overlaps(d, f.from, f.to + FAULT_SLACK_MS));
     if (fault) lost.set(d.pid, { deploy: d, reason: "session lost", since: Math.min(fault.from, evidence.at), evidence });
@@ -251,7 +260,7 @@ export interface ConcurrencyReport {
   /** Total milliseconds during which more deploys ran than the limit (allowed case only). */
   allowedExcessMs: number;
   /** Deploys that ran without a session (orphans, session lost), by reason. */
-  lostDeploys: { orphan: number; sessionLost: number };
+  lostDeploys: { orphan: number; sessionLost: number; leaseDeleted: number };
   violations: string[];
 }
 
@@ -331,6 +340,7 @@ export function analyseConcurrency(
     lostDeploys: {
       orphan: reasons.filter((r) => r.reason === "orphan").length,
       sessionLost: reasons.filter((r) => r.reason === "session lost").length,
+      leaseDeleted: reasons.filter((r) => r.reason === "lease deleted").length,
     },
     violations,
   };

@@ -29,6 +29,7 @@ function script(...steps: string[]): DeployLine[] {
 }
 
 const SLOTS_2 = [{ from: 0, to: 0, slots: 2 }];
+const SLOTS_1 = [{ from: 0, to: 0, slots: 1 }];
 const observe = (at: number, ...leases: [string, number][]): LeaseObservation => ({
   sendAt: at,
   recvAt: at + 5,
@@ -100,7 +101,7 @@ describe("fault log", () => {
     const kills = [{ host: "a", at: 500, slotHeld: true }];
     const strict = analyseConcurrency(lines, SLOTS_2, [], [], kills);
     expect(strict.violations.some((v) => /3 deploys at once \(limit 2\)/.test(v))).toBe(true);
-    expect(strict.lostDeploys).toEqual({ orphan: 0, sessionLost: 0 });
+    expect(strict.lostDeploys).toEqual({ orphan: 0, sessionLost: 0, leaseDeleted: 0 });
     const held = analyseConcurrency(
       script("+a@0", "+b@10", "-a@4000", "-b@4100"),
       SLOTS_2,
@@ -117,6 +118,19 @@ describe("fault log", () => {
       kills,
     );
     expect(gap.violations).toEqual([expect.stringContaining("no lease while its agent restarted within the session")]);
+  });
+
+  test("leases/ deleted by hand while a deploy ran: its lease is lost even if no observation caught it; a deletion before the deploy explains nothing", () => {
+    const lines = script("+a@0", "+c@1010", "-a@1500", "-c@2000");
+    const window = { kind: "leases deleted", hosts: undefined, from: 1_000, to: 1_005 };
+    const deletion = [{ ...window, removesLeases: true }];
+    const r = analyseConcurrency(lines, SLOTS_1, [], deletion, []);
+    expect(r.violations).toEqual([]);
+    expect(r).toMatchObject({ maxConcurrent: 2, allowedExcess: 1, lostDeploys: { orphan: 0, sessionLost: 0, leaseDeleted: 1 } });
+    const before = analyseConcurrency(script("+a@2000", "+c@2010", "-a@2500", "-c@3000"), SLOTS_1, [], deletion, []);
+    expect(before.violations.some((v) => /2 deploys at once \(limit 1\)/.test(v))).toBe(true);
+    const notLeases = analyseConcurrency(lines, SLOTS_1, [], [window], []);
+    expect(notLeases.violations.some((v) => /2 deploys at once \(limit 1\)/.test(v))).toBe(true);
   });
 
   test("a lease that vanished mid-deploy during a fault on that host: session lost, excess allowed", () => {
