@@ -65,8 +65,9 @@ async function canaryAdmission(
   if (canaryHosts.includes(host)) return { limit, context: spec };
   if (canaryHosts.length < canary) return { limit, alsoCreate: canaryMarkerPath(app, spec.rolloutId, host), context: spec };
   if (spec.canaryAuto) {
-    // Wake when a canary host finishes (it releases its lease after reporting).
-    await zk.children(leasesDir(app), wake);
+    // Wake when a canary host finishes (it releases its lease after reporting; a release
+    // touches leases/: a data watch, not a listing).
+    await zk.exists(leasesDir(app), wake);
     const done = await Promise.all(canaryHosts.map((h) => isCurrent(zk, app, h, spec)));
     if (done.every(Boolean)) return { limit, context: spec };
     return { blocked: `canary: waiting for ${done.filter((d) => !d).length} of ${canary} canary host(s) to finish` };

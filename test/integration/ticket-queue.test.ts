@@ -46,6 +46,7 @@ async function member(
   owner: string,
   wrap?: (real: ZkClient) => ZkClient,
   onWaiting?: (position: number, reason: string) => void,
+  fullRecheckMs?: number,
 ): Promise<{ client: ZkClient; sem: Semaphore }> {
   const client = await ZkClient.connect({ connectString });
   opened.push(client);
@@ -58,6 +59,7 @@ async function member(
     owner,
     readAdmission: readAdmission(client),
     ...(onWaiting ? { onWaiting } : {}),
+    ...(fullRecheckMs !== undefined ? { fullRecheckMs } : {}),
   });
   return { client, sem };
 }
@@ -144,6 +146,71 @@ describe("ticket queue", () => {
     expect(order).toEqual(["early", "late"]);
     expect(listings).toBeGreaterThanOrEqual(1);
     expect(parseMarker((await admin.get(LOCK)).data)).toBe(lateTicket ?? -2);
+  }, 30_000);
+
+  test("the head waits on the lease count, not a listing: a release wakes it through the directory's data watch", async () => {
+    const { connectString, admin } = await setup("tq-count", 2);
+    const holders = [await member(connectString, "h1"), await member(connectString, "h2")];
+    const leases = [await holders[0]?.sem.acquire(text("h1")), await holders[1]?.sem.acquire(text("h2"))];
+    let listings = 0;
+    let busy = 0;
+    const counting = (real: ZkClient): ZkClient =>
+      new Proxy(real, {
+        get(target, property) {
+          if (property === "children") {
+            return (path: string, watcher?: Parameters<ZkClient["children"]>[1]) => {
+              if (path === LEASES) listings++;
+              return target.children(path, watcher);
+            };
+          }
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    // No re-check within the test: only the release's touch of leases/ can wake the head.
+    const waiter = await member(
+      connectString,
+      "w",
+      counting,
+      (_p, reason) => {
+        if (reason === "all 2 slot(s) busy") busy++;
+      },
+      600_000,
+    );
+    const acquired = waiter.sem.acquire(text("w"));
+    await waitForStrict(() => busy > 0, 5_000, "the head to find every slot busy");
+    await leases[0]?.release();
+    const lease = await acquired;
+    expect(listings).toBe(0);
+    expect((await admin.children(LEASES)).length).toBe(2);
+    await lease.release();
+    await leases[1]?.release();
+    expect(await admin.children(LEASES)).toEqual([]);
+  }, 30_000);
+
+  test("a holder whose session ends without a release (no touch of leases/): the head counts again on its re-check and is admitted", async () => {
+    const { connectString, admin } = await setup("tq-expired", 1);
+    const holder = await member(connectString, "holder");
+    await holder.sem.acquire(text("holder"));
+    let busy = 0;
+    const waiter = await member(
+      connectString,
+      "w",
+      undefined,
+      (_p, reason) => {
+        if (reason === "all 1 slot(s) busy") busy++;
+      },
+      200,
+    );
+    const acquired = waiter.sem.acquire(text("w"));
+    await waitForStrict(() => busy > 0, 5_000, "the head to find the slot busy");
+    const version = (await admin.exists(LEASES))?.version;
+    await holder.client.close(); // the session ends: ZooKeeper deletes the lease; leases/ is not touched
+    const lease = await acquired;
+    expect((await admin.exists(LEASES))?.version).toBe(version);
+    // leases/ untouched and nothing else changed: only the re-check can have admitted it (without
+    // one, acquire() would wait for ever and the test time out).
+    await lease.release();
   }, 30_000);
 
   test("two processes that both believe they hold the head: the marker's compare-and-set lets one admit, the limit holds", async () => {

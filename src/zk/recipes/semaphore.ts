@@ -7,6 +7,7 @@ import {
   AcquireAbortedError,
   assertSession,
   deleteQuietly,
+  releaseLease,
   retrying,
   throwIfAborted,
   untilAbortedOr,
@@ -14,6 +15,10 @@ import {
 } from "./session-waits.ts";
 
 export { AcquireAbortedError, placeInQueue };
+
+/** The head with every slot busy looks at the lease count again after this long, even without
+ *  a wake-up: a lease can vanish without touching leases/ (session expiry, deletion by hand). */
+const FULL_RECHECK_MS = 1_000;
 import { TICKET_PREFIX, findPlace, formatMarker, ticketSequence } from "./ticket-queue.ts";
 
 /**
@@ -47,6 +52,9 @@ export interface SemaphoreOptions<T = undefined> {
   /** Told the sequence number of our queue node each time we join the queue (the host reports
    *  it as its ticket, so `status` orders the queue without listing it). */
   onQueued?: (sequence: number) => void;
+  /** Ticket queue, every slot busy: how often the head counts the leases again without a
+   *  wake-up (a lease can vanish without a release: session expiry). Default 1 s. */
+  fullRecheckMs?: number;
 }
 
 export interface Lease<T = undefined> {
@@ -220,6 +228,7 @@ export class Semaphore<T = undefined> {
       throwIfAborted(signal);
       assertSession(this.options.zk, sessionId);
       let woke = false;
+      let recheck: ReturnType<typeof setTimeout> | undefined;
       let wakeUp: () => void = () => {
         woke = true;
       };
@@ -231,21 +240,22 @@ export class Semaphore<T = undefined> {
         // The reads go out at once (one round trip): a handoff is on every rollout's critical
         // path. With tickets the marker is read first: ZooKeeper answers a session in order, so
         // the leases seen include every admission up to the marker version we will check.
-        const [marker, admission, leases] = await retrying(
+        const [marker, admission, held] = await retrying(
           this.options.zk,
           () =>
             Promise.all([
               ticket === undefined ? undefined : zk.get(lockDir),
               this.options.readAdmission(wake),
-              zk.children(this.options.leasesDir, wake),
+              this.heldLeases(wake, ticket !== undefined),
             ]),
           sessionId,
           signal,
         );
+        let recheckMs: number | undefined;
         if ("blocked" in admission) {
           this.options.onWaiting?.(1, admission.blocked);
         } else {
-          if (leases.length < admission.limit) {
+          if (held < admission.limit) {
             const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
             const guard = ticket === undefined || !marker ? undefined : { ticket, version: marker.stat.version };
             const created = await this.commitLease(prefix, leaseData, ourNode, admission.alsoCreate, sessionId, signal, guard);
@@ -254,19 +264,38 @@ export class Semaphore<T = undefined> {
             return this.leaseAt(created, admission.context);
           }
           this.options.onWaiting?.(1, `all ${admission.limit} slot(s) busy`);
+          // Counting: a lease that went without a release (session expired, deleted by hand, an
+          // agent of an earlier version) does not touch leases/; look again now and then.
+          if (ticket !== undefined) recheckMs = this.options.fullRecheckMs ?? FULL_RECHECK_MS;
         }
         if (!woke) {
           await untilAbortedOr(
             new Promise<void>((resolve) => {
               wakeUp = resolve;
+              if (recheckMs !== undefined) recheck = setTimeout(resolve, recheckMs);
             }),
             signal,
           );
         }
       } finally {
+        clearTimeout(recheck);
         zk.unwatch(wake);
       }
     }
+  }
+
+  /**
+   * How many leases are held, watched. With the ticket queue: the directory's child count (one
+   * small read; `release` touches the directory's data, which wakes us), so the head's cost does
+   * not grow with the number of slots. The listing queue lists the leases and watches the list.
+   * Leases are read after the marker, so the count includes every admission up to it.
+   */
+  private async heldLeases(wake: Watcher, counting: boolean): Promise<number> {
+    const { zk, leasesDir } = this.options;
+    if (!counting) return (await zk.children(leasesDir, wake)).length;
+    const stat = await zk.exists(leasesDir, wake);
+    if (!stat) throw new ZkError("noNode", `${leasesDir} does not exist`, leasesDir);
+    return stat.numChildren;
   }
 
   /**
@@ -313,7 +342,7 @@ export class Semaphore<T = undefined> {
       release: async () => {
         if (released) return;
         released = true;
-        await deleteQuietly(this.options.zk, path);
+        await releaseLease(this.options.zk, path, this.options.leasesDir);
       },
     };
   }

@@ -64,6 +64,30 @@ export async function deleteQuietly(zk: ZkClient, path: string): Promise<void> {
   }
 }
 
+/**
+ * Deletes a lease and touches its directory's data in one transaction: a waiter watches that
+ * data (one small notification per release), not the list of leases (every holder's name, O(slots)
+ * bytes per wake-up). A lease already gone (session expired, deleted by hand) still touches the
+ * directory so the waiter looks again. Gives up quietly like deleteQuietly: if the session is
+ * lost, the lease is gone with it and the waiter's periodic re-check counts it.
+ */
+export async function releaseLease(zk: ZkClient, path: string, leasesDir: string): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      await zk.transaction().delete(path).set(leasesDir, Buffer.alloc(0)).commit();
+      return;
+    } catch (error) {
+      if (isNoNode(error)) {
+        await zk.set(leasesDir, Buffer.alloc(0)).catch(() => undefined);
+        return;
+      }
+      if (!isConnectionLoss(error)) return;
+      // Unknown outcome: if it was applied, the next attempt finds the lease gone (NoNode).
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 /** `promise`, or an AcquireAbortedError as soon as `signal` aborts (also if it already has). */
 export async function untilAbortedOr<V>(promise: Promise<V>, signal?: AbortSignal): Promise<V> {
   if (!signal) return promise;
