@@ -1,5 +1,5 @@
 import type { ZkClient } from "./client.ts";
-import { isNoNode, isNotEmpty } from "./errors.ts";
+import { isConnectionLoss, isNoNode, isNotEmpty } from "./errors.ts";
 
 /** Above this many nodes the subtree is deleted node by node (a multi-op must fit ZooKeeper's
  *  1 MB request limit; a path is some 50 bytes). */
@@ -14,14 +14,20 @@ const ATTEMPTS = 10;
  * re-create what they miss (they repair directories deleted by hand). If someone adds or
  * removes a node between the listing and the commit, the transaction fails whole and is tried
  * again. False when `path` does not exist. Very large subtrees fall back to node by node.
+ *
+ * Connection loss (a server of the ensemble dies mid-command): the transaction may or may not
+ * have been applied (ZOOKEEPER-1262). It is tried again on the same session once the client has
+ * reconnected; a path gone by then counts as deleted by us, not as "does not exist".
  */
 export async function deleteSubtreeAtomically(zk: ZkClient, path: string): Promise<boolean> {
+  let maybeDeleted = false;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     let nodes: string[];
     try {
       nodes = await postOrder(zk, path);
     } catch (error) {
-      if (isNoNode(error) && (await zk.exists(path)) === null) return false;
+      if (isConnectionLoss(error)) continue;
+      if (isNoNode(error) && (await zk.exists(path)) === null) return maybeDeleted;
       if (isNoNode(error)) continue; // a node vanished while we listed: list again
       throw error;
     }
@@ -32,10 +38,11 @@ export async function deleteSubtreeAtomically(zk: ZkClient, path: string): Promi
       await txn.commit();
       return true;
     } catch (error) {
-      if (!isNotEmpty(error) && !isNoNode(error)) throw error;
+      if (isConnectionLoss(error)) maybeDeleted = true;
+      else if (!isNotEmpty(error) && !isNoNode(error)) throw error;
     }
   }
-  if ((await zk.exists(path)) === null) return false;
+  if ((await zk.exists(path)) === null) return maybeDeleted;
   await zk.deleteRecursive(path);
   return true;
 }

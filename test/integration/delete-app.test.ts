@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { deleteApp } from "../../src/apps/delete-app.ts";
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
+import { ZkError } from "../../src/zk/errors.ts";
 import { appPath, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { waitFor } from "../harness/wait.ts";
 import { useZooKeeper } from "../harness/zookeeper.ts";
@@ -53,6 +54,35 @@ describe("app delete", () => {
     expect(appWhenLeasesChanged).toBe("gone");
     expect(singleDeletes).toBe(0);
     expect(await admin.exists(appPath("web"))).toBeNull();
+  });
+
+  test("the connection lost during the delete transaction (a server died mid-command): tried again once reconnected; applied or not, the app is deleted, not 'does not exist'", async () => {
+    const connect = zookeeper.withChroot("delete-lost");
+    const admin = await client(connect);
+    for (const [app, applied] of [
+      ["applied", true],
+      ["unapplied", false],
+    ] as const) {
+      await publishApp(admin, app, "1.0", { getVersionCmd: "true", deployCmd: "true" }, testActor);
+      // The first commit's answer is lost: after applying it (the reply never came) or before
+      // it reached the server.
+      const transaction = admin.transaction.bind(admin);
+      let commits = 0;
+      admin.transaction = () => {
+        const txn = transaction();
+        const commit = txn.commit.bind(txn);
+        txn.commit = async () => {
+          if (++commits > 1) return commit();
+          if (applied) await commit();
+          throw new ZkError("connectionLoss", "connection to ZooKeeper lost (test)", appPath(app));
+        };
+        return txn;
+      };
+      await deleteApp(admin, app);
+      admin.transaction = transaction;
+      expect(commits).toBe(applied ? 1 : 2);
+      expect(await admin.exists(appPath(app))).toBeNull();
+    }
   });
 
   test("deleting an app that does not exist is AppNotFound", async () => {
