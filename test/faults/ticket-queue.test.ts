@@ -66,7 +66,7 @@ describe("ticket queue under faults", () => {
     fleet.setDeploySeconds(1);
     const pub = await fleet.publish("1.0", { slots: 1 });
     await fleet.waitForStart(() => true, 15_000);
-    // A run of deletions under lock/: each moves the sequence counter past a number no node has.
+    // A run of other sequential nodes created and deleted under lock/: each takes a number no ticket has.
     for (let i = 0; i < MAX_WALK + 8; i++) {
       await fleet.admin.delete(await fleet.admin.create(`${lockDir(fleet.app)}/gap-`, Buffer.alloc(0), "persistentSequential"));
     }

@@ -188,13 +188,28 @@ export class FaultFleet {
     return runCli(["--zk", this.connect, ...tls, ...args], { timeoutMs: CLI_TIMEOUT_MS });
   }
 
+  /**
+   * An operator's command during an ensemble fault: one cut off mid-command by a dying server
+   * (exit 3, "connection to ZooKeeper lost": its outcome unknown) is run again, as an operator
+   * would. `app create` and `set-slots` are safe to repeat; `app delete` settles a lost answer
+   * itself, and a repeat that finds the app gone means the first one deleted it.
+   */
+  private async operatorCli(args: string[]): Promise<CliResult> {
+    let r = await this.cli(args);
+    for (let attempt = 1; attempt < 3 && r.code === 3 && /connection to ZooKeeper lost/.test(r.stderr); attempt++) {
+      const again = await this.cli(args);
+      r = args[1] === "delete" && /does not exist/.test(again.stderr) ? { ...again, code: 0 } : again;
+    }
+    return r;
+  }
+
   /** `app create <app> <version>` with the fleet's commands; throws unless it exits 0. */
   async publish(version: string, o: { slots?: number; deploySeconds?: number } = {}): Promise<{ at: number; ms: number }> {
     const args = ["app", "create", this.app, version, "--get-version-cmd", GET_VERSION_COMMAND];
     args.push("--deploy-cmd", deployCommand(this.log, o.deploySeconds ?? this.options.deploySeconds ?? 1));
     if (o.slots !== undefined) args.push("--slots", String(o.slots));
     const from = Date.now();
-    const r = await this.cli(args);
+    const r = await this.operatorCli(args);
     const to = Date.now();
     if (r.code !== 0) throw new Error(`app create ${this.app} ${version} exited ${r.code}: ${r.stderr}${r.stdout}`);
     if (o.slots !== undefined) this.slotChanges.push({ from, to, slots: o.slots });
@@ -203,7 +218,7 @@ export class FaultFleet {
 
   async setSlots(slots: number): Promise<{ at: number; ms: number }> {
     const from = Date.now();
-    const r = await this.cli(["app", "set-slots", this.app, String(slots)]);
+    const r = await this.operatorCli(["app", "set-slots", this.app, String(slots)]);
     const to = Date.now();
     if (r.code !== 0) throw new Error(`app set-slots ${slots} exited ${r.code}: ${r.stderr}${r.stdout}`);
     this.slotChanges.push({ from, to, slots });
@@ -212,7 +227,7 @@ export class FaultFleet {
 
   async deleteApp(): Promise<{ at: number; ms: number }> {
     const from = Date.now();
-    const r = await this.cli(["app", "delete", this.app]);
+    const r = await this.operatorCli(["app", "delete", this.app]);
     const to = Date.now();
     if (r.code !== 0) throw new Error(`app delete exited ${r.code}: ${r.stderr}${r.stdout}`);
     this.faults.push({ kind: "app deleted", hosts: undefined, from, to, removesLeases: true });

@@ -101,9 +101,9 @@ describe("ticket queue", () => {
     expect(await tickets(admin)).toEqual([]);
   }, 30_000);
 
-  test(`a late joiner after more than ${MAX_WALK} deletions finds its place with one listing, and is admitted in order`, async () => {
+  test(`a late joiner after a gap of more than ${MAX_WALK} sequence numbers finds its place with one listing, and is admitted in order`, async () => {
     const { connectString, admin } = await setup("tq-late", 1);
-    // A run of deletions in lock/: each moves the sequence counter, leaving a gap.
+    // Other sequential nodes created and deleted in lock/: each takes a number, leaving a gap.
     for (let i = 0; i < MAX_WALK + 5; i++) await admin.delete(await admin.create(`${LOCK}/x-`, Buffer.alloc(0), "persistentSequential"));
     const holder = await member(connectString, "holder");
     const lease = await holder.sem.acquire(text("holder"));

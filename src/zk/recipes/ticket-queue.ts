@@ -35,19 +35,32 @@ export type Place = { head: true; marker: number } | { head: false; predecessor:
 
 /**
  * The waiter with sequence `ours` looks for the highest live ticket below it, down to the
- * marker: one read of the marker, then one read per sequence number walked (the first that
- * exists is the predecessor, and that read leaves `wake` on it — a missing node leaves no
- * watch). Sequence numbers below ours were handed out before ours: such a node can vanish but
- * never appear, so "none found" means we are the lowest live waiter. Past MAX_WALK missing
- * numbers (a late joiner after many deletions) one listing of the queue finds the predecessor.
+ * marker. Sequence numbers below ours were handed out before ours: such a node can vanish but
+ * never appear, so "none found" means we are the lowest live waiter.
+ *
+ * Cost: one read of the queue directory (the marker, and its child count: alone in the queue
+ * means head at once), then `ours − 1` — which exists in the common case and gets `wake`. Only
+ * if it is missing (its waiter left, or a gap in the numbers) are the next numbers down to
+ * MAX_WALK read together in one round trip; past them (a late joiner after a run of departures)
+ * one listing of the queue finds the predecessor.
  */
 export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wake: Watcher): Promise<Place> {
-  const marker = parseMarker((await zk.get(lockDir)).data);
-  for (let sequence = ours - 1, steps = 0; sequence > marker; sequence--, steps++) {
-    if (steps === MAX_WALK) return placeByListing(zk, lockDir, ours, marker, wake);
+  const { data, stat } = await zk.get(lockDir);
+  const marker = parseMarker(data);
+  if (stat.numChildren <= 1 || ours - 1 <= marker) return { head: true, marker };
+  const nearest = `${lockDir}/${ticketName(ours - 1)}`;
+  if (await watchIfExists(zk, nearest, wake)) return { head: false, predecessor: nearest, marker };
+  const lowest = Math.max(marker + 1, ours - MAX_WALK);
+  const below: number[] = [];
+  for (let sequence = ours - 2; sequence >= lowest; sequence--) below.push(sequence);
+  const found = await Promise.all(below.map((sequence) => zk.exists(`${lockDir}/${ticketName(sequence)}`)));
+  for (const [i, sequence] of below.entries()) {
+    if (found[i] === null) continue;
+    // It may have gone since: watching it says (if not, the next one down is the candidate).
     const predecessor = `${lockDir}/${ticketName(sequence)}`;
     if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, marker };
   }
+  if (lowest > marker + 1) return placeByListing(zk, lockDir, ours, marker, wake);
   return { head: true, marker };
 }
 
