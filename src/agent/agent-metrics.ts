@@ -45,7 +45,7 @@ export class AgentMetrics implements AgentObserver {
     );
     this.queuePosition = registry.gauge(
       "conveyor_agent_queue_position",
-      "Position in the app's slot queue while waiting (1: next); 0 when not waiting",
+      "Position in the app's slot queue while waiting (1: next; at most this many ahead: departed waiters may still be counted until the next wake-up); 0 when not waiting",
     );
     this.deploys = registry.counter(
       "conveyor_agent_deploys_total",

@@ -19,7 +19,7 @@ export { AcquireAbortedError, placeInQueue };
 /** The head with every slot busy looks at the lease count again after this long, even without
  *  a wake-up: a lease can vanish without touching leases/ (session expiry, deletion by hand). */
 const FULL_RECHECK_MS = 1_000;
-import { TICKET_PREFIX, findPlace, formatMarker, ticketSequence } from "./ticket-queue.ts";
+import { TICKET_PREFIX, findPlace, formatMarker, isHeadAt, ticketSequence } from "./ticket-queue.ts";
 
 /**
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
@@ -115,7 +115,7 @@ export class Semaphore<T = undefined> {
           continue;
         }
         const lease = await this.admit(ourNode, leaseData, sessionId, signal);
-        if (lease) return lease;
+        if (lease && lease !== "not head") return lease;
       }
     } catch (error) {
       if (ourNode) await deleteQuietly(this.options.zk, ourNode);
@@ -134,23 +134,31 @@ export class Semaphore<T = undefined> {
     let ourNode: string | undefined;
     try {
       ourNode = await this.joined(await this.createTicket(sessionId, signal));
+      let woken = false;
       for (;;) {
         throwIfAborted(signal);
         assertSession(this.options.zk, sessionId);
         const ours = ticketSequence(basename(ourNode)) ?? 0;
-        let head = false;
-        await this.waitFor(
-          async (wake) => {
-            const place = await findPlace(zk, lockDir, ours, wake);
-            head = place.head;
-            if (!place.head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
-            return !place.head;
-          },
-          sessionId,
-          signal,
-        );
-        if (!head) continue;
-        const lease = await this.admit(ourNode, leaseData, sessionId, signal, ours);
+        if (!woken) {
+          let head = false;
+          await this.waitFor(
+            async (wake) => {
+              const place = await findPlace(zk, lockDir, ours, wake);
+              head = place.head;
+              if (!place.head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
+              return !place.head;
+            },
+            sessionId,
+            signal,
+          );
+          // A wake-up (our predecessor went): most likely admitted, so we are the head —
+          // admit() confirms it from its own first read.
+          woken = !head;
+          if (!head) continue;
+        }
+        const lease = await this.admit(ourNode, leaseData, sessionId, signal, ours, woken);
+        woken = false;
+        if (lease === "not head") continue;
         if (lease) return lease;
         // Our ticket was deleted (by hand): queue again at the back.
         ourNode = await this.joined(await this.createTicket(sessionId, signal));
@@ -222,9 +230,10 @@ export class Semaphore<T = undefined> {
     sessionId: string,
     signal?: AbortSignal,
     ticket?: number,
-  ): Promise<Lease<T> | undefined> {
+    confirmHead = false,
+  ): Promise<Lease<T> | undefined | "not head"> {
     const { zk, lockDir } = this.options;
-    for (;;) {
+    for (let first = true; ; first = false) {
       throwIfAborted(signal);
       assertSession(this.options.zk, sessionId);
       let woke = false;
@@ -251,6 +260,10 @@ export class Semaphore<T = undefined> {
           sessionId,
           signal,
         );
+        // Woken in the queue: the marker just read says whether we are the head now (our
+        // predecessor was admitted, or we are alone) — reads that would otherwise take a
+        // round trip of their own before these, on every handoff's critical path.
+        if (confirmHead && first && marker && !isHeadAt(marker, ticket)) return "not head";
         let recheckMs: number | undefined;
         if ("blocked" in admission) {
           this.options.onWaiting?.(1, admission.blocked);

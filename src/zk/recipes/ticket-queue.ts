@@ -44,10 +44,16 @@ export type Place = { head: true; marker: number } | { head: false; predecessor:
  * MAX_WALK read together in one round trip; past them (a late joiner after a run of departures)
  * one listing of the queue finds the predecessor.
  */
+/** The queue directory read (marker and child count) alone shows `ours` at the head: alone in
+ *  the queue, or every number below ours admitted. Otherwise only a walk can tell. */
+export function isHeadAt(lockDir: { data: Buffer; stat: { numChildren: number } }, ours: number | undefined): boolean {
+  return ours !== undefined && (lockDir.stat.numChildren <= 1 || ours - 1 <= parseMarker(lockDir.data));
+}
+
 export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wake: Watcher): Promise<Place> {
-  const { data, stat } = await zk.get(lockDir);
-  const marker = parseMarker(data);
-  if (stat.numChildren <= 1 || ours - 1 <= marker) return { head: true, marker };
+  const read = await zk.get(lockDir);
+  const marker = parseMarker(read.data);
+  if (isHeadAt(read, ours)) return { head: true, marker };
   const nearest = `${lockDir}/${ticketName(ours - 1)}`;
   if (await watchIfExists(zk, nearest, wake)) return { head: false, predecessor: nearest, marker };
   const lowest = Math.max(marker + 1, ours - MAX_WALK);
