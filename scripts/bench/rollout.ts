@@ -58,16 +58,20 @@ function rolloutResult(
 }
 
 /** k-th deploy start (k ≥ slots, in order) is paired with the (k − slots)-th slot release. */
-export function handoffGaps(releases: number[], starts: number[], slots: number): number[] {
+export function handoffPairs(releases: number[], starts: number[], slots: number): { release: number; start: number }[] {
   const r = [...releases].sort((a, b) => a - b);
   const s = [...starts].sort((a, b) => a - b);
-  const gaps: number[] = [];
+  const pairs: { release: number; start: number }[] = [];
   for (let k = slots; k < s.length; k++) {
     const release = r[k - slots];
     const start = s[k];
-    if (release !== undefined && start !== undefined) gaps.push(Math.max(0, start - release));
+    if (release !== undefined && start !== undefined) pairs.push({ release, start });
   }
-  return gaps;
+  return pairs;
+}
+
+export function handoffGaps(releases: number[], starts: number[], slots: number): number[] {
+  return handoffPairs(releases, starts, slots).map((p) => Math.max(0, p.start - p.release));
 }
 
 /** In-process agents with a sleeping command runner: 100 and 1 000 hosts on one machine. */

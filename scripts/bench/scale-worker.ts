@@ -1,7 +1,7 @@
 // One process of `bun run bench --scale`: N in-process agents (each its own ZooKeeper session,
 // the sleeping command runner), host ids h<offset+1>…, on the queue asked for. It prints one
 // JSON line per event the bench needs — {"ready":n} once every agent is registered, then
-// {"t":<epoch ms>,"m":"deploy started"|"slot released"|"deploy succeeded"} — and stops its
+// {"t":<epoch ms>,"m":"deploy started"|"slot released"|"deploy succeeded"|"stall","ms"?} — and stops its
 // agents on SIGTERM.
 //
 //   bun scripts/bench/scale-worker.ts <connect> <hosts> <offset> <deployMs> <ticket|listing>
@@ -56,6 +56,18 @@ for (let i = 0; i < hosts; i += BATCH) {
 }
 emit(`{"ready":${agents.length}}`);
 flush();
+
+// Event-loop stalls: a 5 ms timer that fires 10 ms or more late reports by how much. A handoff
+// whose release or admission lands in a stall waits for it; the bench counts how many of the
+// slow handoffs a stall explains.
+const PROBE_MS = 5;
+let expected = performance.now() + PROBE_MS;
+setInterval(() => {
+  const now = performance.now();
+  const late = now - expected;
+  if (late >= 10) emit(`{"t":${performance.timeOrigin + now},"m":"stall","ms":${Math.round(late)}}`);
+  expected = now + PROBE_MS;
+}, PROBE_MS);
 
 process.on("SIGTERM", async () => {
   await Promise.all(

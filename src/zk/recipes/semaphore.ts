@@ -19,7 +19,7 @@ export { AcquireAbortedError, placeInQueue };
 /** The head with every slot busy looks at the lease count again after this long, even without
  *  a wake-up: a lease can vanish without touching leases/ (session expiry, deletion by hand). */
 const FULL_RECHECK_MS = 1_000;
-import { TICKET_PREFIX, findPlace, formatMarker, isHeadAt, ticketSequence } from "./ticket-queue.ts";
+import { type DataRead, TICKET_PREFIX, findPlace, formatMarker, isHeadAt, ticketSequence } from "./ticket-queue.ts";
 
 /**
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
@@ -133,7 +133,12 @@ export class Semaphore<T = undefined> {
     const sessionId = zk.sessionId;
     let ourNode: string | undefined;
     try {
-      ourNode = await this.joined(await this.createTicket(sessionId, signal));
+      const created = this.createTicket(sessionId, signal);
+      // Sent right behind the create: ZooKeeper answers one session in order, so this read of
+      // the queue directory (marker, child count) already includes our ticket — the walk's
+      // first read without a round trip of its own. Lost with the create's answer: read again.
+      let joinRead: Promise<DataRead | undefined> | undefined = zk.get(lockDir).catch(() => undefined);
+      ourNode = await this.joined(await created);
       let woken = false;
       for (;;) {
         throwIfAborted(signal);
@@ -143,7 +148,9 @@ export class Semaphore<T = undefined> {
           let head = false;
           await this.waitFor(
             async (wake) => {
-              const place = await findPlace(zk, lockDir, ours, wake);
+              const read = await joinRead;
+              joinRead = undefined;
+              const place = await findPlace(zk, lockDir, ours, wake, read);
               head = place.head;
               if (!place.head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
               return !place.head;

@@ -30,6 +30,9 @@ export function formatMarker(sequence: number): Buffer {
   return Buffer.from(String(sequence), "utf8");
 }
 
+/** A read of a node: its data and stat (the queue directory's: marker and child count). */
+export type DataRead = Awaited<ReturnType<ZkClient["get"]>>;
+
 /** Where a waiter stands: at the head, or behind a live predecessor now watched with `wake`. */
 export type Place = { head: true; marker: number } | { head: false; predecessor: string; marker: number };
 
@@ -50,8 +53,8 @@ export function isHeadAt(lockDir: { data: Buffer; stat: { numChildren: number } 
   return ours !== undefined && (lockDir.stat.numChildren <= 1 || ours - 1 <= parseMarker(lockDir.data));
 }
 
-export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wake: Watcher): Promise<Place> {
-  const read = await zk.get(lockDir);
+export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wake: Watcher, lockDirRead?: DataRead): Promise<Place> {
+  const read = lockDirRead ?? (await zk.get(lockDir));
   const marker = parseMarker(read.data);
   if (isHeadAt(read, ours)) return { head: true, marker };
   const nearest = `${lockDir}/${ticketName(ours - 1)}`;
