@@ -133,10 +133,14 @@ export class Semaphore<T = undefined> {
     const sessionId = zk.sessionId;
     let ourNode: string | undefined;
     try {
-      const created = this.createTicket(sessionId, signal);
+      let createLost = false;
+      const created = this.createTicket(sessionId, signal, () => {
+        createLost = true;
+      });
       // Sent right behind the create: ZooKeeper answers one session in order, so this read of
       // the queue directory (marker, child count) already includes our ticket — the walk's
-      // first read without a round trip of its own. Lost with the create's answer: read again.
+      // first read without a round trip of its own. Not used if the create's answer was lost
+      // (the ticket may be created later than this read): read again.
       let joinRead: Promise<DataRead | undefined> | undefined = zk.get(lockDir).catch(() => undefined);
       ourNode = await this.joined(await created);
       let woken = false;
@@ -148,7 +152,7 @@ export class Semaphore<T = undefined> {
           let head = false;
           await this.waitFor(
             async (wake) => {
-              const read = await joinRead;
+              const read = createLost ? undefined : await joinRead;
               joinRead = undefined;
               const place = await findPlace(zk, lockDir, ours, wake, read);
               head = place.head;
@@ -184,7 +188,7 @@ export class Semaphore<T = undefined> {
   }
 
   /** Creates our ticket; an unknown outcome (ZOOKEEPER-1262) is settled by the nodes' owner. */
-  private async createTicket(sessionId: string, signal?: AbortSignal): Promise<string> {
+  private async createTicket(sessionId: string, signal?: AbortSignal, onConnectionLoss?: () => void): Promise<string> {
     const { zk, lockDir, owner } = this.options;
     const data = Buffer.from(JSON.stringify({ host: owner, session: sessionId }), "utf8");
     for (;;) {
@@ -193,6 +197,7 @@ export class Semaphore<T = undefined> {
         return await zk.create(`${lockDir}/${TICKET_PREFIX}`, data, "ephemeralSequential");
       } catch (error) {
         if (!isConnectionLoss(error)) throw error;
+        onConnectionLoss?.();
         // As in createQueueNode: not abortable, bounded by the session. The rare path that lists.
         await untilConnected(this.options.zk, sessionId);
         const names = await retrying(this.options.zk, () => zk.children(lockDir), sessionId);
