@@ -7,7 +7,7 @@ import { resolveSlots, slotLimit } from "../config/slots.ts";
 import { failuresOf, rolloutHosts } from "../apps/fleet-view.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode } from "../zk/errors.ts";
-import { appPath, canaryDir, canaryMarkerPath, doneDir, failuresDir, hostStatusPath, hostsDir, leasesDir } from "../zk/paths.ts";
+import { appPath, canaryDir, canaryMarkerPath, doneRolloutDir, failuresDir, hostStatusPath, hostsDir, leasesDir } from "../zk/paths.ts";
 import type { Admission, ReadAdmission } from "../zk/recipes/semaphore.ts";
 import type { Watcher } from "../zk/watchers.ts";
 
@@ -40,10 +40,10 @@ export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmis
     const failures = failuresOf(failureNames, spec);
     const budget = resolveFailureBudget(spec.maxFailures, hosts);
     if (failures > budget) return { blocked: `halted (${failures} failure(s) > max ${budget})` };
-    // The ramp counts the hosts that completed this rollout; they write their marker before
-    // they release their slot, so the leases watch wakes us after each.
+    // The ramp counts the hosts that completed this rollout (its directory's child count: O(1));
+    // they write their marker before they release their slot, so the leases watch wakes us after each.
     const ramps = spec.slotIncrement !== undefined && spec.slotIncrement > 1;
-    const completed = ramps ? rolloutHosts(await childrenOrNone(zk, doneDir(app)), spec.rolloutId).length : 0;
+    const completed = ramps ? ((await zk.exists(doneRolloutDir(app, spec.rolloutId)))?.numChildren ?? 0) : 0;
     const limit = slotLimit(spec, hosts, completed);
     // --slot-increment 0: exactly `slots` hosts in the rollout, then wait for promote — a canary.
     const canary = spec.canary ?? (spec.slotIncrement === 0 ? resolveSlots(spec.slots, hosts) : undefined);

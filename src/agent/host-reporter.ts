@@ -2,7 +2,7 @@ import { encodeZnode } from "../config/decode.ts";
 import { Failure, HostStatus, type StoredHostState } from "../config/payloads.ts";
 import type { ZkClient } from "../zk/client.ts";
 import { isNoNode, isNodeExists } from "../zk/errors.ts";
-import { doneMarkerPath, failurePath, hostStatusPath } from "../zk/paths.ts";
+import { doneMarkerPath, doneRolloutDir, failurePath, hostStatusPath } from "../zk/paths.ts";
 import type { WatchEvent } from "../zk/watchers.ts";
 
 /** Tries to create a node whose directory keeps vanishing (someone deleting the tree). */
@@ -125,9 +125,19 @@ export class HostReporter {
     }
   }
 
-  /** Records that this host completed a rollout (deployed and current): the slot ramp counts it. */
+  /** Records that this host completed a rollout (deployed and current): the slot ramp counts it.
+   *  The first host to complete creates the rollout's directory under done/. */
   async recordDone(rolloutId: string): Promise<void> {
-    await this.createRepairing(doneMarkerPath(this.app, rolloutId, this.host), Buffer.alloc(0));
+    const marker = doneMarkerPath(this.app, rolloutId, this.host);
+    try {
+      await this.zk.create(marker, Buffer.alloc(0));
+      return;
+    } catch (error) {
+      if (isNodeExists(error)) return;
+      if (!isNoNode(error)) throw error;
+    }
+    if ((await this.createRepairing(doneRolloutDir(this.app, rolloutId), Buffer.alloc(0))) === "gone") return;
+    await this.createRepairing(marker, Buffer.alloc(0));
   }
 
   /** Records that this host failed a rollout; counts toward the rollout's failure budget. */

@@ -6,7 +6,8 @@ import { OperationError } from "./errors.ts";
 import { type MutationContext, historyEntry } from "./mutate-app.ts";
 import { pruneHistory } from "./history.ts";
 
-/** Per-rollout marker directories whose nodes are named `<rolloutId>-<host>`. */
+/** Per-rollout marker directories whose nodes are named `<rolloutId>-<host>` — in done/, each
+ *  rollout's markers are `<rolloutId>/<host>` (flat names left by agents of earlier versions). */
 const MARKER_DIRS: readonly AppDir[] = ["failures", "canary", "done"];
 const ATTEMPTS = 8;
 
@@ -74,7 +75,13 @@ async function hostNodes(zk: ZkClient, host: string): Promise<{ app: string; rem
           if (isNoNode(error)) return [] as string[];
           throw error;
         });
-        for (const name of names) if (markerHost(name) === host) removed.push(`${appDir(app, dir)}/${name}`);
+        for (const name of names) {
+          if (markerHost(name) === host) removed.push(`${appDir(app, dir)}/${name}`);
+          else if (dir === "done" && markerHost(name) === undefined) {
+            const marker = `${appDir(app, dir)}/${name}/${host}`;
+            if ((await zk.exists(marker)) !== null) removed.push(marker);
+          }
+        }
       }
       return { app, removed };
     }),

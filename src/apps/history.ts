@@ -64,9 +64,13 @@ export async function pruneRolloutMarkers(zk: ZkClient, app: string): Promise<vo
     () => undefined,
   );
   if (current === undefined) return;
+  // done/ holds one directory per rollout (and, from agents of earlier versions, flat
+  // `<rolloutId>-<host>` markers): anything not the current rollout's goes, with its children.
+  const stale = (dir: string, name: string): boolean =>
+    dir === doneDir(app) ? name !== current && !name.startsWith(`${current}-`) : !name.startsWith(`${current}-`);
   await Promise.all(
     dirs.flatMap((dir, i) =>
-      (listed[i] ?? []).filter((n) => !n.startsWith(`${current}-`)).map((n) => zk.delete(`${dir}/${n}`).catch(() => undefined)),
+      (listed[i] ?? []).filter((n) => stale(dir, n)).map((n) => zk.deleteRecursive(`${dir}/${n}`).catch(() => undefined)),
     ),
   );
 }

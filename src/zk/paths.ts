@@ -25,8 +25,12 @@ export const canaryMarkerPath = (app: string, rolloutId: string, host: string): 
 export const historyDir = (app: string): string => appDir(app, "history");
 /** Hosts that completed a rollout (`<rolloutId>-<host>`), counted by the slot ramp. */
 export const doneDir = (app: string): string => appDir(app, "done");
-export const doneMarkerPath = (app: string, rolloutId: string, host: string): string => `${doneDir(app)}/${rolloutId}-${host}`;
-/** The host a per-rollout marker (`<rolloutId>-<host>`: failures, canary, done) names; a rollout id has no "-". */
+/** One directory per rollout under done/: the slot ramp counts a rollout's completions from the
+ *  directory's child count (one small read), not by listing every marker. */
+export const doneRolloutDir = (app: string, rolloutId: string): string => `${doneDir(app)}/${rolloutId}`;
+export const doneMarkerPath = (app: string, rolloutId: string, host: string): string => `${doneRolloutDir(app, rolloutId)}/${host}`;
+/** The host a per-rollout marker (`<rolloutId>-<host>`: failures, canary; done before it had a
+ *  directory per rollout) names; a rollout id has no "-". */
 export function markerHost(name: string): string | undefined {
   const dash = name.indexOf("-");
   return dash === -1 ? undefined : name.slice(dash + 1);
@@ -43,7 +47,8 @@ export type LayoutNode =
   | { kind: "agent"; host: string }
   | { kind: "app"; app: string }
   | { kind: "appDir"; app: string; dir: AppDir }
-  /** A child of an app directory: hosts/<host>, lock/<node>, failures/<rolloutId>-<host>, … */
+  /** A child of an app directory: hosts/<host>, lock/<node>, failures/<rolloutId>-<host>, …
+   *  and done/<rolloutId>/<host> (name `<rolloutId>/<host>`). */
   | { kind: "appEntry"; app: string; dir: AppDir; name: string };
 
 export function layoutNode(path: string): LayoutNode {
@@ -58,8 +63,13 @@ export function layoutNode(path: string): LayoutNode {
   if (`/${top}` !== APPS) return { kind: "other" };
   if (name === undefined) return { kind: "apps" };
   if (dir === undefined) return { kind: "app", app: name };
-  if (!(APP_DIRS as readonly string[]).includes(dir) || deeper.length > 0) return { kind: "other" };
+  if (!(APP_DIRS as readonly string[]).includes(dir)) return { kind: "other" };
   const known = dir as AppDir;
+  if (deeper.length > 0) {
+    return known === "done" && deeper.length === 1
+      ? { kind: "appEntry", app: name, dir: known, name: `${entry}/${deeper[0]}` }
+      : { kind: "other" };
+  }
   return entry === undefined ? { kind: "appDir", app: name, dir: known } : { kind: "appEntry", app: name, dir: known, name: entry };
 }
 

@@ -14,6 +14,8 @@ import {
   failurePath,
   historyPrefix,
   hostStatusPath,
+  doneMarkerPath,
+  doneRolloutDir,
   layoutNode,
   sequenceOf,
 } from "../../src/zk/paths.ts";
@@ -30,6 +32,9 @@ describe("layoutNode reads back every path the builders make", () => {
     [hostStatusPath("web", "h1"), { kind: "appEntry", app: "web", dir: "hosts", name: "h1" }],
     [failurePath("web", "rabc123", "h1"), { kind: "appEntry", app: "web", dir: "failures", name: "rabc123-h1" }],
     [canaryMarkerPath("web", "rabc123", "h1"), { kind: "appEntry", app: "web", dir: "canary", name: "rabc123-h1" }],
+    [doneRolloutDir("web", "rabc123"), { kind: "appEntry", app: "web", dir: "done", name: "rabc123" }],
+    [doneMarkerPath("web", "rabc123", "h1"), { kind: "appEntry", app: "web", dir: "done", name: "rabc123/h1" }],
+    ["/apps/web/done/rabc123/h1/deeper", { kind: "other" }],
     [`${historyPrefix("web")}0000000007`, { kind: "appEntry", app: "web", dir: "history", name: "h-0000000007" }],
     ["/apps/web/unknown", { kind: "other" }],
     ["/apps/web/hosts/h1/deeper", { kind: "other" }],
