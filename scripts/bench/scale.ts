@@ -60,7 +60,11 @@ async function startWorkers(connectString: string, hosts: number, workers: numbe
   for (let w = 0; w < workers; w++) {
     const count = Math.min(per, hosts - w * per);
     if (count <= 0) break;
-    const proc = Bun.spawn([process.execPath, WORKER, connectString, String(count), String(w * per), String(deployMs), queue], {
+    // BENCH_SCALE_PROFILE=<dir>: each worker writes a CPU profile (markdown) there when stopped.
+    const profile = process.env.BENCH_SCALE_PROFILE
+      ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_SCALE_PROFILE}`]
+      : [];
+    const proc = Bun.spawn([process.execPath, ...profile, WORKER, connectString, String(count), String(w * per), String(deployMs), queue], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     procs.push(proc);
