@@ -14,7 +14,9 @@
 // may start the new app's deploy on top of the old one). After each round: every live host converged,
 // the rollout ended (no lock/lease node left, no deploy process left), no agent crashed, and
 // never more deploys than slots — except the allowed case of docs/ARCHITECTURE.md (a deploy still running after its
-// lease was lost: session lost, agent killed, leases/ or the app deleted by hand), which is counted apart. Prints a summary table (or --json) and exits 1 on
+// lease was lost: session lost, agent killed, leases/ or the app deleted by hand), which is counted apart.
+// An operator command (app create, set-slots, app delete) cut off by a dying server — exit 3,
+// "connection to ZooKeeper lost" — is run again, as an operator would (FaultFleet.operatorCli). Prints a summary table (or --json) and exits 1 on
 // any violation. Everything started is stopped by PID, on success, failure and signals.
 
 import { mkdtempSync, rmSync } from "node:fs";
