@@ -5,7 +5,9 @@
 // counters, `ss`), publish → first deploy, handoff gaps, the rollout ratio with D = 2 s and
 // S = N/20, and the ZooKeeper server's CPU and heap during the rollout.
 
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { publishApp } from "../../src/apps/publish.ts";
 import type { MutationContext } from "../../src/apps/mutate-app.ts";
 import { ZkClient } from "../../src/zk/client.ts";
@@ -30,9 +32,38 @@ export interface ScaleResult {
   publishToFirstDeployMs: Quantiles;
   handoffGapMs: Quantiles;
   zkServer: { cpuPct: number; heapMb: number };
+  /** The worker processes' CPU during the rollouts, in % of one core (2 cores: 200 % is all). */
+  workersCpuPct: number;
   /** Worker event-loop stalls (≥ 10 ms) per measured rollout, and how many of the slow handoffs
    *  (> 20 ms) a stall overlapped: the simulation's share of the tail, not the queue's. */
   workerStalls: { perRollout: number; maxMs: number; slowHandoffs: number; slowDuringStall: number };
+  /** The ZooKeeper JVM's GC pauses during the measured rollouts, and how many of the slow
+   *  handoffs one overlapped. */
+  zkGcPauses: { perRollout: number; maxMs: number; slowDuringPause: number };
+  /** Admissions go one at a time (the queue's head): when releases bunch up, each waits for the
+   *  ones before it. `stepMs`: p50 time between back-to-back admissions (starts < 10 ms apart);
+   *  `slowBehindAdmission`: slow handoffs whose start came < 10 ms after the previous start. */
+  admissionChain: { stepMs: number; slowBehindAdmission: number };
+}
+
+/** Starts closer than this are back to back: the next admission began as soon as it could. */
+const BACK_TO_BACK_MS = 10;
+
+/** GC pauses from a `-Xlog:gc:file=…:time` log: `[<ISO time>] GC(n) Pause … 12.345ms`. */
+function gcPauses(logPath: string, from: number, to: number): { from: number; to: number }[] {
+  let text = "";
+  try {
+    text = readFileSync(logPath, "utf8");
+  } catch {
+    return [];
+  }
+  const pauses: { from: number; to: number }[] = [];
+  for (const match of text.matchAll(/^\[([^\]]+)\].*Pause.* ([\d.]+)ms$/gm)) {
+    const end = Date.parse((match[1] ?? "").replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
+    const ms = Number(match[2]);
+    if (Number.isFinite(end) && end >= from && end - ms <= to) pauses.push({ from: end - ms, to: end });
+  }
+  return pauses;
 }
 
 /** The largest fleet the old listing queue runs at by default (see runScaleBench). */
@@ -93,6 +124,8 @@ async function startWorkers(connectString: string, hosts: number, workers: numbe
   await Promise.all(ready);
   return {
     events,
+    /** CPU time (ms) the worker processes have used so far, together. */
+    cpuMs: (): number => procs.reduce((sum, p) => sum + cpuMs(p.pid), 0),
     stop: async () => {
       for (const p of procs) p.kill("SIGTERM");
       await Promise.race([Promise.all(procs.map((p) => p.exited)), Bun.sleep(30_000)]);
@@ -141,9 +174,9 @@ export async function scaleRun(
   server: ZooKeeperServer,
   hosts: number,
   queue: QueueKind,
-  options: { deployMs: number; workers: number; rounds: number },
+  options: { deployMs: number; workers: number; rounds: number; gcLog: string },
 ): Promise<ScaleResult> {
-  const { deployMs, workers, rounds } = options;
+  const { deployMs, workers, rounds, gcLog } = options;
   const slots = Math.max(1, Math.round(hosts / 20));
   const connectString = `${server.connectString}/scale-${queue}-${hosts}-${Math.random().toString(36).slice(2, 7)}`;
   const admin = await ZkClient.connect({ connectString, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000, createChroot: true });
@@ -159,15 +192,25 @@ export async function scaleRun(
     const stalls: { from: number; to: number }[] = [];
     let slow = 0;
     let slowDuringStall = 0;
+    const pauses: { from: number; to: number }[] = [];
+    let slowDuringPause = 0;
+    const steps: number[] = [];
+    let slowBehindAdmission = 0;
     let packets = 0;
     let bytes = 0;
     let cpu = 0;
+    let workerCpu = 0;
     let busyMs = 0;
     let heap = 0;
     for (let round_ = 1; round_ <= rounds; round_++) {
       await Bun.sleep(500);
       fleet.events.length = 0;
-      const [packets0, bytes0, cpu0] = [await packetsReceived(server.port), bytesToClients(server.port), cpuMs(server.pid)];
+      const [packets0, bytes0, cpu0, workerCpu0] = [
+        await packetsReceived(server.port),
+        bytesToClients(server.port),
+        cpuMs(server.pid),
+        fleet.cpuMs(),
+      ];
       const t0 = performance.timeOrigin + performance.now();
       await publishApp(admin, "bench", String(round_), {}, bench);
       await until(() => succeeded() >= hosts, timeoutMs, `measured rollout ${round_}`);
@@ -176,6 +219,7 @@ export async function scaleRun(
       packets += (await packetsReceived(server.port)) - packets0;
       bytes += bytesToClients(server.port) - bytes0;
       cpu += cpuMs(server.pid) - cpu0;
+      workerCpu += fleet.cpuMs() - workerCpu0;
       busyMs += t1 - t0;
       heap = Math.max(heap, heapMb(server.pid));
       const starts = fleet.events.filter((e) => e.m === "deploy started").map((e) => e.t);
@@ -189,10 +233,20 @@ export async function scaleRun(
       gaps.push(...pairs.map((p) => Math.max(0, p.start - p.release)));
       const roundStalls = fleet.events.filter((e) => e.m === "stall").map((e) => ({ from: e.t - (e.ms ?? 0), to: e.t }));
       stalls.push(...roundStalls);
+      const roundPauses = gcPauses(gcLog, t0, t1);
+      pauses.push(...roundPauses);
+      const sortedStarts = [...starts].sort((a, b) => a - b);
+      for (let i = 1; i < sortedStarts.length; i++) {
+        const step = (sortedStarts[i] ?? 0) - (sortedStarts[i - 1] ?? 0);
+        if (step < BACK_TO_BACK_MS) steps.push(step);
+      }
       for (const p of pairs) {
         if (p.start - p.release <= SLOW_HANDOFF_MS) continue;
+        const previous = sortedStarts.filter((t) => t < p.start).at(-1);
+        if (previous !== undefined && p.start - previous < BACK_TO_BACK_MS) slowBehindAdmission++;
         slow++;
         if (roundStalls.some((st) => st.from < p.start && st.to > p.release)) slowDuringStall++;
+        if (roundPauses.some((gc) => gc.from < p.start && gc.to > p.release)) slowDuringPause++;
       }
     }
     const idealMs = Math.ceil(hosts / slots) * deployMs;
@@ -210,11 +264,18 @@ export async function scaleRun(
       publishToFirstDeployMs: quantiles(firsts),
       handoffGapMs: quantiles(gaps),
       zkServer: { cpuPct: round((100 * cpu) / busyMs, 1), heapMb: heap },
+      workersCpuPct: round((100 * workerCpu) / busyMs, 1),
       workerStalls: {
         perRollout: round(stalls.length / rounds, 1),
         maxMs: Math.round(Math.max(0, ...stalls.map((st) => st.to - st.from))),
         slowHandoffs: slow,
         slowDuringStall,
+      },
+      admissionChain: { stepMs: quantiles(steps).p50, slowBehindAdmission },
+      zkGcPauses: {
+        perRollout: round(pauses.length / rounds, 1),
+        maxMs: round(Math.max(0, ...pauses.map((p) => p.to - p.from)), 1),
+        slowDuringPause,
       },
     };
   } finally {
@@ -241,8 +302,11 @@ export async function runScaleBench(options: {
     .map(Number)
     .filter((n) => Number.isInteger(n) && n > 0);
   const sizes = override?.length ? override : options.quick ? [100, 1_000] : [100, 1_000, 10_000];
+  // The JVM's default collector (G1 on Java 17), as zkServer.sh runs it; its pauses are logged
+  // so the slow handoffs they cause can be counted.
+  const gcLog = join(mkdtempSync(join(tmpdir(), "conveyor-scale-")), "zk-gc.log");
   const server = await options.startZooKeeper({
-    jvmFlags: ["-Xmx2g", "-XX:+UseSerialGC"],
+    jvmFlags: ["-Xmx2g", `-Xlog:gc:file=${gcLog}:time`],
     maxClientCnxns: 0,
     tickTime: 2_000,
     extraConfig: { globalOutstandingLimit: "100000" },
@@ -260,11 +324,12 @@ export async function runScaleBench(options: {
       );
       for (const queue of queues) {
         say(`scale: ${hosts} agents, ${queue} queue, slots ${Math.max(1, Math.round(hosts / 20))}, 2 s deploys…`);
-        scale.push(await scaleRun(server, hosts, queue, { deployMs: 2_000, workers: 2, rounds: hosts >= 10_000 ? 1 : 2 }));
+        scale.push(await scaleRun(server, hosts, queue, { deployMs: 2_000, workers: 2, rounds: hosts >= 10_000 ? 1 : 2, gcLog }));
       }
     }
   } finally {
     await server.stop();
+    rmSync(dirname(gcLog), { recursive: true, force: true });
   }
   const machine = {
     cores: navigator.hardwareConcurrency,
@@ -290,8 +355,11 @@ export async function runScaleBench(options: {
     "gap p99",
     "zk cpu%",
     "zk heap MB",
+    "workers cpu%",
     "stalls",
-    "slow (in stall)",
+    "gc pauses",
+    "slow (in stall, in gc, behind)",
+    "step ms",
   ];
   const rows = scale.map((r) =>
     [
@@ -308,8 +376,11 @@ export async function runScaleBench(options: {
       r.handoffGapMs.p99,
       r.zkServer.cpuPct,
       r.zkServer.heapMb,
+      r.workersCpuPct,
       r.workerStalls.perRollout,
-      `${r.workerStalls.slowHandoffs} (${r.workerStalls.slowDuringStall})`,
+      `${r.zkGcPauses.perRollout} (max ${r.zkGcPauses.maxMs})`,
+      `${r.workerStalls.slowHandoffs} (${r.workerStalls.slowDuringStall}, ${r.zkGcPauses.slowDuringPause}, ${r.admissionChain.slowBehindAdmission})`,
+      r.admissionChain.stepMs,
     ].map(String),
   );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
