@@ -64,6 +64,18 @@ async function member(
   return { client, sem };
 }
 
+/** The real client with some of its methods replaced (a replacement may call the real one). */
+function overriding(real: ZkClient, replaced: Partial<Pick<ZkClient, "children" | "get" | "transaction">>): ZkClient {
+  return new Proxy(real, {
+    get(target, property) {
+      const own: unknown = Reflect.get(replaced, property);
+      if (own !== undefined) return own;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 async function tickets(admin: ZkClient): Promise<number[]> {
   return (await admin.children(LOCK))
     .map((n) => ticketSequence(n))
@@ -112,22 +124,13 @@ describe("ticket queue", () => {
     await waitForStrict(async () => (await tickets(admin)).length === 1, 5_000, "early to queue");
     for (let i = 0; i < MAX_WALK + 5; i++) await admin.delete(await admin.create(`${LOCK}/x-`, Buffer.alloc(0), "persistentSequential"));
     let listings = 0;
-    const late = await member(
-      connectString,
-      "late",
-      (real) =>
-        new Proxy(real, {
-          get(target, property) {
-            if (property === "children") {
-              return (path: string, watcher?: Parameters<ZkClient["children"]>[1]) => {
-                if (path === LOCK) listings++;
-                return target.children(path, watcher);
-              };
-            }
-            const value: unknown = Reflect.get(target, property, target);
-            return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-          },
-        }),
+    const late = await member(connectString, "late", (real) =>
+      overriding(real, {
+        children: (path, watcher) => {
+          if (path === LOCK) listings++;
+          return real.children(path, watcher);
+        },
+      }),
     );
     const order: string[] = [];
     const lateDone = late.sem.acquire(text("late")).then(async (l) => {
@@ -155,16 +158,10 @@ describe("ticket queue", () => {
     let listings = 0;
     let busy = 0;
     const counting = (real: ZkClient): ZkClient =>
-      new Proxy(real, {
-        get(target, property) {
-          if (property === "children") {
-            return (path: string, watcher?: Parameters<ZkClient["children"]>[1]) => {
-              if (path === LEASES) listings++;
-              return target.children(path, watcher);
-            };
-          }
-          const value: unknown = Reflect.get(target, property, target);
-          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      overriding(real, {
+        children: (path, watcher) => {
+          if (path === LEASES) listings++;
+          return real.children(path, watcher);
         },
       });
     // No re-check within the test: only the release's touch of leases/ can wake the head.
@@ -231,43 +228,28 @@ describe("ticket queue", () => {
       connectString,
       "a",
       (real) =>
-        new Proxy(real, {
-          get(target, property) {
-            if (property === "transaction") {
-              // `a` reads, then waits here until `b` has committed: both decided on the same marker version.
-              return () => {
-                const txn = target.transaction();
-                const commit = txn.commit.bind(txn);
-                txn.commit = async () => {
-                  aReadyToCommit();
-                  await firstCommitHeld;
-                  return commit();
-                };
-                return txn;
-              };
-            }
-            const value: unknown = Reflect.get(target, property, target);
-            return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        overriding(real, {
+          // `a` reads, then waits here until `b` has committed: both decided on the same marker version.
+          transaction: () => {
+            const txn = real.transaction();
+            const commit = txn.commit.bind(txn);
+            txn.commit = async () => {
+              aReadyToCommit();
+              await firstCommitHeld;
+              return commit();
+            };
+            return txn;
           },
         }),
       (_position, reason) => {
         if (raced && reason === "all 1 slot(s) busy") busyAfterRace++;
       },
     );
-    const b = await member(
-      connectString,
-      "b",
-      (real) =>
-        new Proxy(real, {
-          get(target, property) {
-            if (property === "get") {
-              return (path: string, watcher?: Parameters<ZkClient["get"]>[1]) =>
-                path === blindTo ? Promise.reject(new ZkError("noNode", "no node (test)", path)) : target.get(path, watcher);
-            }
-            const value: unknown = Reflect.get(target, property, target);
-            return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-          },
-        }),
+    const b = await member(connectString, "b", (real) =>
+      overriding(real, {
+        get: (path, watcher) =>
+          path === blindTo ? Promise.reject(new ZkError("noNode", "no node (test)", path)) : real.get(path, watcher),
+      }),
     );
     const aLease = a.sem.acquire(text("a"));
     await aAtCommit; // a is the head and about to commit on marker version v
