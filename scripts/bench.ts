@@ -1,7 +1,7 @@
 // `bun run bench [--quick] [--json] [--tls]` — Conveyor against the physical floor and against
 // Ansible; `--tls` adds the cost of mutual TLS, plain and TLS side by side in this one run.
-// `bun run bench --scale [--quick] [--json]` — fleets of 100, 1 000 and 10 000 agents on the old
-// and the new slot queue (scripts/bench/scale.ts).
+// `bun run bench --scale [--quick] [--json]` — fleets of 100 to 10 000 agents on the new slot queue,
+// and up to 1 000 on the old one (scripts/bench/scale.ts).
 // Benchmarks are scripts, not timed tests: the machine is shared and noisy, so each number is a
 // median (or p50/p99) measured within this one run. See docs/PERFORMANCE.md for a full run.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";

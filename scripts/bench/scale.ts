@@ -288,7 +288,7 @@ export async function scaleRun(
 /**
  * The whole `--scale` run: one ZooKeeper (2 GB heap, no connection limit), each fleet size on
  * the old then the new queue, and the report (a table, or `{scale, machine}` with --json).
- * `sizes`: 100, 1 000, 10 000 (100 and 1 000 with --quick).
+ * `sizes`: 100, 1 000, 2 000, 5 000, 10 000 (100 and 1 000 with --quick); the old queue up to 1 000.
  */
 export async function runScaleBench(options: {
   json: boolean;
@@ -301,7 +301,7 @@ export async function runScaleBench(options: {
   const override = process.env.BENCH_SCALE_SIZES?.split(",")
     .map(Number)
     .filter((n) => Number.isInteger(n) && n > 0);
-  const sizes = override?.length ? override : options.quick ? [100, 1_000] : [100, 1_000, 10_000];
+  const sizes = override?.length ? override : options.quick ? [100, 1_000] : [100, 1_000, 2_000, 5_000, 10_000];
   // The JVM's default collector (G1 on Java 17), as zkServer.sh runs it; its pauses are logged
   // so the slow handoffs they cause can be counted.
   const gcLog = join(mkdtempSync(join(tmpdir(), "conveyor-scale-")), "zk-gc.log");

@@ -141,7 +141,8 @@ export class Semaphore<T = undefined> {
       // the queue directory (marker, child count) already includes our ticket — the walk's
       // first read without a round trip of its own. Not used if the create's answer was lost
       // (the ticket may be created later than this read): read again.
-      let joinRead: Promise<DataRead | undefined> | undefined = zk.get(lockDir).catch(() => undefined);
+      let joinRead: Promise<DataRead> | undefined = zk.get(lockDir);
+      joinRead.catch(() => undefined); // its failure is met (and retried) where it is awaited
       ourNode = await this.joined(await created);
       let woken = false;
       for (;;) {
@@ -152,9 +153,9 @@ export class Semaphore<T = undefined> {
           let head = false;
           await this.waitFor(
             async (wake) => {
-              const read = createLost ? undefined : await joinRead;
+              const pipelined = createLost ? undefined : joinRead;
               joinRead = undefined;
-              const place = await findPlace(zk, lockDir, ours, wake, read);
+              const place = await findPlace(zk, lockDir, ours, wake, pipelined && (await pipelined));
               head = place.head;
               if (!place.head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
               return !place.head;
