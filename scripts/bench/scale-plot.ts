@@ -68,8 +68,8 @@ const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" 
 ${panel(LEFTS[0] ?? 80, "Bytes received per host per rollout", "bytes (log scale)", (r) => r.bytesPerHost, true)}
 ${panel(LEFTS[1] ?? 480, "Publish → first deploy (p50)", "ms", (r) => r.publishToFirstDeployMs.p50, false)}
 <g font-size="12">
-<rect x="${W / 2 - 150}" y="${H - 22}" width="12" height="12" fill="${COLORS.old}"/><text x="${W / 2 - 132}" y="${H - 12}">old: each waiter lists the queue</text>
-<rect x="${W / 2 + 60}" y="${H - 22}" width="12" height="12" fill="${COLORS.new}"/><text x="${W / 2 + 78}" y="${H - 12}">new: ticket queue</text>
+<rect x="${W / 2 - 190}" y="${H - 22}" width="12" height="12" fill="${COLORS.old}"/><text x="${W / 2 - 172}" y="${H - 12}">old: each waiter lists the queue</text>
+<rect x="${W / 2 + 50}" y="${H - 22}" width="12" height="12" fill="${COLORS.new}"/><text x="${W / 2 + 68}" y="${H - 12}">new: ticket queue</text>
 </g>
 <text x="${W - 8}" y="14" text-anchor="end" font-size="10" fill="#677285">bun run bench --scale, ${esc(input.machine.date.slice(0, 10))}</text>
 </svg>

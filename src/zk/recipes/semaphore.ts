@@ -13,13 +13,13 @@ import {
   untilAbortedOr,
   untilConnected,
 } from "./session-waits.ts";
+import { type DataRead, TICKET_PREFIX, findPlace, formatMarker, isHeadAt, ticketSequence } from "./ticket-queue.ts";
 
 export { AcquireAbortedError, placeInQueue };
 
 /** The head with every slot busy looks at the lease count again after this long, even without
  *  a wake-up: a lease can vanish without touching leases/ (session expiry, deletion by hand). */
 const FULL_RECHECK_MS = 1_000;
-import { type DataRead, TICKET_PREFIX, findPlace, formatMarker, isHeadAt, ticketSequence } from "./ticket-queue.ts";
 
 /**
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
@@ -41,7 +41,7 @@ export interface SemaphoreOptions<T = undefined> {
   owner: string;
   readAdmission: ReadAdmission<T>;
   /** Called whenever we wait; `position` is 1 for the mutex holder (with the ticket queue, an
-   *  upper bound while queued: sequence numbers have gaps). */
+   *  upper bound while queued: tickets issued since the last admission, departed ones too). */
   onWaiting?: (position: number, reason: string) => void;
   /**
    * "listing" (Curator's: each waiter lists the queue to find its predecessor, O(N) bytes per
