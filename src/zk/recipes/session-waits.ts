@@ -50,42 +50,44 @@ export function assertSession(zk: ZkClient, sessionId: string): void {
   }
 }
 
-/** Deletes a node of ours; gone already, or gone with a lost session, is fine. */
-export async function deleteQuietly(zk: ZkClient, path: string): Promise<void> {
+/**
+ * A write that removes something of ours, tried up to 5 times across connection loss (unknown
+ * outcome: if it was applied, the next try meets NoNode). NoNode ends it, after `ifGone`. Gives
+ * up quietly on anything else: if the session is lost, what we would remove is gone with it.
+ */
+async function removeQuietly(write: () => Promise<unknown>, ifGone: () => Promise<unknown> = async () => undefined): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      await zk.delete(path);
+      await write();
       return;
     } catch (error) {
-      if (isNoNode(error) || !isConnectionLoss(error)) return;
-      // Unknown outcome: if the session survives, try again; if it is lost, the node is gone.
+      if (isNoNode(error)) {
+        await ifGone().catch(() => undefined);
+        return;
+      }
+      if (!isConnectionLoss(error)) return;
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/** Deletes a node of ours; gone already, or gone with a lost session, is fine. */
+export function deleteQuietly(zk: ZkClient, path: string): Promise<void> {
+  return removeQuietly(() => zk.delete(path));
 }
 
 /**
  * Deletes a lease and touches its directory's data in one transaction: a waiter watches that
  * data (one small notification per release), not the list of leases (every holder's name, O(slots)
  * bytes per wake-up). A lease already gone (session expired, deleted by hand) still touches the
- * directory so the waiter looks again. Gives up quietly like deleteQuietly: if the session is
- * lost, the lease is gone with it and the waiter's periodic re-check counts it.
+ * directory so the waiter looks again. If the session is lost, the lease is gone with it and the
+ * waiter's periodic re-check counts it.
  */
-export async function releaseLease(zk: ZkClient, path: string, leasesDir: string): Promise<void> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      await zk.transaction().delete(path).set(leasesDir, Buffer.alloc(0)).commit();
-      return;
-    } catch (error) {
-      if (isNoNode(error)) {
-        await zk.set(leasesDir, Buffer.alloc(0)).catch(() => undefined);
-        return;
-      }
-      if (!isConnectionLoss(error)) return;
-      // Unknown outcome: if it was applied, the next attempt finds the lease gone (NoNode).
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+export function releaseLease(zk: ZkClient, path: string, leasesDir: string): Promise<void> {
+  return removeQuietly(
+    () => zk.transaction().delete(path).set(leasesDir, Buffer.alloc(0)).commit(),
+    () => zk.set(leasesDir, Buffer.alloc(0)),
+  );
 }
 
 /** `promise`, or an AcquireAbortedError as soon as `signal` aborts (also if it already has). */
