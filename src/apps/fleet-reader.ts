@@ -87,7 +87,6 @@ export class FleetReader {
         name,
         spec,
         hosts: hostNames.map((host) => ({ host, status: this.hosts.get(hostStatusPath(name, host)) ?? { error: "unreadable" } })),
-        queue: [],
         failures: this.failures.get(name) ?? [],
       };
     });

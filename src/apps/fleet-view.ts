@@ -4,7 +4,6 @@ import { resolveFailureBudget } from "../config/budget.ts";
 import type { AgentInfo, DeployPhase, HostStatus } from "../config/payloads.ts";
 import type { Slots } from "../config/slots.ts";
 import { agentPath, hostStatusPath } from "../zk/paths.ts";
-import { parseQueueNode } from "../zk/recipes/queue-node.ts";
 import { servesApp } from "./targeting.ts";
 
 export type AppState = "converged" | "failed" | "rolling" | "paused" | "halted";
@@ -93,7 +92,6 @@ export interface RawApp {
   name: string;
   spec: Decoded<AppSpec>;
   hosts: { host: string; status: Decoded<HostStatus> }[];
-  queue: string[];
   failures: string[];
 }
 
@@ -146,7 +144,7 @@ function buildAppView(
   invalid: FleetStatus["invalidNodes"],
   now: number,
 ): AppView {
-  const positions = queuePositions(app.queue, ticketsOf(app, online));
+  const positions = queuePositions(app, online);
   const serves = (a: AgentView): boolean => servesApp(a, app.name, spec.groups);
   // A live agent that does not serve the app never reports on it again: its old status must
   // not hold the rollout (and `--wait`) back. An offline host's groups are unknown: it stays.
@@ -224,30 +222,18 @@ function hostView(
   };
 }
 
-/** The tickets (queue node sequence numbers) that live queued hosts reported. */
-function ticketsOf(app: RawApp, online: Set<string>): { host: string; sequence: number }[] {
+/**
+ * 1-based position of each live queued host in the slot queue, by the ticket (its queue node's
+ * sequence number) it reported with its `queued` status, lowest first: no listing of the queue.
+ */
+function queuePositions(app: RawApp, online: Set<string>): Map<string, number> {
   const tickets: { host: string; sequence: number }[] = [];
   for (const { host, status } of app.hosts) {
     const ticket = status.value?.state === "queued" ? status.value.ticket : undefined;
     if (ticket !== undefined && online.has(host)) tickets.push({ host, sequence: ticket });
   }
-  return tickets;
-}
-
-/**
- * 1-based position of each host in the slot queue (lowest sequence first), from the tickets
- * the hosts report — no listing of the queue — and any queue node names given (`<host>-<sid>-N`,
- * agents that do not report tickets). Both are sequence numbers of the same directory.
- */
-function queuePositions(names: string[], tickets: { host: string; sequence: number }[] = []): Map<string, number> {
-  const parsed = [...names.map(parseQueueNode).filter((n): n is NonNullable<typeof n> => n !== undefined), ...tickets].sort(
-    (a, b) => a.sequence - b.sequence,
-  );
-  const positions = new Map<string, number>();
-  parsed.forEach((node, i) => {
-    if (!positions.has(node.host)) positions.set(node.host, i + 1);
-  });
-  return positions;
+  tickets.sort((x, y) => x.sequence - y.sequence);
+  return new Map(tickets.map((t, i) => [t.host, i + 1]));
 }
 
 function countStates(hosts: HostView[], failuresThisRollout: number): AppView["counts"] {

@@ -22,8 +22,8 @@ export interface FleetFixture {
   hosts?: Record<string, Report>;
   /** Live agents (/agents) and their groups; `apps` is their local allowlist. */
   agents?: Record<string, { groups?: string[]; apps?: string[] }>;
-  /** Names under /apps/web/lock. */
-  queue?: string[];
+  /** Queue tickets the hosts reported with their status (agents report one while queued). */
+  tickets?: Record<string, number>;
   /** Names under /apps/web/failures. */
   failures?: string[];
 }
@@ -40,8 +40,10 @@ export function rawFleet(f: FleetFixture): RawFleet {
   const app: RawApp = {
     name: "web",
     spec: { value: { ...SAMPLE_SPEC, ...f.spec } },
-    hosts: Object.entries(f.hosts ?? {}).map(([host, report]) => ({ host, status: { value: hostStatus(report) } })),
-    queue: f.queue ?? [],
+    hosts: Object.entries(f.hosts ?? {}).map(([host, report]) => {
+      const ticket = f.tickets?.[host];
+      return { host, status: { value: { ...hostStatus(report), ...(ticket === undefined ? {} : { ticket }) } } };
+    }),
     failures: f.failures ?? [],
   };
   return { apps: [app], agents: Object.entries(f.agents ?? {}).map(([host, a]) => ({ host, info: { value: agentInfo(a) } })) };

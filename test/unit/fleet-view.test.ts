@@ -226,55 +226,47 @@ describe("hosts, agents and counts", () => {
     expect(app?.counts.failed).toBe(1);
   });
 
-  const sid = "0123456789abcdef";
-  const node = (host: string, seq: number, session = sid): string => `${host}-${session}-${String(seq).padStart(10, "0")}`;
   const queueCases: {
     name: string;
-    queue: string[];
+    tickets: Record<string, number>;
     hosts: Record<string, Report>;
     agents?: FleetFixture["agents"];
     positions: Record<string, number | undefined>;
   }[] = [
     {
-      name: "positions follow the sequence, not the listing order",
-      queue: [node("c", 7), node("a", 3), node("b", 5)],
-      hosts: { a: ["queued", "0.9"], b: ["queued", "0.9"], c: ["queued", "0.9"] },
+      name: "positions follow the tickets, not the order the hosts are read in",
+      tickets: { c: 7, a: 3, b: 5 },
+      hosts: { c: ["queued", "0.9"], a: ["queued", "0.9"], b: ["queued", "0.9"] },
       positions: { a: 1, b: 2, c: 3 },
     },
     {
-      name: "a host with two queue nodes (an old session's) takes its first place",
-      queue: [node("a", 9, "fedcba9876543210"), node("b", 4), node("a", 2)],
+      name: "gaps between tickets (waiters that left) do not count",
+      tickets: { a: 2, b: 40 },
       hosts: { a: ["queued", "0.9"], b: ["queued", "0.9"] },
       positions: { a: 1, b: 2 },
     },
     {
-      name: "names that are no queue node are ignored",
-      queue: ["garbage", `b-${sid}-12`, node("b", 8), node("a", 10)],
-      hosts: { a: ["queued", "0.9"], b: ["queued", "0.9"] },
-      positions: { b: 1, a: 2 },
-    },
-    {
-      name: "only queued hosts show a position (a deploying host holds the mutex node until admitted)",
-      queue: [node("a", 1), node("b", 2)],
+      name: "only queued hosts show a position (a ticket on any other status is not in the queue)",
+      tickets: { a: 1, b: 2 },
       hosts: { a: ["deploying", "0.9"], b: ["queued", "0.9"] },
-      positions: { a: undefined, b: 2 },
+      positions: { a: undefined, b: 1 },
     },
     {
-      name: "an offline host shows no position",
-      queue: [node("a", 1), node("b", 2)],
+      name: "an offline host shows no position and is not counted ahead of the others",
+      tickets: { a: 1, b: 2 },
       hosts: { a: ["queued", "0.9"], b: ["queued", "0.9"] },
       agents: { b: {} },
-      positions: { a: undefined, b: 2 },
+      positions: { a: undefined, b: 1 },
     },
     {
-      name: "a queued host with no queue node shows no position",
-      queue: [],
+      name: "a queued host that reported no ticket shows no position",
+      tickets: {},
       hosts: { a: ["queued", "0.9"] },
       positions: { a: undefined },
     },
   ];
-  test.each(queueCases)("queue: $name", ({ queue, hosts, agents, positions }) => {
-    const app = appView({ hosts, queue, agents: agents ?? Object.fromEntries(Object.keys(hosts).map((h) => [h, {}])) });
+  test.each(queueCases)("queue: $name", ({ tickets, hosts, agents, positions }) => {
+    const app = appView({ hosts, tickets, agents: agents ?? Object.fromEntries(Object.keys(hosts).map((h) => [h, {}])) });
     expect(Object.fromEntries(app.hosts.map((h) => [h.host, h.queuePosition]))).toEqual(positions);
   });
 
@@ -285,7 +277,6 @@ describe("hosts, agents and counts", () => {
           name: "broken",
           spec: { error: "slots: slots must be a whole number ≥ 1 or a percentage like 25%" },
           hosts: [],
-          queue: [],
           failures: [],
         },
         {
@@ -295,7 +286,6 @@ describe("hosts, agents and counts", () => {
             { host: "a", status: { value: hostStatus(["current", "1.0"]) } },
             { host: "b", status: { error: "state: must be one of current, queued, deploying, verifying, failed" } },
           ],
-          queue: [],
           failures: [],
         },
       ],
