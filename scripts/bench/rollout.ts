@@ -57,15 +57,21 @@ function rolloutResult(
   };
 }
 
-/** k-th deploy start (k ≥ slots, in order) is paired with the (k − slots)-th slot release. */
-export function handoffPairs(releases: number[], starts: number[], slots: number): { release: number; start: number }[] {
+/** k-th deploy start (k ≥ slots, in order) is paired with the (k − slots)-th slot release;
+ *  `previousStart` is the start just before it (back to back: the admission chain was busy). */
+export function handoffPairs(
+  releases: number[],
+  starts: number[],
+  slots: number,
+): { release: number; start: number; previousStart: number }[] {
   const r = [...releases].sort((a, b) => a - b);
   const s = [...starts].sort((a, b) => a - b);
-  const pairs: { release: number; start: number }[] = [];
+  const pairs: { release: number; start: number; previousStart: number }[] = [];
   for (let k = slots; k < s.length; k++) {
     const release = r[k - slots];
     const start = s[k];
-    if (release !== undefined && start !== undefined) pairs.push({ release, start });
+    const previousStart = s[k - 1];
+    if (release !== undefined && start !== undefined && previousStart !== undefined) pairs.push({ release, start, previousStart });
   }
   return pairs;
 }

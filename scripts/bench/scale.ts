@@ -12,6 +12,7 @@ import { publishApp } from "../../src/apps/publish.ts";
 import type { MutationContext } from "../../src/apps/mutate-app.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
+import type { PeerResult } from "./ansible.ts";
 import { handoffPairs } from "./rollout.ts";
 import { SLEEP_COMMANDS } from "./sleep-fleet.ts";
 import { type Quantiles, quantiles, round } from "./stats.ts";
@@ -19,14 +20,8 @@ import { packetsReceived } from "./zk-metrics.ts";
 
 export type QueueKind = "ticket" | "listing";
 
-export interface ScaleResult {
+export interface ScaleResult extends PeerResult {
   queue: "new" | "old";
-  hosts: number;
-  slots: number;
-  deployMs: number;
-  wallMs: number;
-  idealMs: number;
-  ratio: number;
   zkRequestsPerHost: number;
   bytesPerHost: number;
   publishToFirstDeployMs: Quantiles;
@@ -242,8 +237,7 @@ export async function scaleRun(
       }
       for (const p of pairs) {
         if (p.start - p.release <= SLOW_HANDOFF_MS) continue;
-        const previous = sortedStarts.filter((t) => t < p.start).at(-1);
-        if (previous !== undefined && p.start - previous < BACK_TO_BACK_MS) slowBehindAdmission++;
+        if (p.start - p.previousStart < BACK_TO_BACK_MS) slowBehindAdmission++;
         slow++;
         if (roundStalls.some((st) => st.from < p.start && st.to > p.release)) slowDuringStall++;
         if (roundPauses.some((gc) => gc.from < p.start && gc.to > p.release)) slowDuringPause++;
