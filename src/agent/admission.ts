@@ -47,7 +47,8 @@ export function appAdmission(zk: ZkClient, app: string, host: string): ReadAdmis
     const limit = slotLimit(spec, hosts, completed);
     // --slot-increment 0: exactly `slots` hosts in the rollout, then wait for promote — a canary.
     const canary = spec.canary ?? (spec.slotIncrement === 0 ? resolveSlots(spec.slots, hosts) : undefined);
-    if (canary === undefined || spec.promoted) return { limit, context: spec };
+    // No canary: the head may admit the waiters behind it too, up to the free slots (bulk).
+    if (canary === undefined || spec.promoted) return { limit, context: spec, bulk: true };
     return canaryAdmission(zk, app, host, spec, canary, limit, wake);
   };
 }

@@ -168,7 +168,10 @@ async function member(env: Env, owner: string, options: MemberOptions = {}): Pro
   const readAdmission: ReadAdmission = async (wake) => {
     m.admissionReads++;
     const { data } = await seen.get(APP, wake);
-    return parseAdmission(data);
+    // The ticket queue runs as the agent runs it: a head admits the waiters behind it too, up
+    // to the free slots (bulk admission; the single-admission path is ticket-queue.test.ts's).
+    const admission = parseAdmission(data);
+    return QUEUE === "ticket" && "limit" in admission ? { ...admission, bulk: true } : admission;
   };
   const sem = new Semaphore({
     queue: QUEUE,

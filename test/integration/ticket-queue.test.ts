@@ -24,21 +24,22 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((c) => c.close()));
 }, 20_000);
 
-async function setup(prefix: string, limit: number): Promise<{ connectString: string; admin: ZkClient }> {
+/** `bulk`: the admission lets a head admit the waiters behind it too (as the agent's does). */
+async function setup(prefix: string, limit: number, bulk = false): Promise<{ connectString: string; admin: ZkClient }> {
   const connectString = zk.withChroot(prefix);
   const admin = await ZkClient.connect({ connectString });
   opened.push(admin);
   await admin.mkdirp(LOCK);
   await admin.mkdirp(LEASES);
-  await admin.set(APP, text(JSON.stringify({ limit })));
+  await admin.set(APP, text(JSON.stringify({ limit, bulk })));
   return { connectString, admin };
 }
 
 const readAdmission =
   (client: ZkClient): ReadAdmission =>
   async (wake) => {
-    const value = JSON.parse((await client.get(APP, wake)).data.toString("utf8")) as { limit: number };
-    return { limit: value.limit } satisfies Admission;
+    const value = JSON.parse((await client.get(APP, wake)).data.toString("utf8")) as { limit: number; bulk: boolean };
+    return { limit: value.limit, bulk: value.bulk } satisfies Admission;
   };
 
 async function member(
@@ -65,6 +66,32 @@ async function member(
 }
 
 /** The real client with some of its methods replaced (a replacement may call the real one). */
+/** The client with its transactions' commits held until `open()` (the first `held` of them). */
+function holdingCommits(real: ZkClient, held = 1): { client: ZkClient; atCommit: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  let arrived: () => void = () => undefined;
+  const atCommit = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  const client = overriding(real, {
+    transaction: () => {
+      const txn = real.transaction();
+      const commit = txn.commit.bind(txn);
+      if (held-- <= 0) return txn;
+      txn.commit = async () => {
+        arrived();
+        await gate;
+        return commit();
+      };
+      return txn;
+    },
+  });
+  return { client, atCommit, open };
+}
+
 function overriding(real: ZkClient, replaced: Partial<Pick<ZkClient, "children" | "get" | "transaction">>): ZkClient {
   return new Proxy(real, {
     get(target, property) {
@@ -269,5 +296,100 @@ describe("ticket queue", () => {
     expect((await admin.children(LEASES)).length).toBe(1);
     await second.release();
     expect(await admin.children(LEASES)).toEqual([]);
+  }, 30_000);
+
+  test("bulk admission: a head with free slots admits the waiters right behind it in its own transaction, in ticket order", async () => {
+    const { connectString, admin } = await setup("tq-bulk", 1, true);
+    const holder = await member(connectString, "holder");
+    const held = await holder.sem.acquire(text("holder"));
+    const admitted: string[] = [];
+    let w4Busy = 0;
+    const acquisitions: Promise<Lease>[] = [];
+    for (const name of ["w1", "w2", "w3", "w4", "w5"]) {
+      const m = await member(connectString, name, undefined, (_position, reason) => {
+        if (name === "w4" && reason === "all 4 slot(s) busy") w4Busy++;
+      });
+      acquisitions.push(
+        m.sem.acquire(text(name)).then((lease) => {
+          admitted.push(name);
+          return lease;
+        }),
+      );
+      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
+    }
+    const queued = await tickets(admin);
+    const before = (await admin.exists(LOCK))?.version ?? -1;
+    await admin.set(APP, text(JSON.stringify({ limit: 4, bulk: true }))); // three slots free at once
+    await waitForStrict(() => admitted.length === 3 && w4Busy > 0, 5_000, "w1–w3 admitted and w4 waiting at the head");
+    expect([...admitted].sort()).toEqual(["w1", "w2", "w3"]);
+    // One admission transaction (one marker write), not three: w1 admitted w2 and w3 with itself.
+    expect((await admin.exists(LOCK))?.version).toBe(before + 1);
+    expect(parseMarker((await admin.get(LOCK)).data)).toBe(queued[2] ?? -2);
+    expect((await admin.children(LEASES)).length).toBe(4);
+    expect(await tickets(admin)).toEqual(queued.slice(3));
+    await held.release();
+    for (const acquired of acquisitions) await (await acquired).release();
+    expect(admitted.slice(3)).toEqual(["w4", "w5"]);
+    expect(await admin.children(LEASES)).toEqual([]);
+    expect(await tickets(admin)).toEqual([]);
+  }, 30_000);
+
+  test("a follower admitted in bulk holds its slot before its lease exists: the next head counts it; if it dies, the re-check frees the slot", async () => {
+    const { connectString, admin } = await setup("tq-pending", 1, true);
+    const holder = await member(connectString, "holder");
+    const held = await holder.sem.acquire(text("holder"));
+    const busy: Record<string, number> = { w3: 0, w4: 0 };
+    const admitted: string[] = [];
+    let w2Commit: ReturnType<typeof holdingCommits> | undefined;
+    const acquisitions: Promise<Lease | undefined>[] = [];
+    const clients: Record<string, ZkClient> = {};
+    for (const name of ["w1", "w2", "w3", "w4"]) {
+      const m = await member(
+        connectString,
+        name,
+        // w2 turns its ticket into a lease only when the test says so.
+        name === "w2"
+          ? (real) => {
+              w2Commit = holdingCommits(real);
+              return w2Commit.client;
+            }
+          : undefined,
+        (_position, reason) => {
+          if (reason === "all 3 slot(s) busy" && name in busy) busy[name] = (busy[name] ?? 0) + 1;
+        },
+        name === "w4" ? 200 : 600_000,
+      );
+      acquisitions.push(
+        m.sem.acquire(text(name)).then(
+          (lease) => {
+            admitted.push(name);
+            return lease;
+          },
+          () => undefined, // w2's session is closed under it
+        ),
+      );
+      clients[name] = m.client;
+      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
+    }
+    await admin.set(APP, text(JSON.stringify({ limit: 3, bulk: true }))); // two free: w1 admits w2 with itself
+    await w2Commit?.atCommit; // w2 is admitted (pending) and about to take its lease: held here
+    // Two leases (holder, w1) and w2 pending: w3, the head now, must count three and wait —
+    // counting leases alone, it would take a fourth slot once w2's lease exists.
+    await waitForStrict(() => (busy.w3 ?? 0) > 0, 5_000, "w3 to find every slot busy");
+    expect(admitted).toEqual(["w1"]);
+    expect((await admin.children(LEASES)).length).toBe(2);
+    await held.release(); // one slot free: w3 only (w2 still counted)
+    await waitForStrict(() => admitted.includes("w3") && (busy.w4 ?? 0) > 0, 5_000, "w3 admitted, w4 waiting");
+    expect([...admitted].sort()).toEqual(["w1", "w3"]);
+    // w2 dies before its lease exists: its ticket goes with its session, leases/ is not touched;
+    // w4's re-check finds the pending ticket gone and takes the slot.
+    await clients.w2?.close();
+    await waitForStrict(() => admitted.includes("w4"), 5_000, "w4 admitted on its re-check");
+    expect((await admin.children(LEASES)).length).toBe(3);
+    w2Commit?.open();
+    for (const lease of await Promise.all(acquisitions)) await lease?.release();
+    expect(admitted).not.toContain("w2");
+    expect(await admin.children(LEASES)).toEqual([]);
+    expect(await tickets(admin)).toEqual([]);
   }, 30_000);
 });

@@ -3,7 +3,7 @@
 // written, and an empty or foreign marker means "nobody admitted yet".
 
 import { describe, expect, test } from "bun:test";
-import { formatMarker, parseMarker, ticketName, ticketSequence } from "../../src/zk/recipes/ticket-queue.ts";
+import { formatMarker, parseMarker, readMarker, ticketName, ticketSequence } from "../../src/zk/recipes/ticket-queue.ts";
 
 describe("ticket names", () => {
   test("ten digits, zero-padded, as ZooKeeper writes sequence suffixes; read back exactly", () => {
@@ -24,5 +24,18 @@ describe("the admitted-up-to marker", () => {
   test("reads back what was written; empty, garbage or negative data means none admitted (-1)", () => {
     for (const n of [0, 5, 2_147_483_647]) expect(parseMarker(formatMarker(n))).toBe(n);
     for (const data of ["", "  ", "-3", "abc", "1e3", "12345678901", '{"limit":1}']) expect(parseMarker(Buffer.from(data))).toBe(-1);
+  });
+
+  test("pending tickets (admitted in bulk, not yet leases) read back in order, written as runs", () => {
+    expect(formatMarker(9, [7, 3, 4, 5, 9]).toString()).toBe("9;3-5,7,9");
+    expect(readMarker(formatMarker(9, [7, 3, 4, 5, 9]))).toEqual({ upTo: 9, pending: [3, 4, 5, 7, 9] });
+    expect(formatMarker(12, []).toString()).toBe("12");
+    expect(readMarker(Buffer.from("12"))).toEqual({ upTo: 12, pending: [] });
+  });
+
+  test("a marker that is not one an admission writes means none admitted, nothing pending", () => {
+    for (const data of ["9;", "9;5-3", "9;a", "9;1-200000", "9;1,,2", ";4", "9 4"]) {
+      expect(readMarker(Buffer.from(data))).toEqual({ upTo: -1, pending: [] });
+    }
   });
 });

@@ -13,7 +13,17 @@ import {
   untilAbortedOr,
   untilConnected,
 } from "./session-waits.ts";
-import { type DataRead, TICKET_PREFIX, findPlace, formatMarker, isHeadAt, ticketSequence } from "./ticket-queue.ts";
+import {
+  type DataRead,
+  type Marker,
+  TICKET_PREFIX,
+  findPlace,
+  formatMarker,
+  isHeadAt,
+  readMarker,
+  ticketName,
+  ticketSequence,
+} from "./ticket-queue.ts";
 
 export { AcquireAbortedError, placeInQueue };
 
@@ -21,14 +31,33 @@ export { AcquireAbortedError, placeInQueue };
  *  a wake-up: a lease can vanish without touching leases/ (session expiry, deletion by hand). */
 const FULL_RECHECK_MS = 1_000;
 
+/** A waiter right behind the head, admitted in the head's transaction (bulk admission). */
+interface Follower {
+  sequence: number;
+  path: string;
+  /** Its ticket's data, written back unchanged: the write is what wakes its successor. */
+  data: Buffer;
+}
+
+/** The ticket queue's part of an admission transaction. */
+interface TicketCommit {
+  /** The new marker and the version it must replace (the compare-and-set); none when we only
+   *  turn a ticket admitted by an earlier head into a lease. */
+  marker?: { data: Buffer; version: number };
+  followers: Follower[];
+}
+
 /**
  * What the mutex holder may do right now, read from ZooKeeper with `wake` as the watcher so
  * that any change to the inputs (slots, paused, halted) wakes it. `limit` is the number of
  * leases that may exist at once; `alsoCreate` is a node created in the same transaction as the
  * lease (a record of the admission); `context` is handed to the admitted caller (what the
  * admission was decided on, e.g. the spec); `blocked` names why nobody may be admitted.
+ * `bulk`: the same decision holds for the waiters behind us, so the ticket queue's head may
+ * admit as many of them as there are free slots in its own transaction (never with
+ * `alsoCreate`: that record is per admission).
  */
-export type Admission<T = undefined> = { limit: number; alsoCreate?: string; context?: T } | { blocked: string };
+export type Admission<T = undefined> = { limit: number; alsoCreate?: string; context?: T; bulk?: boolean } | { blocked: string };
 export type ReadAdmission<T = undefined> = (wake: Watcher) => Promise<Admission<T>>;
 
 export interface SemaphoreOptions<T = undefined> {
@@ -151,18 +180,32 @@ export class Semaphore<T = undefined> {
         const ours = ticketSequence(basename(ourNode)) ?? 0;
         if (!woken) {
           let head = false;
-          await this.waitFor(
+          const node = ourNode;
+          const event = await this.waitFor(
             async (wake) => {
               const pipelined = createLost ? undefined : joinRead;
               joinRead = undefined;
-              const place = await findPlace(zk, lockDir, ours, wake, pipelined && (await pipelined));
-              head = place.head;
-              if (!place.head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
-              return !place.head;
+              // Our own ticket is watched too: a head that admits us along with itself (bulk
+              // admission) writes it — a wake-up that says so without a read. Written already:
+              // admit() finds us pending.
+              const [place, own] = await Promise.all([
+                findPlace(zk, lockDir, ours, wake, pipelined && (await pipelined)),
+                zk.exists(node, wake),
+              ]);
+              head = place.head || (own !== null && own.version > 0);
+              if (!head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
+              return !head;
             },
             sessionId,
             signal,
           );
+          if (event?.type === "dataChanged" && event.path === node) {
+            const lease = await this.takeAdmittedSlot(node, leaseData, sessionId, signal);
+            if (lease) return lease;
+            // Our ticket was deleted (by hand): queue again at the back.
+            ourNode = await this.joined(await this.createTicket(sessionId, signal));
+            continue;
+          }
           // A wake-up (our predecessor went): most likely admitted, so we are the head —
           // admit() confirms it from its own first read.
           woken = !head;
@@ -245,6 +288,29 @@ export class Semaphore<T = undefined> {
     ticket?: number,
     confirmHead = false,
   ): Promise<Lease<T> | undefined | "not head"> {
+    const { zk } = this.options;
+    // Pending tickets seen gone (became leases, or left): gone for good, so not read again.
+    const knownGone = new Set<number>();
+    const noteGone: Watcher = (event) => {
+      const sequence = ticketSequence(basename(event.path));
+      if (event.type === "deleted" && sequence !== undefined) knownGone.add(sequence);
+    };
+    try {
+      return await this.admitLoop(ourNode, leaseData, sessionId, signal, ticket, confirmHead, { knownGone, noteGone });
+    } finally {
+      zk.unwatch(noteGone);
+    }
+  }
+
+  private async admitLoop(
+    ourNode: string,
+    leaseData: Buffer,
+    sessionId: string,
+    signal: AbortSignal | undefined,
+    ticket: number | undefined,
+    confirmHead: boolean,
+    { knownGone, noteGone }: { knownGone: Set<number>; noteGone: Watcher },
+  ): Promise<Lease<T> | undefined | "not head"> {
     const { zk, lockDir } = this.options;
     for (let first = true; ; first = false) {
       throwIfAborted(signal);
@@ -278,14 +344,33 @@ export class Semaphore<T = undefined> {
         // round trip of their own before these, on every handoff's critical path.
         if (confirmHead && first && marker && !isHeadAt(marker, ticket)) return "not head";
         let recheckMs: number | undefined;
+        const state = marker ? readMarker(marker.data) : undefined;
+        if (ticket !== undefined && state?.pending.includes(ticket)) {
+          // A head admitted us along with itself (we missed the write to our ticket).
+          return this.takeAdmittedSlot(ourNode, leaseData, sessionId, signal, admission);
+        }
         if ("blocked" in admission) {
           this.options.onWaiting?.(1, admission.blocked);
         } else {
-          if (held < admission.limit) {
-            const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
-            const guard = ticket === undefined || !marker ? undefined : { ticket, version: marker.stat.version };
-            const created = await this.commitLease(prefix, leaseData, ourNode, admission.alsoCreate, sessionId, signal, guard);
-            if (created === "raced") continue; // another admission committed since our reads
+          const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
+          const unknown = state?.pending.filter((sequence) => !knownGone.has(sequence)) ?? [];
+          const taken = unknown.length > 0 ? await this.stillPending(unknown, noteGone, sessionId, signal) : undefined;
+          const used = taken ? taken.leases + taken.pending.length : held;
+          if (used < admission.limit) {
+            const free = admission.limit - used;
+            const followers =
+              ticket !== undefined && state && admission.bulk === true && free > 1
+                ? await this.nextWaiters(Math.max(ticket, state.upTo), free - 1, sessionId, signal)
+                : [];
+            const ticketed =
+              ticket === undefined || !marker || !state
+                ? undefined
+                : {
+                    marker: { data: this.nextMarker(state, ticket, taken?.pending ?? [], followers), version: marker.stat.version },
+                    followers,
+                  };
+            const created = await this.commitLease(prefix, leaseData, ourNode, admission.alsoCreate, sessionId, signal, ticketed);
+            if (created === "raced") continue; // another admission committed since our reads, or a follower left
             if (created === "gone") return undefined;
             return this.leaseAt(created, admission.context);
           }
@@ -325,10 +410,102 @@ export class Semaphore<T = undefined> {
   }
 
   /**
+   * Bulk admission, the follower's side: a head admitted us in its transaction, so our slot is
+   * counted (pending) until our ticket becomes a lease here — no count, no compare-and-set. An
+   * admission stands once made: a pause since does not undo it (as for a head that admitted
+   * itself a moment earlier). The admission inputs are read alongside, for the context only.
+   * Undefined: our ticket was deleted (by hand): queue again.
+   */
+  private async takeAdmittedSlot(
+    ourNode: string,
+    leaseData: Buffer,
+    sessionId: string,
+    signal?: AbortSignal,
+    known?: Admission<T>,
+  ): Promise<Lease<T> | undefined> {
+    const { zk } = this.options;
+    const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
+    const ignore: Watcher = () => undefined;
+    try {
+      const [admission, created] = await Promise.all([
+        known ?? retrying(zk, () => this.options.readAdmission(ignore), sessionId, signal).catch(() => undefined),
+        this.commitLease(prefix, leaseData, ourNode, undefined, sessionId, signal, { followers: [] }),
+      ]);
+      if (created === "gone" || created === "raced") return undefined; // "raced": not without a marker or followers
+      return this.leaseAt(created, admission && !("blocked" in admission) ? admission.context : undefined);
+    } finally {
+      zk.unwatch(ignore);
+    }
+  }
+
+  /**
+   * The marker after our admission: admitted up to us or our last follower (never lower than
+   * it was: a ticket below it may still admit itself), and pending the admitted tickets still
+   * queued — those seen just now and our followers.
+   */
+  private nextMarker(state: Marker, ticket: number, stillPending: number[], followers: Follower[]): Buffer {
+    const upTo = Math.max(state.upTo, ticket, ...followers.map((f) => f.sequence));
+    return formatMarker(upTo, [...stillPending, ...followers.map((f) => f.sequence)]);
+  }
+
+  /**
+   * Which of the pending tickets (admitted by a head, not yet leases) are still queued, and then
+   * the lease count — in that order, in one round trip: a ticket that becomes a lease in between
+   * is counted twice (a slot too few for now), never missed. A pending ticket that is gone became
+   * a lease or left; it never comes back. Each one still there is watched with `onGone`, so
+   * that a head waiting for a slot learns of its going without reading it again.
+   */
+  private async stillPending(
+    pending: number[],
+    onGone: Watcher,
+    sessionId: string,
+    signal?: AbortSignal,
+  ): Promise<{ pending: number[]; leases: number }> {
+    const { zk, lockDir, leasesDir } = this.options;
+    const stats = await retrying(
+      zk,
+      () => Promise.all([...pending.map((sequence) => zk.exists(`${lockDir}/${ticketName(sequence)}`, onGone)), zk.exists(leasesDir)]),
+      sessionId,
+      signal,
+    );
+    const leases = stats.pop();
+    if (!leases) throw new ZkError("noNode", `${leasesDir} does not exist`, leasesDir);
+    return { pending: pending.filter((_, i) => stats[i] !== null), leases: leases.numChildren };
+  }
+
+  /**
+   * Bulk admission: up to `count` waiters right behind `after` (us, or the marker if higher:
+   * everything up to it is admitted already), in order, stopping at the first
+   * missing number (a waiter that left, or one not issued yet: admitting past it could skip
+   * it). One round trip; their data is written back unchanged in the admission transaction.
+   */
+  private async nextWaiters(after: number, count: number, sessionId: string, signal?: AbortSignal): Promise<Follower[]> {
+    const { zk, lockDir } = this.options;
+    const paths = Array.from({ length: count }, (_, i) => `${lockDir}/${ticketName(after + 1 + i)}`);
+    const reads = await retrying(
+      zk,
+      () => Promise.all(paths.map((path) => zk.get(path).catch((error: unknown) => (isNoNode(error) ? null : Promise.reject(error))))),
+      sessionId,
+      signal,
+    );
+    const followers: Follower[] = [];
+    for (const [i, read] of reads.entries()) {
+      if (!read) break;
+      followers.push({ sequence: after + 1 + i, path: paths[i] ?? "", data: read.data });
+    }
+    return followers;
+  }
+
+  /**
    * Creates our lease and deletes our queue node in one transaction. After a connection loss
    * the outcome is unknown: our session id in the lease names tells whether it was applied
    * (ZOOKEEPER-1262) — blindly sending it again would fail on the already deleted queue node and
    * leave the lease behind.
+   *
+   * Ticket queue (`ticketed`): the same transaction sets the marker (compare-and-set) and writes
+   * each follower's ticket (unchanged data, version 0: it must still be there, unadmitted).
+   * "raced": another admission came first, or a follower left — read again. "gone": our own
+   * ticket was deleted (by hand).
    */
   private async commitLease(
     prefix: string,
@@ -337,21 +514,24 @@ export class Semaphore<T = undefined> {
     alsoCreate: string | undefined,
     sessionId: string,
     signal?: AbortSignal,
-    guard?: { ticket: number; version: number },
+    ticketed?: TicketCommit,
   ): Promise<string | "raced" | "gone"> {
     const { zk, leasesDir, lockDir } = this.options;
     for (;;) {
       try {
         const txn = zk.transaction().create(prefix, leaseData, "ephemeralSequential").delete(ourNode);
         if (alsoCreate) txn.create(alsoCreate);
-        // The ticket queue's compare-and-set: admitted up to us, only if no admission came between.
-        if (guard) txn.set(lockDir, formatMarker(guard.ticket), guard.version);
+        if (ticketed?.marker) txn.set(lockDir, ticketed.marker.data, ticketed.marker.version);
+        for (const follower of ticketed?.followers ?? []) txn.set(follower.path, follower.data, 0);
         const created = (await txn.commit())[0]?.path;
         if (!created) throw new ZkError("other", "lease transaction returned no path");
         return created;
       } catch (error) {
-        if (guard && isBadVersion(error)) return "raced";
-        if (guard && isNoNode(error) && !(await zk.exists(ourNode))) return "gone";
+        if (ticketed && isBadVersion(error)) return "raced";
+        if (ticketed && isNoNode(error)) {
+          if (!(await zk.exists(ourNode))) return "gone";
+          if (ticketed.followers.length > 0) return "raced";
+        }
         if (!isConnectionLoss(error)) throw error;
         const names = await retrying(this.options.zk, () => zk.children(leasesDir), sessionId, signal);
         const mine = newestWithPrefix(names, basename(prefix));
@@ -394,7 +574,11 @@ export class Semaphore<T = undefined> {
   }
 
   /** Evaluates `check` with a watcher; waits for the watcher when it returns true. */
-  private async waitFor(check: (wake: Watcher) => Promise<boolean>, sessionId: string, signal?: AbortSignal): Promise<void> {
+  private async waitFor(
+    check: (wake: Watcher) => Promise<boolean>,
+    sessionId: string,
+    signal?: AbortSignal,
+  ): Promise<WatchEvent | undefined> {
     const { zk } = this.options;
     let resolveEvent: (event: WatchEvent) => void = () => undefined;
     const fired = new Promise<WatchEvent>((resolve) => {
@@ -403,9 +587,10 @@ export class Semaphore<T = undefined> {
     const wake: Watcher = (event) => resolveEvent(event);
     try {
       const mustWait = await retrying(this.options.zk, () => check(wake), sessionId, signal);
-      if (!mustWait) return;
+      if (!mustWait) return undefined;
       const event = await untilAbortedOr(fired, signal);
       if (event.type === "sessionLost") assertSession(this.options.zk, sessionId);
+      return event;
     } finally {
       zk.unwatch(wake);
     }

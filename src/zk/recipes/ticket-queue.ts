@@ -20,14 +20,49 @@ export function ticketSequence(name: string): number | undefined {
   return /^q-\d{10}$/.test(name) ? Number(name.slice(TICKET_PREFIX.length)) : undefined;
 }
 
-/** The marker in the queue directory's data: the last admitted sequence, -1 when none (or unreadable). */
-export function parseMarker(data: Buffer): number {
-  const text = data.toString("utf8").trim();
-  return /^\d{1,10}$/.test(text) ? Number(text) : -1;
+/**
+ * The marker in the queue directory's data: `upTo`, the highest sequence admitted (-1: none),
+ * and `pending`, the tickets a head admitted along with itself (bulk admission) that may not
+ * have turned their ticket into a lease yet — their slots are taken. Written `<upTo>` or
+ * `<upTo>;<pending>`, pending as ascending numbers and runs (`7-12,15`).
+ */
+export interface Marker {
+  upTo: number;
+  pending: number[];
 }
 
-export function formatMarker(sequence: number): Buffer {
-  return Buffer.from(String(sequence), "utf8");
+const MARKER = /^(\d{1,10})(?:;(\d{1,10}(?:-\d{1,10})?(?:,\d{1,10}(?:-\d{1,10})?)*))?$/;
+/** A run longer than any slot count is not something an admission wrote. */
+const MAX_RUN = 100_000;
+
+/** The marker, or none admitted and nothing pending when the data is empty or not a marker. */
+export function readMarker(data: Buffer): Marker {
+  const match = MARKER.exec(data.toString("utf8").trim());
+  if (!match) return { upTo: -1, pending: [] };
+  const pending: number[] = [];
+  for (const run of match[2]?.split(",") ?? []) {
+    const [from, to = from] = run.split("-").map(Number) as [number, number?];
+    if (to < from || to - from > MAX_RUN) return { upTo: -1, pending: [] };
+    for (let n = from; n <= to; n++) pending.push(n);
+  }
+  return { upTo: Number(match[1]), pending };
+}
+
+/** The last admitted sequence, -1 when none (or unreadable). */
+export function parseMarker(data: Buffer): number {
+  return readMarker(data).upTo;
+}
+
+export function formatMarker(upTo: number, pending: readonly number[] = []): Buffer {
+  const sorted = [...new Set(pending)].sort((a, b) => a - b);
+  const runs: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] ?? 0) + 1) j++;
+    runs.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return Buffer.from(runs.length ? `${upTo};${runs.join(",")}` : String(upTo), "utf8");
 }
 
 /** A read of a node: its data and stat (the queue directory's: marker and child count). */
