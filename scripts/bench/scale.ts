@@ -14,6 +14,7 @@ import type { MutationContext } from "../../src/apps/mutate-app.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import type { PeerResult } from "./ansible.ts";
+import { type BurstResult, burstAdmission } from "./burst.ts";
 import { handoffPairs } from "./rollout.ts";
 import { SLEEP_COMMANDS } from "./sleep-fleet.ts";
 import { type Quantiles, quantiles, round } from "./stats.ts";
@@ -331,6 +332,7 @@ export async function runScaleBench(options: {
     timeoutMs: 60_000,
   });
   const scale: ScaleResult[] = [];
+  let burst: BurstResult | undefined;
   try {
     for (const hosts of sizes) {
       // BENCH_SCALE_QUEUES=ticket (or listing) runs one queue only. By default the old listing
@@ -345,6 +347,10 @@ export async function runScaleBench(options: {
         scale.push(await scaleRun(server, hosts, queue, { deployMs: 2_000, workers: 2, rounds: hosts >= 10_000 ? 1 : 2, gcLog }));
       }
     }
+    // The queue alone, a whole wave freed at once: bulk admission against one at a time.
+    const waiters = Math.max(...sizes.filter((n) => n <= 10_000).map((n) => Math.round(n / 20)), 1);
+    say(`burst: ${waiters} waiters, limit 0 → ${waiters}, one admission at a time and in bulk…`);
+    burst = await burstAdmission(server.connectString, waiters, options.quick ? 2 : 5);
   } finally {
     await server.stop();
     rmSync(dirname(gcLog), { recursive: true, force: true });
@@ -356,7 +362,7 @@ export async function runScaleBench(options: {
     elapsedS: Math.round((performance.now() - started) / 1_000),
   };
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ scale, machine }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ scale, burst, machine }, null, 2)}\n`);
     return;
   }
   const header = [
@@ -407,5 +413,11 @@ export async function runScaleBench(options: {
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
   console.log(line(header));
   for (const row of rows) console.log(line(row));
+  if (burst) {
+    const { waiters, singleMs, bulkMs, admissions } = burst;
+    console.log(
+      `burst of ${waiters}: one at a time p50 ${singleMs.p50} ms (${admissions.single} admissions), bulk p50 ${bulkMs.p50} ms (${admissions.bulk} admissions)`,
+    );
+  }
   console.log(`(${machine.elapsedS} s, ${machine.cores} cores)`);
 }

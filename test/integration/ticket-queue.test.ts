@@ -65,7 +65,6 @@ async function member(
   return { client, sem };
 }
 
-/** The real client with some of its methods replaced (a replacement may call the real one). */
 /** The client with its transactions' commits held until `open()` (the first `held` of them). */
 function holdingCommits(real: ZkClient, held = 1): { client: ZkClient; atCommit: Promise<void>; open: () => void } {
   let open: () => void = () => undefined;
@@ -92,6 +91,7 @@ function holdingCommits(real: ZkClient, held = 1): { client: ZkClient; atCommit:
   return { client, atCommit, open };
 }
 
+/** The real client with some of its methods replaced (a replacement may call the real one). */
 function overriding(real: ZkClient, replaced: Partial<Pick<ZkClient, "children" | "get" | "transaction">>): ZkClient {
   return new Proxy(real, {
     get(target, property) {
@@ -241,33 +241,17 @@ describe("ticket queue", () => {
     const { connectString, admin } = await setup("tq-race", 1);
     // A blind spot: `b` cannot see the node just before its own (a stale view, a bug), so it takes itself for the head.
     let blindTo: string | undefined;
-    let releaseFirstCommit: () => void = () => undefined;
-    const firstCommitHeld = new Promise<void>((resolve) => {
-      releaseFirstCommit = resolve;
-    });
-    let aReadyToCommit: () => void = () => undefined;
-    const aAtCommit = new Promise<void>((resolve) => {
-      aReadyToCommit = resolve;
-    });
+    let aCommit: ReturnType<typeof holdingCommits> | undefined;
     let busyAfterRace = 0;
     let raced = false;
     const a = await member(
       connectString,
       "a",
-      (real) =>
-        overriding(real, {
-          // `a` reads, then waits here until `b` has committed: both decided on the same marker version.
-          transaction: () => {
-            const txn = real.transaction();
-            const commit = txn.commit.bind(txn);
-            txn.commit = async () => {
-              aReadyToCommit();
-              await firstCommitHeld;
-              return commit();
-            };
-            return txn;
-          },
-        }),
+      // `a` reads, then waits at its commit until `b` has committed: both decided on the same marker version.
+      (real) => {
+        aCommit = holdingCommits(real);
+        return aCommit.client;
+      },
       (_position, reason) => {
         if (raced && reason === "all 1 slot(s) busy") busyAfterRace++;
       },
@@ -279,14 +263,14 @@ describe("ticket queue", () => {
       }),
     );
     const aLease = a.sem.acquire(text("a"));
-    await aAtCommit; // a is the head and about to commit on marker version v
+    await aCommit?.atCommit; // a is the head and about to commit on marker version v
     const [aTicket] = await tickets(admin);
     blindTo = `${LOCK}/${ticketName(aTicket ?? 0)}`;
     const bLease = b.sem.acquire(text("b"));
     // b took itself for the head, read the same marker version and committed its lease.
     await waitForStrict(async () => (await admin.children(LEASES)).length === 1, 5_000, "b's lease");
     raced = true;
-    releaseFirstCommit();
+    aCommit?.open();
     // a's transaction fails on the marker's version: it reads again, sees the slot taken and waits.
     await waitForStrict(() => busyAfterRace > 0, 5_000, "a to re-read after losing the race and find the slot busy");
     expect((await admin.children(LEASES)).length).toBe(1);
