@@ -1,6 +1,7 @@
 // `bun scripts/bench/scale-plot.ts < scale.json > docs/scaling.svg` — the scaling plot of
 // docs/PERFORMANCE.md from one `bun run bench --scale --json` run: bytes received per host per
-// rollout, and publish → first deploy, against fleet size (log scale), old and new queue.
+// rollout, and publish → first deploy (any host: solid; the crowded workers' agents: dashed),
+// against fleet size (log scale), old and new queue.
 
 import type { ScaleResult } from "./scale.ts";
 
@@ -25,8 +26,16 @@ function niceMax(value: number): number {
 
 const esc = (s: string): string => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;");
 
-function panel(left: number, title: string, unit: string, value: (r: ScaleResult) => number, logY: boolean): string {
-  const values = rows.map(value).filter((v) => v > 0);
+/** `dashed`: a second series per queue, drawn dashed on the same axes. */
+function panel(
+  left: number,
+  title: string,
+  unit: string,
+  value: (r: ScaleResult) => number,
+  logY: boolean,
+  dashed?: (r: ScaleResult) => number,
+): string {
+  const values = [...rows.map(value), ...(dashed ? rows.map(dashed) : [])].filter((v) => v > 0);
   const yMaxRaw = Math.max(...values);
   const yMinLog = Math.floor(Math.log10(Math.min(...values)));
   const yMaxLog = Math.ceil(Math.log10(yMaxRaw));
@@ -52,13 +61,19 @@ function panel(left: number, title: string, unit: string, value: (r: ScaleResult
   out.push(
     `<text x="${left - 48}" y="${PANEL.top + PANEL.h / 2}" text-anchor="middle" font-size="11" transform="rotate(-90 ${left - 48} ${PANEL.top + PANEL.h / 2})">${esc(unit)}</text>`,
   );
-  for (const queue of ["old", "new"] as const) {
-    const points = rows
-      .filter((r) => r.queue === queue)
-      .sort((a, b) => a.hosts - b.hosts)
-      .map((r) => [x(left, r.hosts), y(value(r))] as const);
-    out.push(`<polyline fill="none" stroke="${COLORS[queue]}" stroke-width="2.5" points="${points.map((p) => p.join(",")).join(" ")}"/>`);
-    for (const [px, py] of points) out.push(`<circle cx="${px}" cy="${py}" r="4" fill="${COLORS[queue]}"/>`);
+  const series: [(r: ScaleResult) => number, string][] = [[value, ""]];
+  if (dashed) series.push([dashed, ' stroke-dasharray="6 4"']);
+  for (const [of, dash] of series) {
+    for (const queue of ["old", "new"] as const) {
+      const points = rows
+        .filter((r) => r.queue === queue)
+        .sort((a, b) => a.hosts - b.hosts)
+        .map((r) => [x(left, r.hosts), y(of(r))] as const);
+      out.push(
+        `<polyline fill="none" stroke="${COLORS[queue]}" stroke-width="2.5"${dash} points="${points.map((p) => p.join(",")).join(" ")}"/>`,
+      );
+      for (const [px, py] of points) out.push(`<circle cx="${px}" cy="${py}" r="4" fill="${COLORS[queue]}"/>`);
+    }
   }
   return out.join("\n");
 }
@@ -66,11 +81,19 @@ function panel(left: number, title: string, unit: string, value: (r: ScaleResult
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="13" fill="#1d2430">
 <rect width="${W}" height="${H}" fill="#fff"/>
 ${panel(LEFTS[0] ?? 80, "Bytes received per host per rollout", "bytes (log scale)", (r) => r.bytesPerHost, true)}
-${panel(LEFTS[1] ?? 480, "Publish → first deploy (p50)", "ms", (r) => r.publishToFirstDeployMs.p50, false)}
+${panel(
+  LEFTS[1] ?? 480,
+  "Publish → first deploy (p50)",
+  "ms (log scale)",
+  (r) => r.publishToFirstDeployMs.p50,
+  true,
+  (r) => r.crowdedFirstDeployMs.p50,
+)}
 <g font-size="12">
 <rect x="${W / 2 - 190}" y="${H - 22}" width="12" height="12" fill="${COLORS.old}"/><text x="${W / 2 - 172}" y="${H - 12}">old: each waiter lists the queue</text>
 <rect x="${W / 2 + 50}" y="${H - 22}" width="12" height="12" fill="${COLORS.new}"/><text x="${W / 2 + 68}" y="${H - 12}">new: ticket queue</text>
 </g>
+<text x="${W - 8}" y="${H - 40}" text-anchor="end" font-size="11" fill="#677285">dashed: first deploy among the agents that share the crowded workers</text>
 <text x="${W - 8}" y="14" text-anchor="end" font-size="10" fill="#677285">bun run bench --scale, ${esc(input.machine.date.slice(0, 10))}</text>
 </svg>
 `;

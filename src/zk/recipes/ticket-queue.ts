@@ -4,7 +4,8 @@ import type { Watcher } from "../watchers.ts";
 
 // The ticket queue's naming and its walk (docs/ARCHITECTURE.md, "The ticket queue"): queue
 // nodes are `q-<sequence>` so a waiter's predecessor is computable, and the data of the queue
-// directory itself is the marker — the sequence number of the last waiter admitted.
+// directory itself is the marker — the sequence number of the last waiter admitted, and the
+// waiters admitted in bulk that have not taken their lease yet.
 
 export const TICKET_PREFIX = "q-";
 /** Steps of the walk down past missing sequence numbers before one listing settles it. */
