@@ -35,10 +35,14 @@ async function setup(prefix: string, limit: number, bulk = false): Promise<{ con
   return { connectString, admin };
 }
 
+/** The admission from the app node ({limit, bulk} or {blocked}); `before` runs first (a test
+ *  holds a member's admission read there). */
 const readAdmission =
-  (client: ZkClient): ReadAdmission =>
+  (client: ZkClient, before?: () => Promise<void>): ReadAdmission =>
   async (wake) => {
-    const value = JSON.parse((await client.get(APP, wake)).data.toString("utf8")) as { limit: number; bulk: boolean };
+    await before?.();
+    const value = JSON.parse((await client.get(APP, wake)).data.toString("utf8")) as { limit: number; bulk: boolean; blocked?: string };
+    if (value.blocked !== undefined) return { blocked: value.blocked };
     return { limit: value.limit, bulk: value.bulk } satisfies Admission;
   };
 
@@ -48,6 +52,7 @@ async function member(
   wrap?: (real: ZkClient) => ZkClient,
   onWaiting?: (position: number, reason: string) => void,
   fullRecheckMs?: number,
+  beforeAdmission?: () => Promise<void>,
 ): Promise<{ client: ZkClient; sem: Semaphore }> {
   const client = await ZkClient.connect({ connectString });
   opened.push(client);
@@ -58,7 +63,7 @@ async function member(
     lockDir: LOCK,
     leasesDir: LEASES,
     owner,
-    readAdmission: readAdmission(client),
+    readAdmission: readAdmission(client, beforeAdmission),
     ...(onWaiting ? { onWaiting } : {}),
     ...(fullRecheckMs !== undefined ? { fullRecheckMs } : {}),
   });
@@ -92,7 +97,7 @@ function holdingCommits(real: ZkClient, held = 1): { client: ZkClient; atCommit:
 }
 
 /** The real client with some of its methods replaced (a replacement may call the real one). */
-function overriding(real: ZkClient, replaced: Partial<Pick<ZkClient, "children" | "get" | "transaction">>): ZkClient {
+function overriding(real: ZkClient, replaced: Partial<Pick<ZkClient, "children" | "exists" | "get" | "transaction">>): ZkClient {
   return new Proxy(real, {
     get(target, property) {
       const own: unknown = Reflect.get(replaced, property);
@@ -375,5 +380,151 @@ describe("ticket queue", () => {
     expect(admitted).not.toContain("w2");
     expect(await admin.children(LEASES)).toEqual([]);
     expect(await tickets(admin)).toEqual([]);
+  }, 30_000);
+
+  test("a pending ticket seen gone while the head's reads are out is counted again: the limit holds", async () => {
+    const { connectString, admin } = await setup("tq-gone-race", 1, true);
+    const holder = await member(connectString, "holder");
+    const held = await holder.sem.acquire(text("holder"));
+    const signal = (): { promise: Promise<void>; fire: () => void } => {
+      let fire: () => void = () => undefined;
+      const promise = new Promise<void>((resolve) => {
+        fire = resolve;
+      });
+      return { promise, fire };
+    };
+    let w2Commit: ReturnType<typeof holdingCommits> | undefined;
+    // w3's admission read held until the test says; w3's lease count answered; w3 told q-w2 went.
+    let stalled: { reached: ReturnType<typeof signal>; resume: ReturnType<typeof signal> } | undefined;
+    let leasesAnswered: ReturnType<typeof signal> | undefined;
+    let goneSeen: ReturnType<typeof signal> | undefined;
+    const busy: Record<string, number> = {};
+    const admitted: string[] = [];
+    const acquisitions: Promise<Lease>[] = [];
+    for (const name of ["w1", "w2", "w3", "w4"]) {
+      const m = await member(
+        connectString,
+        name,
+        (real) => {
+          if (name === "w2") {
+            w2Commit = holdingCommits(real);
+            return w2Commit.client;
+          }
+          if (name !== "w3") return real;
+          return overriding(real, {
+            exists: (path, watcher) => {
+              const told =
+                watcher && path.startsWith(`${LOCK}/q-`)
+                  ? (event: Parameters<typeof watcher>[0]) => {
+                      watcher(event);
+                      if (event.type === "deleted") goneSeen?.fire();
+                    }
+                  : watcher;
+              return real.exists(path, told).then((stat) => {
+                if (path === LEASES) leasesAnswered?.fire();
+                return stat;
+              });
+            },
+          });
+        },
+        (_position, reason) => {
+          if (reason === "all 3 slot(s) busy") busy[name] = (busy[name] ?? 0) + 1;
+        },
+        600_000,
+        async () => {
+          if (name !== "w3" || !stalled) return;
+          const { reached, resume } = stalled;
+          stalled = undefined;
+          reached.fire();
+          await resume.promise;
+        },
+      );
+      acquisitions.push(
+        m.sem.acquire(text(name)).then((lease) => {
+          admitted.push(name);
+          return lease;
+        }),
+      );
+      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
+    }
+    await admin.set(APP, text(JSON.stringify({ limit: 3, bulk: true }))); // w1 admits itself and w2
+    await w2Commit?.atCommit; // w2 is pending, its lease not taken yet
+    // w3, the head, counts the holder, w1 and pending w2: every slot busy; it watches q-w2.
+    await waitForStrict(() => (busy.w3 ?? 0) > 0 && admitted.includes("w1"), 5_000, "w3 to find every slot busy");
+    const reached = signal();
+    const resume = signal();
+    stalled = { reached, resume };
+    leasesAnswered = signal();
+    goneSeen = signal();
+    await held.release(); // w3 wakes: its reads go out, the admission read is held
+    await reached.promise;
+    await leasesAnswered.promise; // w3's lease count is in: 1 (w1)
+    w2Commit?.open(); // w2 takes its lease and deletes its ticket…
+    await goneSeen.promise; // …and w3 hears of it while its reads are still out
+    resume.fire();
+    // w3 must not count w2 as gone *and* trust the lease count read before w2's lease existed:
+    // one slot was free (holder gone), so w3 alone is admitted and w4 waits.
+    await waitForStrict(() => admitted.includes("w3") && (busy.w4 ?? 0) > 0, 5_000, "w3 admitted and w4 waiting");
+    expect((await admin.children(LEASES)).length).toBe(3);
+    expect(admitted).not.toContain("w4");
+    for (const acquired of acquisitions) await (await acquired).release();
+    expect(await admin.children(LEASES)).toEqual([]);
+  }, 30_000);
+
+  test("a follower whose app is paused before it takes its lease waits for resume", async () => {
+    const { connectString, admin } = await setup("tq-follower-paused", 1, true);
+    const holder = await member(connectString, "holder");
+    const held = await holder.sem.acquire(text("holder"));
+    let hold: { reached: () => void; resume: Promise<void> } | undefined;
+    let reached: Promise<void> = Promise.resolve();
+    let resume: () => void = () => undefined;
+    const paused: string[] = [];
+    const admitted: string[] = [];
+    const acquisitions: Promise<Lease>[] = [];
+    for (const name of ["w1", "w2"]) {
+      const m = await member(
+        connectString,
+        name,
+        undefined,
+        (_position, reason) => {
+          if (reason === "paused") paused.push(name);
+        },
+        undefined,
+        async () => {
+          if (name !== "w2" || !hold) return;
+          const current = hold;
+          hold = undefined;
+          current.reached();
+          await current.resume;
+        },
+      );
+      acquisitions.push(
+        m.sem.acquire(text(name)).then((lease) => {
+          admitted.push(name);
+          return lease;
+        }),
+      );
+      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
+    }
+    reached = new Promise<void>((r) => {
+      hold = {
+        reached: r,
+        resume: new Promise<void>((go) => {
+          resume = go;
+        }),
+      };
+    });
+    await admin.set(APP, text(JSON.stringify({ limit: 3, bulk: true }))); // w1 admits itself and w2
+    await reached; // w2 is pending and about to read the admission
+    await admin.set(APP, text(JSON.stringify({ blocked: "paused" })));
+    resume();
+    await waitForStrict(() => paused.includes("w2"), 5_000, "w2 to wait, paused");
+    expect([...admitted].sort()).toEqual(["w1"]);
+    expect((await admin.children(LEASES)).length).toBe(2);
+    await admin.set(APP, text(JSON.stringify({ limit: 3, bulk: true }))); // resumed
+    await waitForStrict(() => admitted.includes("w2"), 5_000, "w2 admitted on resume");
+    expect((await admin.children(LEASES)).length).toBe(3);
+    await held.release();
+    for (const acquired of acquisitions) await (await acquired).release();
   }, 30_000);
 });

@@ -181,13 +181,13 @@ export class Semaphore<T = undefined> {
         if (!woken) {
           let head = false;
           const node = ourNode;
-          const event = await this.waitFor(
+          await this.waitFor(
             async (wake) => {
               const pipelined = createLost ? undefined : joinRead;
               joinRead = undefined;
               // Our own ticket is watched too: a head that admits us along with itself (bulk
-              // admission) writes it — a wake-up that says so without a read. Written already:
-              // admit() finds us pending.
+              // admission) writes it, which wakes us at once. Written already: admit() finds
+              // us pending.
               const [place, own] = await Promise.all([
                 findPlace(zk, lockDir, ours, wake, pipelined && (await pipelined)),
                 zk.exists(node, wake),
@@ -199,15 +199,8 @@ export class Semaphore<T = undefined> {
             sessionId,
             signal,
           );
-          if (event?.type === "dataChanged" && event.path === node) {
-            const lease = await this.takeAdmittedSlot(node, leaseData, sessionId, signal);
-            if (lease) return lease;
-            // Our ticket was deleted (by hand): queue again at the back.
-            ourNode = await this.joined(await this.createTicket(sessionId, signal));
-            continue;
-          }
-          // A wake-up (our predecessor went): most likely admitted, so we are the head —
-          // admit() confirms it from its own first read.
+          // A wake-up (our predecessor went, or a head admitted us): most likely we are the
+          // head or admitted — admit() confirms it from its own first read.
           woken = !head;
           if (!head) continue;
         }
@@ -315,6 +308,10 @@ export class Semaphore<T = undefined> {
     for (let first = true; ; first = false) {
       throwIfAborted(signal);
       assertSession(this.options.zk, sessionId);
+      // Only tickets seen gone before this pass's reads are sent: their leases are in the count
+      // we are about to read. One noted while the reads are out may have become a lease after
+      // the count was read — it must be read again, or its slot would be counted by nobody.
+      const goneBefore = new Set(knownGone);
       let woke = false;
       let recheck: ReturnType<typeof setTimeout> | undefined;
       let wakeUp: () => void = () => {
@@ -345,15 +342,18 @@ export class Semaphore<T = undefined> {
         if (confirmHead && first && marker && !isHeadAt(marker, ticket)) return "not head";
         let recheckMs: number | undefined;
         const state = marker ? readMarker(marker.data) : undefined;
-        if (ticket !== undefined && state?.pending.includes(ticket)) {
-          // A head admitted us along with itself (we missed the write to our ticket).
-          return this.takeAdmittedSlot(ourNode, leaseData, sessionId, signal, admission);
+        const pending = ticket !== undefined && state?.pending.includes(ticket) === true;
+        if (pending && !("blocked" in admission) && admission.bulk === true) {
+          return this.takeAdmittedSlot(ourNode, leaseData, sessionId, signal, admission.context);
         }
+        // Pending, but the decision has changed since (paused, halted, a canary opened): wait,
+        // or admit ourselves as a head would — our reserved slot stays counted until then.
         if ("blocked" in admission) {
           this.options.onWaiting?.(1, admission.blocked);
         } else {
           const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
-          const unknown = state?.pending.filter((sequence) => !knownGone.has(sequence)) ?? [];
+          // Our own reservation (if pending) is the slot we are about to take: not counted.
+          const unknown = state?.pending.filter((sequence) => !goneBefore.has(sequence) && sequence !== ticket) ?? [];
           const taken = unknown.length > 0 ? await this.stillPending(unknown, noteGone, sessionId, signal) : undefined;
           const used = taken ? taken.leases + taken.pending.length : held;
           if (used < admission.limit) {
@@ -410,32 +410,23 @@ export class Semaphore<T = undefined> {
   }
 
   /**
-   * Bulk admission, the follower's side: a head admitted us in its transaction, so our slot is
-   * counted (pending) until our ticket becomes a lease here — no count, no compare-and-set. An
-   * admission stands once made: a pause since does not undo it (as for a head that admitted
-   * itself a moment earlier). The admission inputs are read alongside, for the context only.
+   * Bulk admission, the follower's side: a head admitted us in its transaction and the
+   * admission we just read still allows it (not blocked, no canary), so our slot is counted
+   * (pending) until our ticket becomes a lease here — no count, no compare-and-set.
    * Undefined: our ticket was deleted (by hand): queue again.
    */
   private async takeAdmittedSlot(
     ourNode: string,
     leaseData: Buffer,
     sessionId: string,
-    signal?: AbortSignal,
-    known?: Admission<T>,
+    signal: AbortSignal | undefined,
+    context: T | undefined,
   ): Promise<Lease<T> | undefined> {
-    const { zk } = this.options;
     const prefix = `${this.options.leasesDir}/${queueNodePrefix(this.options.owner, sessionId)}`;
-    const ignore: Watcher = () => undefined;
-    try {
-      const [admission, created] = await Promise.all([
-        known ?? retrying(zk, () => this.options.readAdmission(ignore), sessionId, signal).catch(() => undefined),
-        this.commitLease(prefix, leaseData, ourNode, undefined, sessionId, signal, { followers: [] }),
-      ]);
-      if (created === "gone" || created === "raced") return undefined; // "raced": not without a marker or followers
-      return this.leaseAt(created, admission && !("blocked" in admission) ? admission.context : undefined);
-    } finally {
-      zk.unwatch(ignore);
-    }
+    const created = await this.commitLease(prefix, leaseData, ourNode, undefined, sessionId, signal, { followers: [] });
+    // "raced" needs a marker or followers in the transaction: not here.
+    if (created === "gone" || created === "raced") return undefined;
+    return this.leaseAt(created, context);
   }
 
   /**
@@ -529,7 +520,7 @@ export class Semaphore<T = undefined> {
       } catch (error) {
         if (ticketed && isBadVersion(error)) return "raced";
         if (ticketed && isNoNode(error)) {
-          if (!(await zk.exists(ourNode))) return "gone";
+          if (!(await retrying(zk, () => zk.exists(ourNode), sessionId, signal))) return "gone";
           if (ticketed.followers.length > 0) return "raced";
         }
         if (!isConnectionLoss(error)) throw error;
