@@ -401,7 +401,7 @@ export class Semaphore<T = undefined> {
    * not grow with the number of slots. The listing queue lists the leases and watches the list.
    * Leases are read after the marker, so the count includes every admission up to it.
    */
-  private async heldLeases(wake: Watcher, counting: boolean): Promise<number> {
+  private async heldLeases(wake: Watcher | undefined, counting: boolean): Promise<number> {
     const { zk, leasesDir } = this.options;
     if (!counting) return (await zk.children(leasesDir, wake)).length;
     const stat = await zk.exists(leasesDir, wake);
@@ -452,16 +452,19 @@ export class Semaphore<T = undefined> {
     sessionId: string,
     signal?: AbortSignal,
   ): Promise<{ pending: number[]; leases: number }> {
-    const { zk, lockDir, leasesDir } = this.options;
-    const stats = await retrying(
+    const { zk, lockDir } = this.options;
+    // heldLeases sends its read when called: after the tickets' reads, as the argument needs.
+    const [stats, leases] = await retrying(
       zk,
-      () => Promise.all([...pending.map((sequence) => zk.exists(`${lockDir}/${ticketName(sequence)}`, onGone)), zk.exists(leasesDir)]),
+      () =>
+        Promise.all([
+          Promise.all(pending.map((sequence) => zk.exists(`${lockDir}/${ticketName(sequence)}`, onGone))),
+          this.heldLeases(undefined, true),
+        ]),
       sessionId,
       signal,
     );
-    const leases = stats.pop();
-    if (!leases) throw new ZkError("noNode", `${leasesDir} does not exist`, leasesDir);
-    return { pending: pending.filter((_, i) => stats[i] !== null), leases: leases.numChildren };
+    return { pending: pending.filter((_, i) => stats[i] !== null), leases };
   }
 
   /**
