@@ -9,6 +9,7 @@
 import { ZkClient } from "../../src/zk/client.ts";
 import type { Lease, ReadAdmission } from "../../src/zk/recipes/semaphore.ts";
 import { Semaphore } from "../../src/zk/recipes/semaphore.ts";
+import { waitForStrict } from "../../test/harness/wait.ts";
 import { type Quantiles, quantiles } from "./stats.ts";
 
 export interface BurstResult {
@@ -19,14 +20,6 @@ export interface BurstResult {
   bulkMs: Quantiles;
   /** Admission transactions (marker writes) per burst, p50: W with single, a few with bulk. */
   admissions: { single: number; bulk: number };
-}
-
-async function until(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`bench burst: timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 /** One burst on fresh nodes under `dir`: the raise → all admitted time, and the marker writes. */
@@ -57,7 +50,11 @@ async function burst(admin: ZkClient, clients: ZkClient[], dir: string, bulk: bo
     });
     return semaphore.acquire(Buffer.from(`w${i}`));
   });
-  await until(async () => (await admin.exists(lockDir))?.numChildren === clients.length && headWaits > 0, "every waiter to queue");
+  await waitForStrict(
+    async () => (await admin.exists(lockDir))?.numChildren === clients.length && headWaits > 0,
+    120_000,
+    "every waiter to queue",
+  );
   const before = (await admin.exists(lockDir))?.version ?? 0;
   const t0 = performance.now();
   await admin.set(app, Buffer.from(JSON.stringify({ limit: clients.length, bulk })));

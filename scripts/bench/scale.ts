@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { publishApp } from "../../src/apps/publish.ts";
 import type { MutationContext } from "../../src/apps/mutate-app.ts";
 import { ZkClient } from "../../src/zk/client.ts";
+import { waitForStrict } from "../../test/harness/wait.ts";
 import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import type { PeerResult } from "./ansible.ts";
 import { type BurstResult, burstAdmission } from "./burst.ts";
@@ -177,14 +178,6 @@ function heapMb(pid: number): number {
   return round(Number(rss ?? 0) / 1024, 1);
 }
 
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`bench --scale: timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
-
 /** One fleet size on one queue: a warm-up rollout, then `rounds` measured ones. */
 export async function scaleRun(
   server: ZooKeeperServer,
@@ -201,7 +194,7 @@ export async function scaleRun(
   const succeeded = (): number => fleet.events.filter((e) => e.m === "deploy succeeded").length;
   const timeoutMs = 10 * Math.ceil(hosts / slots) * deployMs + 120_000;
   try {
-    await until(() => succeeded() >= hosts, timeoutMs, "the warm-up rollout");
+    await waitForStrict(() => succeeded() >= hosts, timeoutMs, "the warm-up rollout");
     const walls: number[] = [];
     const firsts: number[] = [];
     const crowdedFirsts: number[] = [];
@@ -230,7 +223,7 @@ export async function scaleRun(
       ];
       const t0 = performance.timeOrigin + performance.now();
       await publishApp(admin, "bench", String(round_), {}, bench);
-      await until(() => succeeded() >= hosts, timeoutMs, `measured rollout ${round_}`);
+      await waitForStrict(() => succeeded() >= hosts, timeoutMs, `measured rollout ${round_}`);
       const t1 = Math.max(...fleet.events.filter((e) => e.m === "deploy succeeded").map((e) => e.t));
       await Bun.sleep(300); // the last releases land
       packets += (await packetsReceived(server.port)) - packets0;
