@@ -115,6 +115,28 @@ async function tickets(admin: ZkClient): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+/**
+ * Starts an acquire as `name` — noting the name in `admitted` once it holds a lease — and waits
+ * until its ticket is the `position`-th in the queue, so members queue in the order started.
+ * `acquired` rejects if the acquire does (handled here only so the wait cannot leave it
+ * unhandled).
+ */
+async function queueUp(
+  admin: ZkClient,
+  sem: Semaphore,
+  name: string,
+  admitted: string[],
+  position: number,
+): Promise<{ acquired: Promise<Lease> }> {
+  const acquired = sem.acquire(text(name)).then((lease) => {
+    admitted.push(name);
+    return lease;
+  });
+  acquired.catch(() => undefined);
+  await waitForStrict(async () => (await tickets(admin)).length === position, 5_000, `${name} to queue`);
+  return { acquired };
+}
+
 describe("ticket queue", () => {
   test("a waiter dying in the middle of the queue is walked past: the others are admitted in order, none twice", async () => {
     const { connectString, admin } = await setup("tq-middle", 1);
@@ -298,13 +320,7 @@ describe("ticket queue", () => {
       const m = await member(connectString, name, undefined, (_position, reason) => {
         if (name === "w4" && reason === "all 4 slot(s) busy") w4Busy++;
       });
-      acquisitions.push(
-        m.sem.acquire(text(name)).then((lease) => {
-          admitted.push(name);
-          return lease;
-        }),
-      );
-      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
+      acquisitions.push((await queueUp(admin, m.sem, name, admitted, acquisitions.length + 1)).acquired);
     }
     const queued = await tickets(admin);
     const before = (await admin.exists(LOCK))?.version ?? -1;
@@ -348,17 +364,9 @@ describe("ticket queue", () => {
         },
         name === "w4" ? 200 : 600_000,
       );
-      acquisitions.push(
-        m.sem.acquire(text(name)).then(
-          (lease) => {
-            admitted.push(name);
-            return lease;
-          },
-          () => undefined, // w2's session is closed under it
-        ),
-      );
+      const { acquired } = await queueUp(admin, m.sem, name, admitted, acquisitions.length + 1);
+      acquisitions.push(acquired.catch(() => undefined)); // w2's session is closed under it
       clients[name] = m.client;
-      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
     }
     await admin.set(APP, text(JSON.stringify({ limit: 3, bulk: true }))); // two free: w1 admits w2 with itself
     await w2Commit?.atCommit; // w2 is admitted (pending) and about to take its lease: held here
@@ -439,13 +447,7 @@ describe("ticket queue", () => {
           await resume.promise;
         },
       );
-      acquisitions.push(
-        m.sem.acquire(text(name)).then((lease) => {
-          admitted.push(name);
-          return lease;
-        }),
-      );
-      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
+      acquisitions.push((await queueUp(admin, m.sem, name, admitted, acquisitions.length + 1)).acquired);
     }
     await admin.set(APP, text(JSON.stringify({ limit: 3, bulk: true }))); // w1 admits itself and w2
     await w2Commit?.atCommit; // w2 is pending, its lease not taken yet
@@ -498,13 +500,7 @@ describe("ticket queue", () => {
           await current.resume;
         },
       );
-      acquisitions.push(
-        m.sem.acquire(text(name)).then((lease) => {
-          admitted.push(name);
-          return lease;
-        }),
-      );
-      await waitForStrict(async () => (await tickets(admin)).length === acquisitions.length, 5_000, `${name} to queue`);
+      acquisitions.push((await queueUp(admin, m.sem, name, admitted, acquisitions.length + 1)).acquired);
     }
     reached = new Promise<void>((r) => {
       hold = {
