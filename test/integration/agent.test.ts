@@ -7,6 +7,7 @@ import { deleteApp } from "../../src/apps/delete-app.ts";
 import { pauseApp } from "../../src/apps/operator-actions.ts";
 import { setSlots } from "../../src/apps/set-slots.ts";
 import { queueMembers } from "../helpers/queue-members.ts";
+import { expectSlotsReleased } from "../helpers/slots-released.ts";
 import type { Logger } from "../../src/agent/logger.ts";
 import { appPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
@@ -113,7 +114,7 @@ async function recreateMidDeploy(prefix: string, unseen: boolean): Promise<void>
       .map((e) => e.host)
       .sort(),
   ).toEqual(["h1", "h2"]);
-  expect(await admin.children(leasesDir("app"))).toEqual([]);
+  await expectSlotsReleased(admin, "app");
 }
 
 describe("agent: staggered, bounded deploys", () => {
@@ -129,7 +130,7 @@ describe("agent: staggered, bounded deploys", () => {
     // No lock or lease nodes are left behind once the rollout is over.
     const zk = await fleet.client();
     expect(await zk.children(lockDir("app"))).toEqual([]);
-    expect(await zk.children(leasesDir("app"))).toEqual([]);
+    await expectSlotsReleased(zk, "app");
   });
 
   test("FIFO: hosts are admitted in queue order", async () => {
@@ -265,7 +266,7 @@ describe("agent: staggered, bounded deploys", () => {
     expect(bgPid).toBeGreaterThan(0);
     expect(() => process.kill(bgPid, 0)).toThrow();
     // The slot came back only after the group was gone.
-    expect(await (await fleet.client()).children(leasesDir("app"))).toEqual([]);
+    await expectSlotsReleased(await fleet.client(), "app");
   });
 
   test("failure budget: a rollout halts when failures exceed maxFailures", async () => {
