@@ -184,7 +184,15 @@ describe("pause and resume", () => {
     // h1 fails its first attempt at 1.0 (FAILONCE), so a retry would succeed.
     writeFileSync(join(h1.dir, "FAILONCE-1.0"), "");
     expectOk(await cli(s.connect, ["app", "create", "web", "1.0", "--slots", "1", "--max-failures", "0", ...commandArgs(s.log, 0.1)]));
-    await waitFor(async () => (await peek(s, "web"))?.state === "halted", 10_000, "halted");
+    // The failure node (which halts) is written before h1's `failed` status: wait for both.
+    await waitFor(
+      async () => {
+        const view = await peek(s, "web");
+        return view?.state === "halted" && view.hosts[0]?.state === "failed";
+      },
+      10_000,
+      "halted, h1 failed",
+    );
     const halted = await appStatus(s.connect, "web");
     expect(halted.state).toBe("halted");
     expect(halted.hosts).toMatchObject([{ host: "h1", state: "failed", exitCode: 3 }]);

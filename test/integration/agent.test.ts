@@ -281,11 +281,12 @@ describe("agent: staggered, bounded deploys", () => {
     });
     const view = await waitFor(
       async () => {
+        // The failure node (which halts) is written before the host's `failed` status.
         const v = await appState("app");
-        return v.state === "halted" ? v : undefined;
+        return v.state === "halted" && v.hosts.filter((h) => h.state === "failed").length === 2 ? v : undefined;
       },
       15_000,
-      "halted rollout",
+      "halted rollout with both failures reported",
     );
     // The head of the remaining queue has looked and found the rollout halted: from then on
     // nobody can be admitted until the app changes (nothing to sleep on).

@@ -439,6 +439,13 @@ describe("digest ACLs: acl init, then who may do what", () => {
       // A new app published after locking is served too.
       expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "create", "api", "2.0", ...fileCommands("api")]));
       await waitFor(() => existsSync(join(agent.dir, "VERSION.api")), 20_000, "h1 to deploy api");
+      // The writes that could be refused (its status, then its slot's release) follow the deploy.
+      await waitFor(
+        async () => (await statusJson(tree.connect, ["--auth", ADMIN])).apps.find((a) => a.name === "api")?.hosts[0]?.state === "current",
+        10_000,
+        "h1 current on api",
+      );
+      await waitFor(async () => (await admin.children(leasesDir("api"))).length === 0, 5_000, "h1's slot on api released");
       expect(agent.output).not.toMatch(/not authorised/);
     } finally {
       await agent.stop();

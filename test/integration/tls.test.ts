@@ -66,9 +66,18 @@ describe("TLS to ZooKeeper", () => {
       20_000,
       "h1 to deploy 1.0",
     );
-    const status = await runCli(["--zk", connect, ...tlsFlags(ci), "status", "web", "--json"]);
-    expect(status.code, show(status)).toBe(0);
-    expect(JSON.parse(status.stdout).apps[0].hosts[0]).toMatchObject({ host: "h1", state: "current", version: "1.0" });
+    // The file is written by the deploy command; `current` comes after the agent's check of it.
+    const host = await waitFor(
+      async () => {
+        const status = await runCli(["--zk", connect, ...tlsFlags(ci), "status", "web", "--json"]);
+        expect(status.code, show(status)).toBe(0);
+        const h1 = JSON.parse(status.stdout).apps[0].hosts[0];
+        return h1?.state === "current" ? h1 : undefined;
+      },
+      10_000,
+      "status over TLS to say h1 is current",
+    );
+    expect(host).toMatchObject({ host: "h1", state: "current", version: "1.0" });
   });
 
   test("the same settings from the environment and from the config file's [tls] table", async () => {

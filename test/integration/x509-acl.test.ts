@@ -102,9 +102,18 @@ describe("x509 identities with acl init", () => {
     expectNotAuthorised(await cli(connect, stranger, ["app", "create", "web", "6.6.6"]));
     expect(await versionAsAdmin(connect, [])).toBe("1.1");
     // The agent's certificate still reads what it must (status) though it writes no spec.
-    const status = await cli(connect, agentCert, ["status", "web", "--json"]);
-    expectOk(status);
-    expect(JSON.parse(status.stdout).apps[0].hosts[0]).toMatchObject({ host: "h1", version: "1.1" });
+    // (Polled: the VERSION file is the deploy command's; the status follows the agent's check.)
+    const host = await waitFor(
+      async () => {
+        const status = await cli(connect, agentCert, ["status", "web", "--json"]);
+        expectOk(status);
+        const h1 = JSON.parse(status.stdout).apps[0].hosts[0];
+        return h1?.state === "current" ? h1 : undefined;
+      },
+      10_000,
+      "the agent's certificate to read h1 current",
+    );
+    expect(host).toMatchObject({ host: "h1", version: "1.1" });
   });
 
   test("digest over TLS: the same table with passwords, sent encrypted", async () => {
