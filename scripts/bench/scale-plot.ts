@@ -1,15 +1,23 @@
 // `bun scripts/bench/scale-plot.ts < scale.json > docs/scaling.svg` — the scaling plot of
 // docs/PERFORMANCE.md from one `bun run bench --scale --json` run: bytes received per host per
-// rollout, and publish → first deploy (any host: solid; the crowded workers' agents: dashed),
-// against fleet size (log scale), old and new queue.
+// rollout, and publish → first deploy (any host: solid; the crowded workers' agents: dashed;
+// the floor's bare sessions, first admission: grey, dotted), against fleet size (log scale),
+// old and new queue.
 
 import type { ScaleResult } from "./scale.ts";
+import type { FloorResult } from "./scale-floor.ts";
 
-const input = JSON.parse(await new Response(Bun.stdin.stream()).text()) as { scale: ScaleResult[]; machine: { date: string } };
+const input = JSON.parse(await new Response(Bun.stdin.stream()).text()) as {
+  scale: ScaleResult[];
+  floor?: FloorResult[];
+  machine: { date: string };
+};
 const rows = input.scale;
+const floor = (input.floor ?? []).map((f) => ({ hosts: f.hosts, value: f.firstAdmissionMs.p50 }));
+const FLOOR_COLOR = "#8a93a3";
 
 const W = 820;
-const H = 370;
+const H = 400;
 const PANEL = { w: 300, h: 220, top: 60 };
 const LEFTS = [80, 480];
 const COLORS = { old: "#d33a3a", new: "#1f9d55" } as const;
@@ -26,7 +34,8 @@ function niceMax(value: number): number {
 
 const esc = (s: string): string => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;");
 
-/** `dashed`: a second series per queue, drawn dashed on the same axes. */
+/** `dashed`: a second series per queue, drawn dashed on the same axes; `dotted`: one more
+ *  series of its own (the floor), grey. */
 function panel(
   left: number,
   title: string,
@@ -34,8 +43,9 @@ function panel(
   value: (r: ScaleResult) => number,
   logY: boolean,
   dashed?: (r: ScaleResult) => number,
+  dotted: { hosts: number; value: number }[] = [],
 ): string {
-  const values = [...rows.map(value), ...(dashed ? rows.map(dashed) : [])].filter((v) => v > 0);
+  const values = [...rows.map(value), ...(dashed ? rows.map(dashed) : []), ...dotted.map((d) => d.value)].filter((v) => v > 0);
   const yMaxRaw = Math.max(...values);
   const yMinLog = Math.floor(Math.log10(Math.min(...values)));
   const yMaxLog = Math.ceil(Math.log10(yMaxRaw));
@@ -75,6 +85,13 @@ function panel(
       for (const [px, py] of points) out.push(`<circle cx="${px}" cy="${py}" r="4" fill="${COLORS[queue]}"/>`);
     }
   }
+  if (dotted.length > 0) {
+    const points = [...dotted].sort((a, b) => a.hosts - b.hosts).map((d) => [x(left, d.hosts), y(d.value)] as const);
+    out.push(
+      `<polyline fill="none" stroke="${FLOOR_COLOR}" stroke-width="2" stroke-dasharray="2 3" points="${points.map((p) => p.join(",")).join(" ")}"/>`,
+    );
+    for (const [px, py] of points) out.push(`<circle cx="${px}" cy="${py}" r="3" fill="${FLOOR_COLOR}"/>`);
+  }
   return out.join("\n");
 }
 
@@ -88,12 +105,14 @@ ${panel(
   (r) => r.publishToFirstDeployMs.p50,
   true,
   (r) => r.crowdedFirstDeployMs.p50,
+  floor,
 )}
 <g font-size="12">
 <rect x="${W / 2 - 190}" y="${H - 22}" width="12" height="12" fill="${COLORS.old}"/><text x="${W / 2 - 172}" y="${H - 12}">old: each waiter lists the queue</text>
 <rect x="${W / 2 + 50}" y="${H - 22}" width="12" height="12" fill="${COLORS.new}"/><text x="${W / 2 + 68}" y="${H - 12}">new: ticket queue</text>
 </g>
-<text x="${W - 8}" y="${H - 40}" text-anchor="end" font-size="11" fill="#677285">dashed: first deploy among the agents that share the crowded workers</text>
+<text x="${W - 8}" y="${H - 44}" text-anchor="end" font-size="11" fill="#677285">dashed: first deploy among the agents that share the crowded workers</text>
+${floor.length > 0 ? `<text x="${W - 8}" y="${H - 58}" text-anchor="end" font-size="11" fill="${FLOOR_COLOR}">grey, dotted: the floor — bare sessions, no agent: read, ticket, first admission</text>` : ""}
 <text x="${W - 8}" y="14" text-anchor="end" font-size="10" fill="#677285">bun run bench --scale, ${esc(input.machine.date.slice(0, 10))}</text>
 </svg>
 `;

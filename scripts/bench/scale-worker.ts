@@ -9,6 +9,7 @@
 import { Agent } from "../../src/agent/agent.ts";
 import type { Logger } from "../../src/agent/logger.ts";
 import { ZkClient } from "../../src/zk/client.ts";
+import { emit, epochMs, flush } from "./event-lines.ts";
 import { SleepRunner } from "./sleep-fleet.ts";
 
 const [connectString = "", hostsText = "0", offsetText = "0", deployText = "2000", queueText = "ticket"] = process.argv.slice(2);
@@ -18,21 +19,9 @@ const deployMs = Number(deployText);
 const queue = queueText === "listing" ? "listing" : "ticket";
 const EVENTS = new Set(["deploy started", "slot released", "deploy succeeded"]);
 
-// Events are batched into one write per tick: 10 000 agents would otherwise write a line each.
-let pending: string[] = [];
-function emit(line: string): void {
-  if (pending.length === 0) setTimeout(flush, 0);
-  pending.push(line);
-}
-function flush(): void {
-  if (pending.length === 0) return;
-  process.stdout.write(`${pending.join("\n")}\n`);
-  pending = [];
-}
-
 function logger(): Logger {
   const push = (message: string): void => {
-    if (EVENTS.has(message)) emit(`{"t":${performance.timeOrigin + performance.now()},"m":"${message}"}`);
+    if (EVENTS.has(message)) emit(`{"t":${epochMs()},"m":"${message}"}`);
   };
   return { debug: () => undefined, info: push, warn: () => undefined, error: () => undefined };
 }
@@ -65,7 +54,7 @@ let expected = performance.now() + PROBE_MS;
 setInterval(() => {
   const now = performance.now();
   const late = now - expected;
-  if (late >= 10) emit(`{"t":${performance.timeOrigin + now},"m":"stall","ms":${Math.round(late)}}`);
+  if (late >= 10) emit(`{"t":${epochMs()},"m":"stall","ms":${Math.round(late)}}`);
   expected = now + PROBE_MS;
 }, PROBE_MS);
 

@@ -17,8 +17,10 @@ import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import type { PeerResult } from "./ansible.ts";
 import { type BurstResult, burstAdmission } from "./burst.ts";
 import { handoffPairs } from "./rollout.ts";
+import { type FloorResult, floorRun } from "./scale-floor.ts";
 import { SLEEP_COMMANDS } from "./sleep-fleet.ts";
 import { type Quantiles, quantiles, round } from "./stats.ts";
+import { cpuMs, startWorkers } from "./worker-pool.ts";
 import { packetsReceived } from "./zk-metrics.ts";
 
 export type QueueKind = "ticket" | "listing";
@@ -74,82 +76,8 @@ const OLD_QUEUE_MAX_HOSTS = 1_000;
 const bench: MutationContext = { actor: "bench", now: () => new Date() };
 const WORKER = new URL("./scale-worker.ts", import.meta.url).pathname;
 
-/**
- * Agents in a process of their own, beside the crowded workers: on a real fleet every agent has
- * its host's CPU to itself, while here thousands share two cores, so a crowded agent's every
- * step waits behind the others' (seconds at 10 000). The sentinels are real agents of the
- * fleet (their own sessions, the same queue); publish → first deploy is what the first of the
- * whole fleet, usually a sentinel, sees.
- */
-const SENTINELS = 5;
-
-interface Event {
-  t: number;
-  m: string;
-  /** Set by startWorkers: the event came from the sentinel process. */
-  sentinel?: boolean;
-  /** "stall": how late the worker's event loop was (ms). */
-  ms?: number;
-}
-
 /** A handoff gap above this is "slow" (the issue's p99 target at 1 000 hosts). */
 const SLOW_HANDOFF_MS = 20;
-
-/** Worker processes hosting `hosts` agents between them (SENTINELS of them in one more
- *  process); their events, in one list. */
-async function startWorkers(connectString: string, hosts: number, workers: number, deployMs: number, queue: QueueKind) {
-  const events: Event[] = [];
-  const procs: Bun.Subprocess<"ignore", "pipe", "inherit">[] = [];
-  const ready: Promise<void>[] = [];
-  const sentinels = Math.min(SENTINELS, Math.floor(hosts / 20));
-  const crowded = hosts - sentinels;
-  const per = Math.ceil(crowded / workers);
-  const shares = Array.from({ length: workers }, (_, w) => ({ offset: w * per, count: Math.min(per, crowded - w * per), sentinel: false }));
-  if (sentinels > 0) shares.push({ offset: crowded, count: sentinels, sentinel: true });
-  for (const { offset, count, sentinel } of shares) {
-    if (count <= 0) continue;
-    // BENCH_SCALE_PROFILE=<dir>: each worker writes a CPU profile (markdown) there when stopped.
-    const profile = process.env.BENCH_SCALE_PROFILE
-      ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_SCALE_PROFILE}`]
-      : [];
-    const proc = Bun.spawn([process.execPath, ...profile, WORKER, connectString, String(count), String(offset), String(deployMs), queue], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    procs.push(proc);
-    ready.push(
-      new Promise<void>((resolve, reject) => {
-        void (async () => {
-          let buffered = "";
-          const decoder = new TextDecoder();
-          for await (const chunk of proc.stdout) {
-            buffered += decoder.decode(chunk);
-            let newline = buffered.indexOf("\n");
-            while (newline !== -1) {
-              const line = buffered.slice(0, newline);
-              buffered = buffered.slice(newline + 1);
-              const value = JSON.parse(line) as Event | { ready: number };
-              if ("ready" in value) resolve();
-              else events.push(sentinel ? { ...value, sentinel } : value);
-              newline = buffered.indexOf("\n");
-            }
-          }
-          reject(new Error("a scale worker exited before it was ready"));
-        })();
-      }),
-    );
-  }
-  await Promise.all(ready);
-  return {
-    events,
-    /** CPU time (ms) the worker processes have used so far, together. */
-    cpuMs: (): number => procs.reduce((sum, p) => sum + cpuMs(p.pid), 0),
-    stop: async () => {
-      for (const p of procs) p.kill("SIGTERM");
-      await Promise.race([Promise.all(procs.map((p) => p.exited)), Bun.sleep(30_000)]);
-      for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-    },
-  };
-}
 
 /** Bytes the server has sent to every client socket so far, from the clients' side (ss). */
 function bytesToClients(port: number): number {
@@ -157,12 +85,6 @@ function bytesToClients(port: number): number {
   let total = 0;
   for (const match of out.matchAll(/bytes_received:(\d+)/g)) total += Number(match[1]);
   return total;
-}
-
-/** The server JVM's CPU time so far (ms), from /proc. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 /** Heap in use (MB) by jstat, else the JVM's resident memory. */
@@ -190,7 +112,7 @@ export async function scaleRun(
   const connectString = `${server.connectString}/scale-${queue}-${hosts}-${Math.random().toString(36).slice(2, 7)}`;
   const admin = await ZkClient.connect({ connectString, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000, createChroot: true });
   await publishApp(admin, "bench", "0", { slots, ...SLEEP_COMMANDS }, bench); // every host deploys on start
-  const fleet = await startWorkers(connectString, hosts, workers, deployMs, queue);
+  const fleet = await startWorkers(WORKER, connectString, hosts, workers, [String(deployMs), queue]);
   const succeeded = (): number => fleet.events.filter((e) => e.m === "deploy succeeded").length;
   const timeoutMs = 10 * Math.ceil(hosts / slots) * deployMs + 120_000;
   try {
@@ -326,6 +248,7 @@ export async function runScaleBench(options: {
   });
   const scale: ScaleResult[] = [];
   let burst: BurstResult | undefined;
+  const floor: FloorResult[] = [];
   try {
     for (const hosts of sizes) {
       // BENCH_SCALE_QUEUES=ticket (or listing) runs one queue only. By default the old listing
@@ -338,6 +261,13 @@ export async function runScaleBench(options: {
       for (const queue of queues) {
         say(`scale: ${hosts} agents, ${queue} queue, slots ${Math.max(1, Math.round(hosts / 20))}, 2 s deploys…`);
         scale.push(await scaleRun(server, hosts, queue, { deployMs: 2_000, workers: 2, rounds: hosts >= 10_000 ? 1 : 2, gcLog }));
+      }
+    }
+    // The floor: bare sessions doing only what any queue must, at each size (BENCH_SCALE_FLOOR=0 skips it).
+    if (process.env.BENCH_SCALE_FLOOR !== "0") {
+      for (const hosts of sizes) {
+        say(`floor: ${hosts} bare sessions, publish → read, ticket, first admission…`);
+        floor.push(await floorRun(server, hosts, options.quick ? 2 : 3));
       }
     }
     // The queue alone, a whole wave freed at once: bulk admission against one at a time.
@@ -355,7 +285,7 @@ export async function runScaleBench(options: {
     elapsedS: Math.round((performance.now() - started) / 1_000),
   };
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ scale, burst, machine }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ scale, floor, burst, machine }, null, 2)}\n`);
     return;
   }
   const header = [
@@ -406,6 +336,11 @@ export async function runScaleBench(options: {
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
   console.log(line(header));
   for (const row of rows) console.log(line(row));
+  for (const f of floor) {
+    console.log(
+      `floor at ${f.hosts}: publish → first admission p50 ${f.firstAdmissionMs.p50} ms, → every session queued p50 ${f.allQueuedMs.p50} ms`,
+    );
+  }
   if (burst) {
     const { waiters, singleMs, bulkMs, admissions } = burst;
     console.log(
