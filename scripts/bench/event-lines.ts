@@ -16,5 +16,6 @@ export function flush(): void {
   pending = [];
 }
 
-/** Wall-clock time in ms with sub-millisecond resolution: comparable across processes. */
+/** Wall-clock time in ms with sub-millisecond resolution, comparable across processes: the
+ *  workers stamp their events with it, and the parent its publish times. */
 export const epochMs = (): number => performance.timeOrigin + performance.now();

@@ -11,6 +11,7 @@ import { ZkClient } from "../../src/zk/client.ts";
 import { waitForStrict } from "../../test/harness/wait.ts";
 import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import { startWorkers } from "./worker-pool.ts";
+import { epochMs } from "./event-lines.ts";
 import { type Quantiles, quantiles } from "./stats.ts";
 
 export interface FloorResult {
@@ -37,7 +38,7 @@ export async function floorRun(server: ZooKeeperServer, hosts: number, rounds: n
       await admin.create(`/lock-${round}`);
       await Bun.sleep(500);
       fleet.events.length = 0;
-      const t0 = performance.timeOrigin + performance.now();
+      const t0 = epochMs(); // the clock the workers stamp their events with
       await admin.set("/app", Buffer.from(String(round)));
       const queued = (): number[] => fleet.events.filter((e) => e.m === "queued").map((e) => e.t);
       await waitForStrict(() => queued().length >= hosts && fleet.events.some((e) => e.m === "admitted"), 300_000, `floor round ${round}`);

@@ -16,6 +16,7 @@ import { waitForStrict } from "../../test/harness/wait.ts";
 import type { ZooKeeperServer } from "../../test/harness/zookeeper.ts";
 import type { PeerResult } from "./ansible.ts";
 import { type BurstResult, burstAdmission } from "./burst.ts";
+import { epochMs } from "./event-lines.ts";
 import { handoffPairs } from "./rollout.ts";
 import { type FloorResult, floorRun } from "./scale-floor.ts";
 import { SLEEP_COMMANDS } from "./sleep-fleet.ts";
@@ -143,7 +144,7 @@ export async function scaleRun(
         cpuMs(server.pid),
         fleet.cpuMs(),
       ];
-      const t0 = performance.timeOrigin + performance.now();
+      const t0 = epochMs(); // the clock the workers stamp their events with
       await publishApp(admin, "bench", String(round_), {}, bench);
       await waitForStrict(() => succeeded() >= hosts, timeoutMs, `measured rollout ${round_}`);
       const t1 = Math.max(...fleet.events.filter((e) => e.m === "deploy succeeded").map((e) => e.t));
