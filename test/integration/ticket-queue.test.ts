@@ -115,6 +115,43 @@ async function tickets(admin: ZkClient): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+interface Signal {
+  promise: Promise<void>;
+  fire: () => void;
+}
+
+/** A promise and the function that resolves it. */
+function signal(): Signal {
+  let fire: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { promise, fire };
+}
+
+/**
+ * A point a member passes on its way (its admission read: `member`'s beforeAdmission). Unarmed,
+ * `pass` goes straight on; once armed, the next pass stops there — `reached` resolves — until
+ * `resume()`, and later passes go on again.
+ */
+function pausePoint(): { pass: () => Promise<void>; arm: () => { reached: Promise<void>; resume: () => void } } {
+  let armed: { reached: Signal; resume: Signal } | undefined;
+  return {
+    pass: async () => {
+      const at = armed;
+      if (!at) return;
+      armed = undefined;
+      at.reached.fire();
+      await at.resume.promise;
+    },
+    arm: () => {
+      const at = { reached: signal(), resume: signal() };
+      armed = at;
+      return { reached: at.reached.promise, resume: at.resume.fire };
+    },
+  };
+}
+
 /**
  * Starts an acquire as `name` — noting the name in `admitted` once it holds a lease — and waits
  * until its ticket is the `position`-th in the queue, so members queue in the order started.
@@ -394,18 +431,11 @@ describe("ticket queue", () => {
     const { connectString, admin } = await setup("tq-gone-race", 1, true);
     const holder = await member(connectString, "holder");
     const held = await holder.sem.acquire(text("holder"));
-    const signal = (): { promise: Promise<void>; fire: () => void } => {
-      let fire: () => void = () => undefined;
-      const promise = new Promise<void>((resolve) => {
-        fire = resolve;
-      });
-      return { promise, fire };
-    };
     let w2Commit: ReturnType<typeof holdingCommits> | undefined;
     // w3's admission read held until the test says; w3's lease count answered; w3 told q-w2 went.
-    let stalled: { reached: ReturnType<typeof signal>; resume: ReturnType<typeof signal> } | undefined;
-    let leasesAnswered: ReturnType<typeof signal> | undefined;
-    let goneSeen: ReturnType<typeof signal> | undefined;
+    const w3Read = pausePoint();
+    let leasesAnswered: Signal | undefined;
+    let goneSeen: Signal | undefined;
     const busy: Record<string, number> = {};
     const admitted: string[] = [];
     const acquisitions: Promise<Lease>[] = [];
@@ -439,13 +469,7 @@ describe("ticket queue", () => {
           if (reason === "all 3 slot(s) busy") busy[name] = (busy[name] ?? 0) + 1;
         },
         600_000,
-        async () => {
-          if (name !== "w3" || !stalled) return;
-          const { reached, resume } = stalled;
-          stalled = undefined;
-          reached.fire();
-          await resume.promise;
-        },
+        name === "w3" ? w3Read.pass : undefined,
       );
       acquisitions.push((await queueUp(admin, m.sem, name, admitted, acquisitions.length + 1)).acquired);
     }
@@ -453,17 +477,15 @@ describe("ticket queue", () => {
     await w2Commit?.atCommit; // w2 is pending, its lease not taken yet
     // w3, the head, counts the holder, w1 and pending w2: every slot busy; it watches q-w2.
     await waitForStrict(() => (busy.w3 ?? 0) > 0 && admitted.includes("w1"), 5_000, "w3 to find every slot busy");
-    const reached = signal();
-    const resume = signal();
-    stalled = { reached, resume };
+    const w3Held = w3Read.arm();
     leasesAnswered = signal();
     goneSeen = signal();
     await held.release(); // w3 wakes: its reads go out, the admission read is held
-    await reached.promise;
+    await w3Held.reached;
     await leasesAnswered.promise; // w3's lease count is in: 1 (w1)
     w2Commit?.open(); // w2 takes its lease and deletes its ticket…
     await goneSeen.promise; // …and w3 hears of it while its reads are still out
-    resume.fire();
+    w3Held.resume();
     // w3 must not count w2 as gone *and* trust the lease count read before w2's lease existed:
     // one slot was free (holder gone), so w3 alone is admitted and w4 waits.
     await waitForStrict(() => admitted.includes("w3") && (busy.w4 ?? 0) > 0, 5_000, "w3 admitted and w4 waiting");
@@ -477,9 +499,7 @@ describe("ticket queue", () => {
     const { connectString, admin } = await setup("tq-follower-paused", 1, true);
     const holder = await member(connectString, "holder");
     const held = await holder.sem.acquire(text("holder"));
-    let hold: { reached: () => void; resume: Promise<void> } | undefined;
-    let reached: Promise<void> = Promise.resolve();
-    let resume: () => void = () => undefined;
+    const w2Read = pausePoint();
     const paused: string[] = [];
     const admitted: string[] = [];
     const acquisitions: Promise<Lease>[] = [];
@@ -492,28 +512,15 @@ describe("ticket queue", () => {
           if (reason === "paused") paused.push(name);
         },
         undefined,
-        async () => {
-          if (name !== "w2" || !hold) return;
-          const current = hold;
-          hold = undefined;
-          current.reached();
-          await current.resume;
-        },
+        name === "w2" ? w2Read.pass : undefined,
       );
       acquisitions.push((await queueUp(admin, m.sem, name, admitted, acquisitions.length + 1)).acquired);
     }
-    reached = new Promise<void>((r) => {
-      hold = {
-        reached: r,
-        resume: new Promise<void>((go) => {
-          resume = go;
-        }),
-      };
-    });
+    const w2Held = w2Read.arm();
     await admin.set(APP, text(JSON.stringify({ limit: 3, bulk: true }))); // w1 admits itself and w2
-    await reached; // w2 is pending and about to read the admission
+    await w2Held.reached; // w2 is pending and about to read the admission
     await admin.set(APP, text(JSON.stringify({ blocked: "paused" })));
-    resume();
+    w2Held.resume();
     await waitForStrict(() => paused.includes("w2"), 5_000, "w2 to wait, paused");
     expect([...admitted].sort()).toEqual(["w1"]);
     expect((await admin.children(LEASES)).length).toBe(2);
