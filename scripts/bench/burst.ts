@@ -10,6 +10,7 @@ import { ZkClient } from "../../src/zk/client.ts";
 import type { Lease, ReadAdmission } from "../../src/zk/recipes/semaphore.ts";
 import { Semaphore } from "../../src/zk/recipes/semaphore.ts";
 import { waitForStrict } from "../../test/harness/wait.ts";
+import { inBatches } from "./in-batches.ts";
 import { type Quantiles, quantiles } from "./stats.ts";
 
 export interface BurstResult {
@@ -71,12 +72,11 @@ export async function burstAdmission(connectString: string, waiters: number, rou
   const admin = await ZkClient.connect({ connectString: chrooted, createChroot: true, operationTimeoutMs: 120_000 });
   const clients: ZkClient[] = [];
   try {
-    for (let i = 0; i < waiters; i += 100) {
-      const batch = Array.from({ length: Math.min(100, waiters - i) }, () =>
+    clients.push(
+      ...(await inBatches(waiters, 100, () =>
         ZkClient.connect({ connectString: chrooted, sessionTimeoutMs: 60_000, operationTimeoutMs: 120_000 }),
-      );
-      clients.push(...(await Promise.all(batch)));
-    }
+      )),
+    );
     const single: { ms: number; admissions: number }[] = [];
     const bulk: { ms: number; admissions: number }[] = [];
     await burst(admin, clients, "/warm-up", true);

@@ -11,6 +11,7 @@
 import { ZkClient } from "../../src/zk/client.ts";
 import type { Watcher } from "../../src/zk/watchers.ts";
 import { emit, epochMs, flush } from "./event-lines.ts";
+import { inBatches } from "./in-batches.ts";
 
 const [connectString = "", sessionsText = "0", offsetText = "0"] = process.argv.slice(2);
 const sessions = Number(sessionsText);
@@ -35,22 +36,16 @@ async function onPublish(zk: ZkClient, id: number, watcher: Watcher): Promise<vo
   emit(`{"t":${epochMs()},"m":"admitted"}`);
 }
 
-const clients: ZkClient[] = [];
-for (let i = 0; i < sessions; i += 100) {
-  const batch = await Promise.all(
-    Array.from({ length: Math.min(100, sessions - i) }, async (_, k) => {
-      const id = offset + i + k;
-      const zk = await ZkClient.connect({ connectString, sessionTimeoutMs: 60_000, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000 });
-      const watcher: Watcher = (event) => {
-        if (event.type === "dataChanged")
-          void onPublish(zk, id, watcher).catch((e: unknown) => console.error(`floor session ${id}: ${String(e)}`));
-      };
-      await zk.get(APP, watcher);
-      return zk;
-    }),
-  );
-  clients.push(...batch);
-}
+const clients = await inBatches(sessions, 100, async (index) => {
+  const id = offset + index;
+  const zk = await ZkClient.connect({ connectString, sessionTimeoutMs: 60_000, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000 });
+  const watcher: Watcher = (event) => {
+    if (event.type === "dataChanged")
+      void onPublish(zk, id, watcher).catch((e: unknown) => console.error(`floor session ${id}: ${String(e)}`));
+  };
+  await zk.get(APP, watcher);
+  return zk;
+});
 emit(`{"ready":${clients.length}}`);
 flush();
 

@@ -10,6 +10,7 @@ import { Agent } from "../../src/agent/agent.ts";
 import type { Logger } from "../../src/agent/logger.ts";
 import { ZkClient } from "../../src/zk/client.ts";
 import { emit, epochMs, flush } from "./event-lines.ts";
+import { inBatches } from "./in-batches.ts";
 import { SleepRunner } from "./sleep-fleet.ts";
 
 const [connectString = "", hostsText = "0", offsetText = "0", deployText = "2000", queueText = "ticket"] = process.argv.slice(2);
@@ -26,23 +27,16 @@ function logger(): Logger {
   return { debug: () => undefined, info: push, warn: () => undefined, error: () => undefined };
 }
 
-const agents: { agent: Agent; zk: ZkClient }[] = [];
-const BATCH = 100;
-for (let i = 0; i < hosts; i += BATCH) {
-  const started = await Promise.all(
-    Array.from({ length: Math.min(BATCH, hosts - i) }, async (_, k) => {
-      const host = `h${String(offset + i + k + 1).padStart(5, "0")}`;
-      const zk = await ZkClient.connect({ connectString, sessionTimeoutMs: 60_000, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000 });
-      const agent = new Agent(
-        { host, groups: [], agentVersion: "bench", pid: process.pid },
-        { zk, runner: new SleepRunner(deployMs), logger: logger(), now: () => new Date(), queue },
-      );
-      await agent.start();
-      return { agent, zk };
-    }),
+const agents = await inBatches(hosts, 100, async (index) => {
+  const host = `h${String(offset + index + 1).padStart(5, "0")}`;
+  const zk = await ZkClient.connect({ connectString, sessionTimeoutMs: 60_000, connectTimeoutMs: 60_000, operationTimeoutMs: 120_000 });
+  const agent = new Agent(
+    { host, groups: [], agentVersion: "bench", pid: process.pid },
+    { zk, runner: new SleepRunner(deployMs), logger: logger(), now: () => new Date(), queue },
   );
-  agents.push(...started);
-}
+  await agent.start();
+  return { agent, zk };
+});
 emit(`{"ready":${agents.length}}`);
 flush();
 

@@ -2,6 +2,7 @@ import { Agent } from "../../src/agent/agent.ts";
 import type { CommandRequest, CommandResult, CommandRunner } from "../../src/agent/command-runner.ts";
 import type { LogFields, Logger } from "../../src/agent/logger.ts";
 import { ZkClient, type ZkClientOptions } from "../../src/zk/client.ts";
+import { inBatches } from "./in-batches.ts";
 
 /**
  * Stands in for a server in benchmarks: `get-version` prints the installed version, `deploy`
@@ -75,30 +76,23 @@ export async function startSleepFleet(
   tls?: ZkClientOptions["tls"],
 ): Promise<SleepFleet> {
   const log = new EventLog();
-  const agents: SleepFleet["agents"] = [];
-  const batch = 50;
-  for (let i = 0; i < hosts; i += batch) {
-    const started = await Promise.all(
-      Array.from({ length: Math.min(batch, hosts - i) }, async (_, k) => {
-        const host = `h${String(i + k + 1).padStart(4, "0")}`;
-        const zk = await ZkClient.connect({
-          connectString,
-          sessionTimeoutMs: 30_000,
-          connectTimeoutMs: 30_000,
-          operationTimeoutMs: 60_000,
-          ...(tls ? { tls } : {}),
-        });
-        const runner = new SleepRunner(deployMs);
-        const agent = new Agent(
-          { host, groups: [], agentVersion: "bench", pid: process.pid },
-          { zk, runner, logger: log.logger(host), now: () => new Date() },
-        );
-        await agent.start();
-        return { agent, zk, runner };
-      }),
+  const agents: SleepFleet["agents"] = await inBatches(hosts, 50, async (index) => {
+    const host = `h${String(index + 1).padStart(4, "0")}`;
+    const zk = await ZkClient.connect({
+      connectString,
+      sessionTimeoutMs: 30_000,
+      connectTimeoutMs: 30_000,
+      operationTimeoutMs: 60_000,
+      ...(tls ? { tls } : {}),
+    });
+    const runner = new SleepRunner(deployMs);
+    const agent = new Agent(
+      { host, groups: [], agentVersion: "bench", pid: process.pid },
+      { zk, runner, logger: log.logger(host), now: () => new Date() },
     );
-    agents.push(...started);
-  }
+    await agent.start();
+    return { agent, zk, runner };
+  });
   return {
     agents,
     log,
