@@ -79,6 +79,7 @@ describe("operator actions mid-rollout", () => {
     await poll(() => pairDeploys(fleet.lines()).every((d) => d.end !== undefined), 10_000, "running deploys to end");
     await Bun.sleep(1_000);
     const startedAfterDelete = fleet.lines().filter((l) => l.kind === "start" && l.at > deleted.at + 500);
+    await fleet.syncAdmin(); // deleted by the CLI, through another server perhaps
     const appNode = await fleet.admin.exists(appPath(fleet.app));
     const linesBefore = fleet.lineCount();
 
@@ -148,6 +149,7 @@ describe("operator actions mid-rollout", () => {
     }
     const won = outcomes.filter((o) => o.code === 0).map((o) => o.version);
     const lost = outcomes.filter((o) => o.code !== 0);
+    await fleet.syncAdmin(); // written by the CLI, through other servers perhaps
     const history = (await readHistory(fleet.admin, fleet.app, 200)).flatMap((r) =>
       "action" in r && r.action === "publish" ? [r.to ?? ""] : [],
     );

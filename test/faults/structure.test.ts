@@ -72,6 +72,7 @@ describe("structural nodes deleted by hand", () => {
     await fleet.admin.deleteRecursive(leasesDir(fleet.app));
     await fleet.agent(first.host).proc.waitForLog(/lease deleted by someone else while its deploy runs; re-created/, 10_000);
     end();
+    await fleet.syncAdmin(); // the agent's create went through another server, perhaps
     expect(await fleet.admin.children(leasesDir(fleet.app))).toHaveLength(1);
     expect((await fleet.cli(["app", "resume", fleet.app])).code).toBe(0);
     const { check } = await fleet.settle("1.0", 30_000, 10_000);
@@ -127,6 +128,7 @@ describe("structural nodes deleted by hand", () => {
     ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("halted");
+    await fleet.syncAdmin(); // written by an agent and the CLI, through other servers perhaps
     const failures = await fleet.admin.children(failuresDir(fleet.app));
     report("failures/ deleted", { failures: failures.length, exit: bad.code });
     expect(failures.length).toBe(1);

@@ -42,6 +42,7 @@ import {
   readDeployLines,
 } from "./fault-log.ts";
 import { LeaseMonitor } from "./lease-monitor.ts";
+import { readBarrier } from "./read-barrier.ts";
 import { killGroup, liveGroupMembers } from "./processes.ts";
 import { type ProxySet, startProxies } from "./tcp-proxy.ts";
 import { poll } from "./wait.ts";
@@ -450,6 +451,13 @@ export class FaultFleet {
     return existsSync(path) ? readFileSync(path, "utf8").trim() : "";
   }
 
+  /** The admin's next reads see every write acknowledged before this call — by an agent or the
+   *  CLI, through any server of the ensemble (./read-barrier.ts). Call it before reading back
+   *  once what another client just wrote; a poll does not need it. */
+  async syncAdmin(): Promise<void> {
+    await readBarrier(this.admin);
+  }
+
   async leftovers(): Promise<{ lock: string[]; leases: string[] }> {
     const read = async (path: string): Promise<string[]> => {
       try {
@@ -520,6 +528,7 @@ export class FaultFleet {
   }
 
   analyse(fromLine = 0): ConcurrencyReport {
+    if (this.monitor.failure !== undefined) throw new Error(`the lease monitor failed: ${String(this.monitor.failure)}`);
     return analyseConcurrency(this.lines(fromLine), this.slotChanges, this.monitor.observations, this.faults, this.kills);
   }
 

@@ -2,11 +2,19 @@
 // fault may have cut): which hosts hold a slot at each moment, and since when each lease exists
 // (its ZooKeeper ctime). The fault checker uses it to tell a deploy that lost its session (its
 // host's lease vanished, or was re-created after the deploy began) from one that did not.
+//
+// Each read is sent right behind a read barrier (./read-barrier.ts), so it sees every write
+// acknowledged to anyone before the observation's `sendAt`. Without it, a read served by a
+// follower that has not yet applied an agent's lease create (the agent on another server of
+// the ensemble) would show that host without a lease while its deploy already runs — a
+// violation that never happened.
 
 import type { ZkClient } from "../../src/zk/client.ts";
+import { isConnectivity, isNoNode } from "../../src/zk/errors.ts";
 import { leasesDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import type { LeaseObservation } from "./fault-log.ts";
+import { readBarrier } from "./read-barrier.ts";
 
 export class LeaseMonitor {
   private readonly ctimes = new Map<string, number>();
@@ -16,6 +24,8 @@ export class LeaseMonitor {
   observations: LeaseObservation[] = [];
   /** Most leases seen at once. */
   maxLeases = 0;
+  /** The first error that was not ZooKeeper being unavailable or the app deleted. */
+  failure: unknown;
 
   constructor(
     private readonly zk: ZkClient,
@@ -45,7 +55,8 @@ export class LeaseMonitor {
     while (!this.stopped) {
       const sendAt = Date.now();
       try {
-        const names = await this.zk.children(dir);
+        const [covered, names] = await Promise.all([readBarrier(this.zk), this.zk.children(dir)]);
+        if (!covered) continue; // the barrier node was just made: read again behind it
         const fresh = names.filter((n) => !this.ctimes.has(n));
         const stats = await Promise.all(fresh.map((n) => this.zk.exists(`${dir}/${n}`).catch(() => null)));
         fresh.forEach((n, i) => {
@@ -59,8 +70,10 @@ export class LeaseMonitor {
           leases: names.map((n) => ({ host: parseQueueNode(n)?.host ?? n, ctime: this.ctimes.get(n) })),
         });
         this.maxLeases = Math.max(this.maxLeases, names.length);
-      } catch {
-        // ZooKeeper unavailable or the app deleted: no observation this time.
+      } catch (error) {
+        // ZooKeeper unavailable or the app deleted: no observation this time. Anything else
+        // (the barrier refused) would leave the checker blind: kept for `failure`.
+        if (!isConnectivity(error) && !isNoNode(error)) this.failure ??= error;
       }
       await Bun.sleep(this.intervalMs);
     }
