@@ -83,8 +83,11 @@ export class HeldSlot<T> {
     this.deps.log.warn(why, { lease: lease.path });
     this.watchLease();
     // The node it replaces: gone with a lost session (then this deletes nothing), or — replaced
-    // while it still existed — it would stay counted until our session ends.
-    await before.release();
+    // while it still existed — it would stay counted until our session ends. Not when the new
+    // node has its very name: a directory made again (leases/ or the app deleted by hand)
+    // numbers its children from 0 again, under the same session; deleting "the old one" would
+    // delete the lease we just made.
+    if (before.path !== lease.path) await before.release();
   }
 
   /** Deletes the lease (once the work's processes are gone). Safe to call twice. */
