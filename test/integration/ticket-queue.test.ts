@@ -97,7 +97,7 @@ function holdingCommits(real: ZkClient, held = 1): { client: ZkClient; atCommit:
 }
 
 /** The real client with some of its methods replaced (a replacement may call the real one). */
-function overriding(real: ZkClient, replaced: Partial<Pick<ZkClient, "children" | "exists" | "get" | "transaction">>): ZkClient {
+function overriding(real: ZkClient, replaced: Partial<Pick<ZkClient, "children" | "create" | "exists" | "get" | "transaction">>): ZkClient {
   return new Proxy(real, {
     get(target, property) {
       const own: unknown = Reflect.get(replaced, property);
@@ -172,6 +172,43 @@ async function queueUp(
   acquired.catch(() => undefined);
   await waitForStrict(async () => (await tickets(admin)).length === position, 5_000, `${name} to queue`);
   return { acquired };
+}
+
+/** The client with its reads and creates under lock/ held, while `closed`, until `open()`. */
+function gatedLockReads(real: ZkClient): { client: ZkClient; close: () => void; open: () => void } {
+  let gate: Signal | undefined;
+  const held =
+    <A extends unknown[], R>(call: (path: string, ...rest: A) => Promise<R>) =>
+    async (path: string, ...rest: A): Promise<R> => {
+      if (gate && path.startsWith(LOCK)) await gate.promise;
+      return call(path, ...rest);
+    };
+  const client = overriding(real, {
+    get: held(real.get.bind(real)),
+    exists: held(real.exists.bind(real)),
+    children: held(real.children.bind(real)),
+    create: held(real.create.bind(real)),
+  });
+  return {
+    client,
+    close: () => {
+      gate = signal();
+    },
+    open: () => {
+      gate?.fire();
+      gate = undefined;
+    },
+  };
+}
+
+/** Who holds each ticket: the session ids of the nodes in lock/, by ticket number. */
+async function ticketOwners(admin: ZkClient): Promise<Map<number, string>> {
+  const owners = new Map<number, string>();
+  for (const sequence of await tickets(admin)) {
+    const stat = await admin.exists(`${LOCK}/${ticketName(sequence)}`);
+    if (stat) owners.set(sequence, stat.ephemeralOwner);
+  }
+  return owners;
 }
 
 describe("ticket queue", () => {
@@ -529,5 +566,56 @@ describe("ticket queue", () => {
     expect((await admin.children(LEASES)).length).toBe(3);
     await held.release();
     for (const acquired of acquisitions) await (await acquired).release();
+  }, 30_000);
+
+  // Was a bug: lock/ deleted by hand and made again numbers tickets from 0 again, and ticket
+  // names carry no session — so another host's new ticket could bear a waiter's old name. The
+  // waiter took it for its own: it waited behind the wrong ticket, or — as the head — admitted
+  // itself by deleting that host's ticket in its transaction.
+  test("lock/ deleted and made again, other hosts' tickets under the waiters' old names: each waiter queues again and never touches them", async () => {
+    const { connectString, admin } = await setup("tq-remade", 1);
+    const holder = await member(connectString, "holder");
+    const lease = await holder.sem.acquire(text("holder"));
+    const admitted: string[] = [];
+    const gates = new Map<string, ReturnType<typeof gatedLockReads>>();
+    const gated = (name: string) => (real: ZkClient) => {
+      const g = gatedLockReads(real);
+      gates.set(name, g);
+      return g.client;
+    };
+    // Its re-check only on a wake-up (the release), so the two queue again in a known order.
+    const head = await member(connectString, "head", gated("head"), undefined, 60_000);
+    const waiter = await member(connectString, "waiter", gated("waiter"));
+    const headQueued = await queueUp(admin, head.sem, "head", admitted, 1); // ticket 1: behind the holder's 0
+    const waiterQueued = await queueUp(admin, waiter.sem, "waiter", admitted, 2); // ticket 2, watching 1
+    expect(await tickets(admin)).toEqual([1, 2]);
+
+    // Neither reads lock/ until it is made again: the moment it is missing is another case.
+    for (const g of gates.values()) g.close();
+    await admin.deleteRecursive(LOCK);
+    await admin.mkdirp(LOCK);
+    const others = await member(connectString, "others");
+    for (let i = 0; i < 3; i++) await others.client.create(`${LOCK}/q-`, text("other"), "ephemeralSequential");
+    expect(await tickets(admin)).toEqual([0, 1, 2]); // 1 and 2: the head's and the waiter's old names
+    for (const g of gates.values()) g.open();
+
+    // The waiter (woken: its ticket and its predecessor went) queues again, behind the others.
+    await waitForStrict(async () => (await ticketOwners(admin)).get(3) === waiter.client.sessionId, 5_000, "the waiter to queue again");
+    // The head learns at its next look (the release wakes it) and queues again too.
+    await lease.release();
+    await waitForStrict(async () => (await ticketOwners(admin)).get(4) === head.client.sessionId, 5_000, "the head to queue again");
+    const owners = await ticketOwners(admin);
+    expect([0, 1, 2].map((n) => owners.get(n))).toEqual([0, 1, 2].map(() => others.client.sessionId));
+    expect(admitted).toEqual([]);
+    expect(await admin.children(LEASES)).toEqual([]);
+
+    // The others leave: the two are admitted in their new order, one at a time.
+    await others.client.close();
+    const first = await waiterQueued.acquired;
+    expect(admitted).toEqual(["waiter"]);
+    await first.release();
+    await (await headQueued.acquired).release();
+    expect(admitted).toEqual(["waiter", "head"]);
+    expect(await tickets(admin)).toEqual([]);
   }, 30_000);
 });

@@ -6,6 +6,7 @@ import { newestWithPrefix, placeInQueue, queueNodePrefix } from "./queue-node.ts
 import {
   AcquireAbortedError,
   assertSession,
+  deleteOursQuietly,
   deleteQuietly,
   releaseLease,
   retrying,
@@ -173,6 +174,9 @@ export class Semaphore<T = undefined> {
       let joinRead: Promise<DataRead> | undefined = zk.get(lockDir);
       joinRead.catch(() => undefined); // its failure is met (and retried) where it is awaited
       ourNode = await this.joined(await created);
+      // The queue directory our ticket was drawn in: learnt from the first read of it after the
+      // create (pipelined behind it, or the walk's own). Every later read of it is compared.
+      let incarnation: string | undefined;
       let woken = false;
       for (;;) {
         throwIfAborted(signal);
@@ -180,6 +184,7 @@ export class Semaphore<T = undefined> {
         const ours = ticketSequence(basename(ourNode)) ?? 0;
         if (!woken) {
           let head = false;
+          let gone = false;
           const node = ourNode;
           await this.waitFor(
             async (wake) => {
@@ -192,27 +197,43 @@ export class Semaphore<T = undefined> {
                 findPlace(zk, lockDir, ours, wake, pipelined && (await pipelined)),
                 zk.exists(node, wake),
               ]);
-              head = place.head || (own !== null && own.version > 0);
+              incarnation ??= place.incarnation;
+              // Our ticket deleted by hand — or lock/ deleted and made again, where another
+              // host's ticket may bear our old name: never act on it (as head, as admitted) and
+              // never delete it. Queue again.
+              if (own === null || own.ephemeralOwner !== sessionId || place.incarnation !== incarnation) {
+                gone = true;
+                return false;
+              }
+              head = place.head || own.version > 0;
               if (!head) this.options.onWaiting?.(Math.max(1, ours - place.marker), "queued");
               return !head;
             },
             sessionId,
             signal,
           );
+          if (gone) {
+            ourNode = undefined; // perhaps another host's now
+            ourNode = await this.joined(await this.createTicket(sessionId, signal));
+            incarnation = undefined;
+            continue;
+          }
           // A wake-up (our predecessor went, or a head admitted us): most likely we are the
           // head or admitted — admit() confirms it from its own first read.
           woken = !head;
           if (!head) continue;
         }
-        const lease = await this.admit(ourNode, leaseData, sessionId, signal, ours, woken);
+        const lease = await this.admit(ourNode, leaseData, sessionId, signal, ours, woken, incarnation);
         woken = false;
         if (lease === "not head") continue;
         if (lease) return lease;
-        // Our ticket was deleted (by hand): queue again at the back.
+        // Our ticket was deleted (by hand), or lock/ made again: queue again at the back.
+        ourNode = undefined;
         ourNode = await this.joined(await this.createTicket(sessionId, signal));
+        incarnation = undefined;
       }
     } catch (error) {
-      if (ourNode) await deleteQuietly(this.options.zk, ourNode);
+      if (ourNode) await deleteOursQuietly(this.options.zk, ourNode, sessionId);
       throw error;
     }
   }
@@ -280,6 +301,7 @@ export class Semaphore<T = undefined> {
     signal?: AbortSignal,
     ticket?: number,
     confirmHead = false,
+    incarnation?: string,
   ): Promise<Lease<T> | undefined | "not head"> {
     const { zk } = this.options;
     // Pending tickets seen gone (became leases, or left): gone for good, so not read again.
@@ -289,7 +311,7 @@ export class Semaphore<T = undefined> {
       if (event.type === "deleted" && sequence !== undefined) knownGone.add(sequence);
     };
     try {
-      return await this.admitLoop(ourNode, leaseData, sessionId, signal, ticket, confirmHead, { knownGone, noteGone });
+      return await this.admitLoop(ourNode, leaseData, sessionId, signal, ticket, confirmHead, { knownGone, noteGone, incarnation });
     } finally {
       zk.unwatch(noteGone);
     }
@@ -302,7 +324,7 @@ export class Semaphore<T = undefined> {
     signal: AbortSignal | undefined,
     ticket: number | undefined,
     confirmHead: boolean,
-    { knownGone, noteGone }: { knownGone: Set<number>; noteGone: Watcher },
+    { knownGone, noteGone, incarnation }: { knownGone: Set<number>; noteGone: Watcher; incarnation?: string },
   ): Promise<Lease<T> | undefined | "not head"> {
     const { zk, lockDir } = this.options;
     for (let first = true; ; first = false) {
@@ -339,6 +361,8 @@ export class Semaphore<T = undefined> {
         // Woken in the queue: the marker just read says whether we are the head now (our
         // predecessor was admitted, or we are alone) — reads that would otherwise take a
         // round trip of their own before these, on every handoff's critical path.
+        // lock/ made again since we joined: our ticket (number) is not in it — queue again.
+        if (marker && incarnation !== undefined && marker.stat.czxid !== incarnation) return undefined;
         if (confirmHead && first && marker && !isHeadAt(marker, ticket)) return "not head";
         let recheckMs: number | undefined;
         const state = marker ? readMarker(marker.data) : undefined;

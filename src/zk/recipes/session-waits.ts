@@ -76,6 +76,15 @@ export function deleteQuietly(zk: ZkClient, path: string): Promise<void> {
   return removeQuietly(() => zk.delete(path));
 }
 
+/** Deletes our ephemeral node at `path` only if it is still ours: in a directory deleted and
+ *  made again, another session's node may have taken its name (sequence numbers start again). */
+export function deleteOursQuietly(zk: ZkClient, path: string, sessionId: string): Promise<void> {
+  return removeQuietly(async () => {
+    const stat = await zk.exists(path);
+    if (stat?.ephemeralOwner === sessionId) await zk.delete(path);
+  });
+}
+
 /**
  * Deletes a lease and touches its directory's data in one transaction: a waiter watches that
  * data (one small notification per release), not the list of leases (every holder's name, O(slots)

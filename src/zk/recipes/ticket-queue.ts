@@ -70,7 +70,13 @@ export function formatMarker(upTo: number, pending: readonly number[] = []): Buf
 export type DataRead = Awaited<ReturnType<ZkClient["get"]>>;
 
 /** Where a waiter stands: at the head, or behind a live predecessor now watched with `wake`. */
-export type Place = { head: true; marker: number } | { head: false; predecessor: string; marker: number };
+export type Place = ({ head: true } | { head: false; predecessor: string }) & {
+  marker: number;
+  /** The queue directory's czxid: which incarnation of it was read. Deleted and made again (by
+   *  hand, or the app deleted and created again) it numbers tickets from 0 again, so a ticket
+   *  number means something only in the incarnation it was drawn in. */
+  incarnation: string;
+};
 
 /**
  * The waiter with sequence `ours` looks for the highest live ticket below it, down to the
@@ -92,9 +98,10 @@ export function isHeadAt(lockDir: { data: Buffer; stat: { numChildren: number } 
 export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wake: Watcher, lockDirRead?: DataRead): Promise<Place> {
   const read = lockDirRead ?? (await zk.get(lockDir));
   const marker = parseMarker(read.data);
-  if (isHeadAt(read, ours)) return { head: true, marker };
+  const incarnation = read.stat.czxid;
+  if (isHeadAt(read, ours)) return { head: true, marker, incarnation };
   const nearest = `${lockDir}/${ticketName(ours - 1)}`;
-  if (await watchIfExists(zk, nearest, wake)) return { head: false, predecessor: nearest, marker };
+  if (await watchIfExists(zk, nearest, wake)) return { head: false, predecessor: nearest, marker, incarnation };
   const lowest = Math.max(marker + 1, ours - MAX_WALK);
   const below: number[] = [];
   for (let sequence = ours - 2; sequence >= lowest; sequence--) below.push(sequence);
@@ -103,22 +110,28 @@ export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wak
     if (found[i] === null) continue;
     // It may have gone since: watching it says (if not, the next one down is the candidate).
     const predecessor = `${lockDir}/${ticketName(sequence)}`;
-    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, marker };
+    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, marker, incarnation };
   }
-  if (lowest > marker + 1) return placeByListing(zk, lockDir, ours, marker, wake);
-  return { head: true, marker };
+  if (lowest > marker + 1) return placeByListing(zk, lockDir, ours, { marker, incarnation }, wake);
+  return { head: true, marker, incarnation };
 }
 
-async function placeByListing(zk: ZkClient, lockDir: string, ours: number, marker: number, wake: Watcher): Promise<Place> {
+async function placeByListing(
+  zk: ZkClient,
+  lockDir: string,
+  ours: number,
+  read: { marker: number; incarnation: string },
+  wake: Watcher,
+): Promise<Place> {
   for (;;) {
     let best: number | undefined;
     for (const name of await zk.children(lockDir)) {
       const sequence = ticketSequence(name);
       if (sequence !== undefined && sequence < ours && (best === undefined || sequence > best)) best = sequence;
     }
-    if (best === undefined) return { head: true, marker };
+    if (best === undefined) return { head: true, ...read };
     const predecessor = `${lockDir}/${ticketName(best)}`;
-    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, marker };
+    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, ...read };
     // It went between the listing and the read: list again (the queue only got shorter below us).
   }
 }
