@@ -358,11 +358,11 @@ export class Semaphore<T = undefined> {
           sessionId,
           signal,
         );
+        // lock/ made again since we joined: our ticket (number) is not in it — queue again.
+        if (marker && incarnation !== undefined && marker.stat.czxid !== incarnation) return undefined;
         // Woken in the queue: the marker just read says whether we are the head now (our
         // predecessor was admitted, or we are alone) — reads that would otherwise take a
         // round trip of their own before these, on every handoff's critical path.
-        // lock/ made again since we joined: our ticket (number) is not in it — queue again.
-        if (marker && incarnation !== undefined && marker.stat.czxid !== incarnation) return undefined;
         if (confirmHead && first && marker && !isHeadAt(marker, ticket)) return "not head";
         let recheckMs: number | undefined;
         const state = marker ? readMarker(marker.data) : undefined;
