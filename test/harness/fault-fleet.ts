@@ -528,7 +528,6 @@ export class FaultFleet {
   }
 
   analyse(fromLine = 0): ConcurrencyReport {
-    if (this.monitor.failure !== undefined) throw new Error(`the lease monitor failed: ${String(this.monitor.failure)}`);
     return analyseConcurrency(this.lines(fromLine), this.slotChanges, this.monitor.observations, this.faults, this.kills);
   }
 

@@ -20,18 +20,25 @@ export class LeaseMonitor {
   private readonly ctimes = new Map<string, number>();
   private stopped = false;
   private loop: Promise<void> | undefined;
-  /** Every successful read, oldest first. */
-  observations: LeaseObservation[] = [];
+  private recorded: LeaseObservation[] = [];
   /** Most leases seen at once. */
   maxLeases = 0;
   /** The first error that was not ZooKeeper being unavailable or the app deleted. */
-  failure: unknown;
+  private failure: unknown;
 
   constructor(
     private readonly zk: ZkClient,
     private readonly app: string,
     private readonly intervalMs = 40,
   ) {}
+
+  /** Every successful read, oldest first. Throws once a read failed for another reason than
+   *  ZooKeeper being unavailable or the app deleted (the barrier refused): a monitor that saw
+   *  nothing must never pass for one that saw no loss. */
+  get observations(): readonly LeaseObservation[] {
+    if (this.failure !== undefined) throw new Error(`the lease monitor failed: ${String(this.failure)}`);
+    return this.recorded;
+  }
 
   start(): void {
     this.stopped = false;
@@ -46,7 +53,7 @@ export class LeaseMonitor {
 
   /** Forget observations older than `before` (epoch ms): chaos rounds keep memory flat. */
   trim(before: number): void {
-    this.observations = this.observations.filter((o) => o.recvAt >= before);
+    this.recorded = this.recorded.filter((o) => o.recvAt >= before);
     this.maxLeases = 0;
   }
 
@@ -64,7 +71,7 @@ export class LeaseMonitor {
           if (stat) this.ctimes.set(n, stat.ctimeMs);
         });
         const recvAt = Date.now();
-        this.observations.push({
+        this.recorded.push({
           sendAt,
           recvAt,
           leases: names.map((n) => ({ host: parseQueueNode(n)?.host ?? n, ctime: this.ctimes.get(n) })),
@@ -72,7 +79,7 @@ export class LeaseMonitor {
         this.maxLeases = Math.max(this.maxLeases, names.length);
       } catch (error) {
         // ZooKeeper unavailable or the app deleted: no observation this time. Anything else
-        // (the barrier refused) would leave the checker blind: kept for `failure`.
+        // (the barrier refused) would leave the checker blind: `observations` throws it.
         if (!isConnectivity(error) && !isNoNode(error)) this.failure ??= error;
       }
       await Bun.sleep(this.intervalMs);
