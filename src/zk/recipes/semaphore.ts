@@ -177,6 +177,13 @@ export class Semaphore<T = undefined> {
       // The queue directory our ticket was drawn in: learnt from the first read of it after the
       // create (pipelined behind it, or the walk's own). Every later read of it is compared.
       let incarnation: string | undefined;
+      // Our ticket was deleted (by hand), or lock/ made again: queue again at the back. The old
+      // name is forgotten first — perhaps another host's now, never ours to delete.
+      const requeue = async (): Promise<string> => {
+        ourNode = undefined;
+        incarnation = undefined;
+        return this.joined(await this.createTicket(sessionId, signal));
+      };
       let woken = false;
       for (;;) {
         throwIfAborted(signal);
@@ -213,9 +220,7 @@ export class Semaphore<T = undefined> {
             signal,
           );
           if (gone) {
-            ourNode = undefined; // perhaps another host's now
-            ourNode = await this.joined(await this.createTicket(sessionId, signal));
-            incarnation = undefined;
+            ourNode = await requeue();
             continue;
           }
           // A wake-up (our predecessor went, or a head admitted us): most likely we are the
@@ -227,10 +232,7 @@ export class Semaphore<T = undefined> {
         woken = false;
         if (lease === "not head") continue;
         if (lease) return lease;
-        // Our ticket was deleted (by hand), or lock/ made again: queue again at the back.
-        ourNode = undefined;
-        ourNode = await this.joined(await this.createTicket(sessionId, signal));
-        incarnation = undefined;
+        ourNode = await requeue();
       }
     } catch (error) {
       if (ourNode) await deleteOursQuietly(this.options.zk, ourNode, sessionId);
