@@ -17,6 +17,7 @@ setDefaultTimeout(120_000);
 const suite = useFaultSuite();
 const SESSION_MS = 3_000;
 const REPAIRED = /re-created a missing node of the app/;
+const LEASE_RE_CREATED = /lease deleted by someone else while its deploy runs; re-created/;
 
 /** Every agent of the fleet logged that it re-created a node (at least one did, for `any`). */
 async function repairLogged(fleet: FaultFleet, any = true): Promise<number> {
@@ -70,7 +71,7 @@ describe("structural nodes deleted by hand", () => {
     expect((await fleet.cli(["app", "pause", fleet.app])).code).toBe(0);
     const end = fleet.beginFault("leases deleted"); // the re-created lease is expected evidence
     await fleet.admin.deleteRecursive(leasesDir(fleet.app));
-    await fleet.agent(first.host).proc.waitForLog(/lease deleted by someone else while its deploy runs; re-created/, 10_000);
+    await fleet.agent(first.host).proc.waitForLog(LEASE_RE_CREATED, 10_000);
     end();
     await fleet.syncAdmin(); // the agent's create went through another server, perhaps
     expect(await fleet.admin.children(leasesDir(fleet.app))).toHaveLength(1);
@@ -80,7 +81,7 @@ describe("structural nodes deleted by hand", () => {
     const startedDuring = fleet
       .lines()
       .filter((l) => l.kind === "start" && l.pid !== first.pid && firstEnd !== undefined && l.at < firstEnd.at);
-    const reCreated = fleet.agent(first.host).proc.output.match(/lease deleted by someone else while its deploy runs; re-created/g) ?? [];
+    const reCreated = fleet.agent(first.host).proc.output.match(new RegExp(LEASE_RE_CREATED, "g")) ?? [];
     report("leases/ deleted during a deploy", {
       startedDuringFirst: startedDuring.length,
       leaseReCreated: reCreated.length,

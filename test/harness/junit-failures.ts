@@ -26,14 +26,11 @@ export function failedTests(xml: string): FailedTest[] {
       if (closing) suites.pop();
       else if (!selfClosing) suites.push(attributes.name ?? "");
     } else if (tag === "testcase") {
-      if (closing || selfClosing) current = undefined;
       // The outermost suite is the file: bun names a test without it.
-      if (!closing && !selfClosing) {
-        current = {
-          name: [...suites.slice(1), attributes.name ?? ""].join(" > "),
-          where: `${attributes.file ?? "?"}:${attributes.line ?? "?"}`,
-        };
-      }
+      current =
+        closing || selfClosing
+          ? undefined
+          : { name: [...suites.slice(1), attributes.name ?? ""].join(" > "), where: `${attributes.file ?? "?"}:${attributes.line ?? "?"}` };
     } else if (!closing && current) {
       const start = match.index + match[0].length;
       const end = xml.indexOf(`</${tag}>`, start);
