@@ -167,13 +167,7 @@ export async function planPublish(
     if (!(error instanceof AppNotFoundError)) throw error;
     return { spec: freshSpec(request, requireCommands(request), ctx), kind: "create" };
   }
-  if (node.invalid) {
-    const { getVersionCmd, deployCmd } = attributes;
-    if (getVersionCmd === undefined || deployCmd === undefined) throw node.invalid;
-    const salvaged = salvageField(node.data, "version", Version);
-    const previousVersion = salvaged === version ? undefined : salvaged;
-    return { spec: freshSpec(request, { getVersionCmd, deployCmd }, ctx, previousVersion), kind: "replace" };
-  }
+  if (node.invalid) return { spec: replacementSpec(request, node.data, node.invalid, ctx).spec, kind: "replace" };
   const now = ctx.now();
   const stamped = { ...publishedSpec(node.spec, request, ctx), updatedAt: now.toISOString(), updatedBy: ctx.actor };
   return { spec: sealRelease(app, node.spec, stamped, ctx.signer, now), kind: "publish", current: node.spec };
@@ -226,7 +220,7 @@ async function replaceInvalidSpec(
   request: PublishRequest,
   ctx: MutationContext,
 ): Promise<Omit<PublishResult, "created"> | undefined> {
-  const { app, version, attributes, rollout } = request;
+  const { app, version, rollout } = request;
   // The missing directories were re-created by updateApp (publishExisting) just before it found the spec invalid.
   let node: AppNode;
   try {
@@ -236,15 +230,7 @@ async function replaceInvalidSpec(
     throw error;
   }
   if (!node.invalid) return undefined;
-  const { getVersionCmd, deployCmd } = attributes;
-  if (getVersionCmd === undefined || deployCmd === undefined) {
-    throw new OperationError(
-      `${node.invalid.message}; to replace it, run "conveyor app create ${app} ${version}" with --get-version-cmd and --deploy-cmd (every other attribute starts from its default unless given)`,
-    );
-  }
-  const salvaged = salvageField(node.data, "version", Version);
-  const previousVersion = salvaged === version ? undefined : salvaged;
-  const spec = freshSpec(request, { getVersionCmd, deployCmd }, ctx, previousVersion);
+  const { spec, salvaged } = replacementSpec(request, node.data, node.invalid, ctx);
   const { path, reason } = node.invalid;
   const detail = [`replaced an invalid spec (${firstLine(reason, 200)})`, canaryDetail(rollout).detail].filter(Boolean).join("; ");
   try {
@@ -269,6 +255,36 @@ async function replaceInvalidSpec(
   await pruneHistory(zk, app);
   await pruneRolloutMarkers(zk, app);
   return { spec, repaired: { path, reason } };
+}
+
+/**
+ * The spec that replaces an invalid one, as a create would write it (the attributes given,
+ * defaults for the rest), and the version the invalid node still names, if that one is valid.
+ * Unsigned, that version becomes previousVersion, so a rollback has somewhere to go. Signed,
+ * nothing of the invalid node is taken: whoever wrote it may not hold the key, and the
+ * signature would vouch for their choice — the version a signed rollback goes to, and (through
+ * the default groups) every host. So a signed replacement needs every command and --groups,
+ * as a signed publish on top of any spec the key did not sign does. Throws an OperationError
+ * saying what to give.
+ */
+function replacementSpec(
+  request: PublishRequest,
+  data: Buffer,
+  invalid: InvalidDataError,
+  ctx: MutationContext,
+): { spec: AppSpec; salvaged: string | undefined } {
+  const { app, version, attributes } = request;
+  const { getVersionCmd, deployCmd } = attributes;
+  const signed = ctx.signer !== undefined;
+  if (getVersionCmd === undefined || deployCmd === undefined || (signed && !givesEverySignedField(attributes))) {
+    const needed = signed
+      ? 'every command and --groups given (a signed replacement takes nothing from the invalid spec): --get-version-cmd … --deploy-cmd … --verify-cmd … --health-cmd … --drain-cmd … --undrain-cmd … --groups … ("" for none)'
+      : "--get-version-cmd and --deploy-cmd (every other attribute starts from its default unless given)";
+    throw new OperationError(`${invalid.message}; to replace it, run "conveyor app create ${app} ${version}" with ${needed}`);
+  }
+  const salvaged = salvageField(data, "version", Version);
+  const previousVersion = signed || salvaged === version ? undefined : salvaged;
+  return { spec: freshSpec(request, { getVersionCmd, deployCmd }, ctx, previousVersion), salvaged };
 }
 
 /** The spec of a new app (or of one whose spec is replaced): the attributes given, defaults for the rest. */

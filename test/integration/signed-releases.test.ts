@@ -246,4 +246,38 @@ describe("signed releases", () => {
     expect(retried.signature).toBeUndefined();
     expect(retried.release).toEqual({ signed: false });
   });
+
+  test("a signed publish over an invalid spec takes nothing from it: every command and --groups, and no version to roll back to", async () => {
+    const dir = mkdtempSync(join(processTempDir(), "replace-"));
+    const trusted = await keygen(dir, "release.key");
+    const connect = zk.withChroot("replace");
+    const { server, chroot } = splitConnect(connect);
+    const cli = (args: string[]) => runCli(["--zk", connect, ...args]);
+    expectOk(await cli(["app", "create", "web", "1.0", ...CMDS, "--groups", "web", "--sign-key", trusted.key]));
+    // Someone with write access and no key names a version of their choosing in an invalid spec.
+    expect(await zkCliSet(server, `${chroot}/apps/web`, JSON.stringify({ version: "0.1-theirs" }))).toBe(true);
+
+    // A CI job that gives only the two commands must not sign a replacement, nor plan one.
+    for (const extra of [[], ["--dry-run"]]) {
+      const r = await cli(["app", "create", "web", "2.0", ...CMDS, "--sign-key", trusted.key, ...extra]);
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr.trim().split("\n"), show(r)).toHaveLength(1);
+      expect(r.stderr, show(r)).toContain("every command and --groups given");
+    }
+    expect(await zkCliGet(server, `${chroot}/apps/web`)).toContain("0.1-theirs");
+
+    // With every signed field given it is replaced, signed, and rolls back nowhere the invalid node named.
+    expectOk(await cli(["app", "create", "web", "2.0", ...EVERY_FIELD.slice(0, -1), "web", "--sign-key", trusted.key]));
+    const replaced = JSON.parse(expectOk(await cli(["app", "show", "web", "--json"])).stdout);
+    expect({ version: replaced.version, previousVersion: replaced.previousVersion, groups: replaced.groups }).toEqual({
+      version: "2.0",
+      previousVersion: undefined,
+      groups: ["web"],
+    });
+    expect(replaced.release.intact).toBe(true);
+    // Unsigned, the invalid spec's version is still kept to roll back to (what app-repair tests).
+    expect(await zkCliSet(server, `${chroot}/apps/web`, JSON.stringify({ version: "1.9" }))).toBe(true);
+    expectOk(await cli(["app", "create", "web", "3.0", ...CMDS]));
+    expect(JSON.parse(expectOk(await cli(["app", "show", "web", "--json"])).stdout).previousVersion).toBe("1.9");
+  });
 });
