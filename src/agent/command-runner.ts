@@ -46,8 +46,15 @@ const STDIO_DRAIN_MS = 200;
  * SIGPIPE.
  */
 export class ShellCommandRunner implements CommandRunner {
-  /** `cwd`: where commands run (default: the agent's working directory). */
-  constructor(private readonly cwd?: string) {}
+  /**
+   * `cwd`: where commands run (default: the agent's working directory). `baseEnv`: the
+   * environment every command inherits, under the request's own variables (default: the
+   * agent's; the agent passes it without its secrets).
+   */
+  constructor(
+    private readonly cwd?: string,
+    private readonly baseEnv: Record<string, string | undefined> = process.env,
+  ) {}
 
   run(request: CommandRequest): Promise<CommandResult> {
     const started = performance.now();
@@ -56,7 +63,7 @@ export class ShellCommandRunner implements CommandRunner {
         detached: true,
         ...(this.cwd === undefined ? {} : { cwd: this.cwd }),
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, ...request.env },
+        env: { ...this.baseEnv, ...request.env },
       });
       const pgid = child.pid;
       if (pgid !== undefined) request.onStart?.(pgid);

@@ -87,11 +87,24 @@ export async function resolveSettings(flags: GlobalFlags, env: Env): Promise<Set
   };
 }
 
+/** The one setting whose environment variable is a secret itself (the others name files). */
+const AUTH_ENV = "CONVEYOR_AUTH";
+
+/**
+ * `env` without the variables that carry a secret, for the commands an agent runs: they need
+ * no ZooKeeper password, and their output is published (status, dashboard, events).
+ */
+export function withoutSecrets(env: Env): Env {
+  const { [AUTH_ENV]: _, ...rest } = env;
+  return rest;
+}
+
 async function resolveCredentials(flags: GlobalFlags, env: Env, config: ConfigFile): Promise<DigestCredential[]> {
   // The most specific source wins; a secret is never echoed in an error message.
   if (flags.auth !== undefined) return [parseCredential(flags.auth, "--auth")];
   if (flags.authFile !== undefined) return [await readCredentialFile(flags.authFile, "--auth-file")];
-  if (env.CONVEYOR_AUTH !== undefined && env.CONVEYOR_AUTH !== "") return [parseCredential(env.CONVEYOR_AUTH, "CONVEYOR_AUTH")];
+  const fromEnv = env[AUTH_ENV];
+  if (fromEnv !== undefined && fromEnv !== "") return [parseCredential(fromEnv, AUTH_ENV)];
   if (config.auth !== undefined) return [parseCredential(config.auth, "auth in the config file")];
   if (config.authFile !== undefined) return [await readCredentialFile(config.authFile, "authFile in the config file")];
   return [];

@@ -32,6 +32,8 @@ export interface StartAgentOptions {
   dir?: string;
   /** Extra arguments appended after the agent flags. */
   args?: string[];
+  /** Extra environment variables (on top of the minimal PATH and HOME). */
+  env?: Record<string, string>;
 }
 
 export interface AgentExit {
@@ -101,12 +103,13 @@ class AgentHandle implements AgentProcess {
     readonly hostId: string,
     readonly dir: string,
     args: string[],
+    env: Record<string, string> = {},
   ) {
     this.logFile = join(dir, "agent.log");
     writeFileSync(this.logFile, `$ conveyor ${args.join(" ")}\n`, { flag: "a" });
     this.proc = Bun.spawn([binary, ...args], {
       cwd: dir,
-      env: { PATH: "/usr/bin:/bin", HOME: dir },
+      env: { PATH: "/usr/bin:/bin", HOME: dir, ...env },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -238,7 +241,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentProce
     ...((options.args ?? []).includes("--state-dir") ? [] : ["--state-dir", agentStateDir(dir)]),
     ...(options.args ?? []),
   ];
-  const handle = new AgentHandle(binary, options.hostId, dir, args);
+  const handle = new AgentHandle(binary, options.hostId, dir, args, options.env);
   started.push(handle);
   return handle;
 }

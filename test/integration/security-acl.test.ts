@@ -718,6 +718,35 @@ function readdirMarkers(dir: string): string[] {
 }
 
 describe("secrets", () => {
+  test("an agent given CONVEYOR_AUTH passes it to none of its commands (their output is published); their own variables are there", async () => {
+    const tree = await lockedTree("env-secret");
+    const env = `env | grep '^CONVEYOR_' | sort > ENV.%(version)s; echo %(version)s > VERSION.dump`;
+    expectOk(
+      await cli(tree.connect, [
+        "--auth",
+        ADMIN,
+        "app",
+        "create",
+        "dump",
+        "1.0",
+        "--get-version-cmd",
+        "cat VERSION.dump 2>/dev/null || true",
+        "--deploy-cmd",
+        env,
+      ]),
+    );
+    const a = await agents.start({ connect: tree.connect, hostId: "h1", env: { CONVEYOR_AUTH: AGENT } });
+    startedAgents.push(a);
+    await waitFor(() => existsSync(join(a.dir, "VERSION.dump")), 20_000, "h1 to deploy dump 1.0");
+    const seen = readFileSync(join(a.dir, "ENV.1.0"), "utf8");
+    expect(seen).toContain("CONVEYOR_APP=dump\n");
+    expect(seen).toContain("CONVEYOR_HOST=h1\n");
+    expect(seen).not.toContain("CONVEYOR_AUTH");
+    expect(seen).not.toContain(AGENT_PW);
+    // The agent itself did authenticate from the variable: it wrote its status on the locked tree.
+    expect(a.output).not.toMatch(/not authorised/);
+  });
+
   test("no password ever appears in any output of this file (CLI stdout/stderr, agent logs)", async () => {
     // Agents still running are stopped first so their whole output is in.
     await Promise.all(spawned.splice(0).map((a) => a.stop()));

@@ -18,6 +18,7 @@ import type { CommandContext, CommandSpec } from "../command.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { type LogFormat, createLogger } from "../logger.ts";
 import { connectZk, loadSettings } from "../session.ts";
+import { withoutSecrets } from "../../config/settings.ts";
 
 export const agent: CommandSpec = {
   usage: "agent",
@@ -90,7 +91,13 @@ export const agent: CommandSpec = {
         stateDir: join(o.string("state-dir") ?? file.stateDir ?? defaultStateDir(ctx.env), host),
         trustedKeys,
       },
-      { zk, runner: new ShellCommandRunner(), logger, now: () => new Date(), ...(metrics ? { observer: metrics.observer } : {}) },
+      {
+        zk,
+        runner: new ShellCommandRunner(undefined, withoutSecrets(ctx.env)),
+        logger,
+        now: () => new Date(),
+        ...(metrics ? { observer: metrics.observer } : {}),
+      },
     );
     try {
       await zk.adoptTreeAcl();
