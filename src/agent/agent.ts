@@ -125,24 +125,28 @@ export class Agent {
   private async onConnectionState(state: ConnectionState): Promise<void> {
     const { logger, zk } = this.deps;
     logger.info(`zookeeper ${state}`, { session: zk.sessionId || "none" });
-    if (state === "lost" || this.stopping) return;
     if (state !== "reconnected") return;
     if (zk.sessionId === this.currentSession) {
       // Same session: watches survived, but a read that failed while suspended set none.
-      await this.watchApps(true);
+      if (!this.stopping) await this.watchApps(true);
       return;
     }
     if (this.currentSession) this.previousSessions.add(this.currentSession);
-    try {
-      // Leases of running deploys first: until they exist, other hosts may take those slots.
-      for (const worker of this.workers.values()) {
-        // One app's failure (e.g. deleted while we were cut off) must not keep the agent from
-        // re-registering and watching every other app.
-        await worker.onNewSession().catch((error: unknown) => {
-          if (isConnectivity(error)) throw error;
-          logger.warn("could not re-create the lease of a running deploy", { app: worker.app, error: String(error) });
-        });
+    if (this.stopping) {
+      // stop() waits for running deploys to end, and a session lost meanwhile took their
+      // leases: re-create them, or other hosts are admitted into those slots until the deploys
+      // end. Nothing else — no presence, no watches: this agent starts no new work. If the
+      // connection drops before they are made, the next reconnect tries again.
+      try {
+        await this.restoreLeases();
+        this.currentSession = zk.sessionId;
+      } catch (error) {
+        logger.error("could not re-create the leases of running deploys while stopping", { error: String(error) });
       }
+      return;
+    }
+    try {
+      await this.restoreLeases();
       await this.register(Number.POSITIVE_INFINITY);
       await this.watchApps(true);
     } catch (error) {
@@ -151,6 +155,18 @@ export class Agent {
   }
 
   private currentSession = "";
+
+  /** On a new session, before anything else: until they exist, other hosts may take those slots. */
+  private async restoreLeases(): Promise<void> {
+    for (const worker of this.workers.values()) {
+      // One app's failure (e.g. deleted while we were cut off) must not keep the agent from
+      // re-registering and watching every other app.
+      await worker.onNewSession().catch((error: unknown) => {
+        if (isConnectivity(error)) throw error;
+        this.deps.logger.warn("could not re-create the lease of a running deploy", { app: worker.app, error: String(error) });
+      });
+    }
+  }
 
   /**
    * Our presence node was deleted from outside (zkCli, `/agents` removed) while the session

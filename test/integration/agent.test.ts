@@ -453,6 +453,38 @@ describe("agent: staggered, bounded deploys", () => {
       await proxy.close();
     }
   });
+  test("stopping while a deploy runs, and the session is lost meanwhile: the deploy's lease is re-created on the new session", async () => {
+    const proxy = await startProxy(zookeeper.port);
+    const direct = zookeeper.withChroot("stop-expired");
+    const admin = await ZkClient.connect({ connectString: direct, connectTimeoutMs: 10_000 });
+    try {
+      fleet = new InProcessFleet({ connectString: proxy.address + direct.replace(/^[^/]+/, "") });
+      const [member] = await fleet.startMany("h", 1);
+      if (!member) throw new Error("no agent");
+      const first = member.zk.sessionId;
+      const commands = { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "touch DEPLOYING; sleep 60" };
+      await publishApp(admin, "app", "1.0", { slots: 1, ...commands }, testActor);
+      await waitFor(() => existsSync(join(member.dir, "DEPLOYING")), 10_000, "the deploy to start");
+      const leasesOf = async (session: string) =>
+        (await admin.children(leasesDir("app"))).filter((name) => name.startsWith(`h1-${session}-`));
+      expect(await leasesOf(first)).toHaveLength(1);
+      // The first SIGTERM: the agent waits for its deploy. Then the link is down until the
+      // session has expired (its lease gone with it), and comes back.
+      const stopped = member.agent.stop();
+      proxy.block();
+      await waitFor(async () => (await leasesOf(first)).length === 0, 10_000, "the session to expire and its lease with it");
+      proxy.unblock();
+      await waitFor(() => member.zk.sessionId !== first && member.zk.sessionId !== "", 10_000, "a new session");
+      await waitFor(async () => (await leasesOf(member.zk.sessionId)).length === 1, 5_000, "the running deploy's lease on the new session");
+      member.agent.kill();
+      await stopped;
+    } finally {
+      await fleet.stopAll();
+      await admin.close();
+      await proxy.close();
+    }
+  });
+
   test("app deleted mid-deploy and created again at once: the running deploy keeps a slot in the new app and nothing overlaps it", async () => {
     await recreateMidDeploy("recreate", false);
   });
