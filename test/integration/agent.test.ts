@@ -453,6 +453,45 @@ describe("agent: staggered, bounded deploys", () => {
       await proxy.close();
     }
   });
+  test("a release whose transaction keeps failing with connection loss on a live session is retried until it goes through: the slot is not leaked", async () => {
+    fleet = new InProcessFleet({ connectString: zookeeper.withChroot("release-retried") });
+    const [member] = await fleet.startMany("h", 1);
+    if (!member) throw new Error("no agent");
+    // Every commit of a transaction that deletes a lease fails as if the connection dropped
+    // with it in flight (outcome unknown, not applied), eight times: more than the five
+    // attempts after which the release used to give up, on a session that lives on.
+    let lost = 0;
+    const transaction = member.zk.transaction.bind(member.zk);
+    member.zk.transaction = () => {
+      const txn = transaction();
+      const del = txn.delete.bind(txn);
+      txn.delete = (path, ...rest) => {
+        if (path.startsWith(`${leasesDir("app")}/`)) {
+          const commit = txn.commit.bind(txn);
+          txn.commit = async () => {
+            if (lost < 8) {
+              lost++;
+              throw new ZkError("connectionLoss", "connection lost (injected)", path);
+            }
+            return commit();
+          };
+        }
+        return del(path, ...rest);
+      };
+      return txn;
+    };
+    const session = member.zk.sessionId;
+    await fleet.publish("app", "1.0", {
+      slots: 1,
+      getVersionCmd: "cat VERSION 2>/dev/null || true",
+      deployCmd: "echo %(version)s > VERSION",
+    });
+    const admin = await fleet.client();
+    await waitFor(() => lost === 8, 10_000, "eight failed releases");
+    await waitFor(async () => (await admin.children(leasesDir("app"))).length === 0, 5_000, "the lease released");
+    expect(member.zk.sessionId).toBe(session);
+  });
+
   test("stopping while a deploy runs, and the session is lost meanwhile: the deploy's lease is re-created on the new session", async () => {
     const proxy = await startProxy(zookeeper.port);
     const direct = zookeeper.withChroot("stop-expired");

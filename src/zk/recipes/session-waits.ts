@@ -51,12 +51,20 @@ export function assertSession(zk: ZkClient, sessionId: string): void {
 }
 
 /**
- * A write that removes something of ours, tried up to 5 times across connection loss (unknown
- * outcome: if it was applied, the next try meets NoNode). NoNode ends it, after `ifGone`. Gives
- * up quietly on anything else: if the session is lost, what we would remove is gone with it.
+ * A write that removes something of ours, retried across connection loss for as long as what it
+ * removes can still exist (unknown outcome: if it was applied, the next try meets NoNode):
+ * giving up while the session lives would leak the node — a lease or a ticket — until the
+ * agent exits. It ends when the session is replaced, or after a session timeout without a
+ * connection: by then the server has expired the session, and our ephemeral nodes with it.
+ * NoNode ends it, after `ifGone`. Gives up quietly on anything else.
  */
-async function removeQuietly(write: () => Promise<unknown>, ifGone: () => Promise<unknown> = async () => undefined): Promise<void> {
-  for (let attempt = 0; attempt < 5; attempt++) {
+async function removeQuietly(
+  zk: ZkClient,
+  write: () => Promise<unknown>,
+  ifGone: () => Promise<unknown> = async () => undefined,
+): Promise<void> {
+  const sessionId = zk.sessionId;
+  for (;;) {
     try {
       await write();
       return;
@@ -65,21 +73,40 @@ async function removeQuietly(write: () => Promise<unknown>, ifGone: () => Promis
         await ifGone().catch(() => undefined);
         return;
       }
-      if (!isConnectionLoss(error)) return;
-      await new Promise((r) => setTimeout(r, 200));
+      if (!isConnectionLoss(error) || zk.sessionId !== sessionId) return;
+      // Connected (a request that timed out on a slow server): back off, then try again.
+      if (zk.isConnected) await Bun.sleep(200);
+      else if (!(await connectedWithin(zk, sessionId, zk.sessionTimeoutMs))) return;
     }
   }
 }
 
+/** True once connected on `sessionId`; false after `ms`, or as soon as that session is replaced. */
+async function connectedWithin(zk: ZkClient, sessionId: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!zk.isConnected && zk.sessionId === sessionId && Date.now() < deadline) {
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        off();
+        clearTimeout(timer);
+        resolve();
+      };
+      const off = zk.onState(done);
+      const timer = setTimeout(done, deadline - Date.now());
+    });
+  }
+  return zk.isConnected && zk.sessionId === sessionId;
+}
+
 /** Deletes a node of ours; gone already, or gone with a lost session, is fine. */
 export function deleteQuietly(zk: ZkClient, path: string): Promise<void> {
-  return removeQuietly(() => zk.delete(path));
+  return removeQuietly(zk, () => zk.delete(path));
 }
 
 /** Deletes our ephemeral node at `path` only if it is still ours: in a directory deleted and
  *  made again, another session's node may have taken its name (sequence numbers start again). */
 export function deleteOursQuietly(zk: ZkClient, path: string, sessionId: string): Promise<void> {
-  return removeQuietly(async () => {
+  return removeQuietly(zk, async () => {
     const stat = await zk.exists(path);
     if (stat?.ephemeralOwner === sessionId) await zk.delete(path);
   });
@@ -94,6 +121,7 @@ export function deleteOursQuietly(zk: ZkClient, path: string, sessionId: string)
  */
 export function releaseLease(zk: ZkClient, path: string, leasesDir: string): Promise<void> {
   return removeQuietly(
+    zk,
     () => zk.transaction().delete(path).set(leasesDir, Buffer.alloc(0)).commit(),
     () => zk.set(leasesDir, Buffer.alloc(0)),
   );
