@@ -14,6 +14,9 @@ import type { AgentObserver } from "./agent-metrics.ts";
 import { ReleaseTrust } from "./release-trust.ts";
 import type { TrustedKey } from "../config/signing-keys.ts";
 
+/** After a read of /apps failed for a reason other than the connection (which re-reads on reconnect). */
+const APPS_RETRY_MS = 5_000;
+
 export interface AgentConfig {
   host: string;
   groups: string[];
@@ -128,7 +131,7 @@ export class Agent {
     if (state !== "reconnected") return;
     if (zk.sessionId === this.currentSession) {
       // Same session: watches survived, but a read that failed while suspended set none.
-      if (!this.stopping) await this.watchApps(true);
+      if (!this.stopping) await this.rewatchApps(true);
       return;
     }
     if (this.currentSession) this.previousSessions.add(this.currentSession);
@@ -148,7 +151,7 @@ export class Agent {
     try {
       await this.restoreLeases();
       await this.register(Number.POSITIVE_INFINITY);
-      await this.watchApps(true);
+      await this.rewatchApps(true);
     } catch (error) {
       logger.error("re-registration after session loss failed", { error: String(error) });
     }
@@ -274,8 +277,22 @@ export class Agent {
 
   // One stable function, so re-watching after a reconnect never registers it twice.
   private readonly appsWatcher = (event: { type: string }): void => {
-    if (event.type !== "sessionLost") void this.watchApps();
+    if (event.type !== "sessionLost") void this.rewatchApps(false);
   };
+
+  /**
+   * watchApps from a watch or a reconnect, where nobody awaits it: an error it throws (not
+   * authorised, say) is logged and the read tried again later, never an unhandled rejection
+   * that would end the agent and its running deploys.
+   */
+  private async rewatchApps(newSession: boolean): Promise<void> {
+    try {
+      await this.watchApps(newSession);
+    } catch (error) {
+      this.deps.logger.error("could not read the list of apps; trying again in 5s", { error: String(error) });
+      setTimeout(() => void this.rewatchApps(newSession), APPS_RETRY_MS);
+    }
+  }
 
   /** Watches /apps children; starts a worker per served app, stops workers of removed apps. */
   private async watchApps(newSession = false): Promise<void> {
@@ -285,17 +302,19 @@ export class Agent {
     try {
       names = await zk.children(APPS, this.appsWatcher);
     } catch (error) {
-      if (isNoNode(error)) {
-        // No app was ever created: wait for /apps to appear.
-        const stat = await zk.exists(APPS, this.appsWatcher);
-        if (stat) return this.watchApps(newSession);
-        names = [];
-      } else if (isConnectivity(error)) {
-        return; // re-watched on reconnect
-      } else {
-        throw error;
-      }
+      if (isConnectivity(error)) return; // re-watched on reconnect
+      if (!isNoNode(error)) throw error;
+      // No app was ever created: wait for /apps to appear.
+      const stat = await zk.exists(APPS, this.appsWatcher).catch((e: unknown) => {
+        if (isConnectivity(e)) return undefined; // re-watched on reconnect
+        throw e;
+      });
+      if (stat === undefined) return;
+      if (stat) return this.watchApps(newSession);
+      names = [];
     }
+    // stop() began during the read: it waits only for the workers it saw, so start no others.
+    if (this.stopping) return;
     const wanted = new Set(names.filter((name) => this.serves(name)));
     for (const [name, worker] of this.workers) {
       if (!wanted.has(name)) {

@@ -9,7 +9,7 @@ import { setSlots } from "../../src/apps/set-slots.ts";
 import { queueMembers } from "../helpers/queue-members.ts";
 import { expectSlotsReleased } from "../helpers/slots-released.ts";
 import type { Logger } from "../../src/agent/logger.ts";
-import { appPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { APPS, appPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../helpers/deploy-log.ts";
 import { startProxy } from "../harness/tcp-proxy.ts";
 import { publishApp } from "../../src/apps/publish.ts";
@@ -453,6 +453,54 @@ describe("agent: staggered, bounded deploys", () => {
       await proxy.close();
     }
   });
+  test("a read of /apps failing (not authorised, say) after a watch is logged and tried again: no crash, the new app is served", async () => {
+    fleet = new InProcessFleet({ connectString: zookeeper.withChroot("apps-read-fails"), logger: events });
+    await fleet.publish("a", "1.0", { getVersionCmd: "echo 1.0", deployCmd: "true" });
+    const [member] = await fleet.startMany("h", 1);
+    if (!member) throw new Error("no agent");
+    // The next read of /apps (the one the new app's watch triggers) fails once.
+    let failed = false;
+    const children = member.zk.children.bind(member.zk);
+    member.zk.children = async (path, ...rest) => {
+      if (path === APPS && !failed) {
+        failed = true;
+        throw new ZkError("noAuth", "not authorised (injected)", path);
+      }
+      return children(path, ...rest);
+    };
+    await fleet.publish("b", "1.0", { getVersionCmd: "cat VERSION.b 2>/dev/null || true", deployCmd: "echo %(version)s > VERSION.b" });
+    await events.waitFor((e) => e.message.startsWith("could not read the list of apps"), 10_000, "the failed read logged");
+    await waitFor(() => existsSync(join(member.dir, "VERSION.b")), 15_000, "app b deployed after the retry");
+  });
+
+  test("stop() during a read of /apps that brings a new app: no worker starts for it", async () => {
+    fleet = new InProcessFleet({ connectString: zookeeper.withChroot("apps-read-stop"), logger: events });
+    await fleet.publish("a", "1.0", { getVersionCmd: "echo 1.0", deployCmd: "true" });
+    const [member] = await fleet.startMany("h", 1);
+    if (!member) throw new Error("no agent");
+    let entered = false;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const children = member.zk.children.bind(member.zk);
+    member.zk.children = async (path, ...rest) => {
+      if (path === APPS) {
+        entered = true;
+        await gate;
+      }
+      return children(path, ...rest);
+    };
+    await fleet.publish("b", "1.0", { getVersionCmd: "touch PROBED.b", deployCmd: "true" });
+    await waitFor(() => entered, 10_000, "the watch's read of /apps to be held");
+    const stopped = member.agent.stop();
+    open();
+    await stopped;
+    // A worker for b would run its get-version-cmd within milliseconds.
+    await Bun.sleep(1_500);
+    expect(existsSync(join(member.dir, "PROBED.b"))).toBe(false);
+  });
+
   test("a release whose transaction keeps failing with connection loss on a live session is retried until it goes through: the slot is not leaked", async () => {
     fleet = new InProcessFleet({ connectString: zookeeper.withChroot("release-retried") });
     const [member] = await fleet.startMany("h", 1);
