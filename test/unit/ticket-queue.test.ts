@@ -34,7 +34,23 @@ describe("the admitted-up-to marker", () => {
   });
 
   test("a marker that is not one an admission writes means none admitted, nothing pending", () => {
-    for (const data of ["9;", "9;5-3", "9;a", "9;1-200000", "9;1,,2", ";4", "9 4"]) {
+    // Overlapping, out of order, above what was admitted, or more than any slot count.
+    const tooMany = `300000;${Array.from({ length: 3 }, (_, i) => `${i * 100_000}-${i * 100_000 + 60_000}`).join(",")}`;
+    for (const data of [
+      "9;",
+      "9;5-3",
+      "9;a",
+      "9;1-200000",
+      "9;1,,2",
+      ";4",
+      "9 4",
+      "9;3,3",
+      "9;5,3",
+      "9;1-5,4-6",
+      "9;10",
+      "5;0-4,0-4",
+      tooMany,
+    ]) {
       expect(readMarker(Buffer.from(data))).toEqual({ upTo: -1, pending: [] });
     }
   });

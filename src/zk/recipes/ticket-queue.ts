@@ -33,20 +33,28 @@ export interface Marker {
 }
 
 const MARKER = /^(\d{1,10})(?:;(\d{1,10}(?:-\d{1,10})?(?:,\d{1,10}(?:-\d{1,10})?)*))?$/;
-/** A run longer than any slot count is not something an admission wrote. */
-const MAX_RUN = 100_000;
+/** More pending tickets than any slot count is not something an admission wrote. */
+const MAX_PENDING = 100_000;
+const NONE_ADMITTED: Marker = { upTo: -1, pending: [] };
 
-/** The marker, or none admitted and nothing pending when the data is empty or not a marker. */
+/**
+ * The marker, or none admitted and nothing pending when the data is empty or not a marker as
+ * formatMarker writes it: runs ascending and apart, none above `upTo`, at most MAX_PENDING
+ * tickets in all. Anything else was written by hand (or by a hostile identity) — and a few
+ * bytes of overlapping runs would otherwise expand to millions of tickets, each then read.
+ */
 export function readMarker(data: Buffer): Marker {
   const match = MARKER.exec(data.toString("utf8").trim());
-  if (!match) return { upTo: -1, pending: [] };
+  if (!match) return NONE_ADMITTED;
+  const upTo = Number(match[1]);
   const pending: number[] = [];
   for (const run of match[2]?.split(",") ?? []) {
     const [from, to = from] = run.split("-").map(Number) as [number, number?];
-    if (to < from || to - from > MAX_RUN) return { upTo: -1, pending: [] };
+    const after = pending.at(-1) ?? -1;
+    if (to < from || from <= after || to > upTo || pending.length + (to - from + 1) > MAX_PENDING) return NONE_ADMITTED;
     for (let n = from; n <= to; n++) pending.push(n);
   }
-  return { upTo: Number(match[1]), pending };
+  return { upTo, pending };
 }
 
 /** The last admitted sequence, -1 when none (or unreadable). */
