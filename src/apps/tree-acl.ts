@@ -47,10 +47,12 @@ export function aclIdentities(admin: RoleIdentity, agent: RoleIdentity): AclIden
  */
 export async function lockTree(zk: ZkClient, ids: AclIdentities): Promise<{ nodes: number }> {
   await assertCallerIsAdmin(zk, ids);
-  for (const dir of [APPS, AGENTS]) await createIfMissing(zk, dir);
-  // Where every client learns the identities (ACLs show others only `user:x`).
-  await createIfMissing(zk, ACL_INFO);
+  // Where every client learns the identities (ACLs show others only `user:x`). Recorded first
+  // and adopted: an invalid record there refuses every create until then.
+  await createIfMissing(zk, ACL_INFO, lockedAcl(ids, ACL_INFO));
   await zk.set(ACL_INFO, formatAclInfo(ids));
+  await zk.adoptTreeAcl();
+  for (const dir of [APPS, AGENTS]) await createIfMissing(zk, dir);
   for (const app of await zk.children(APPS)) {
     for (const dir of appSubdirs(app)) await createIfMissing(zk, dir);
   }
@@ -95,9 +97,10 @@ async function assertCallerIsAdmin(zk: ZkClient, ids: AclIdentities): Promise<vo
   }
 }
 
-async function createIfMissing(zk: ZkClient, path: string): Promise<void> {
+/** `acl`: the node's ACL if it is created (default: the client's, see ZkClient.adoptTreeAcl). */
+async function createIfMissing(zk: ZkClient, path: string, acl?: ZkAcl[]): Promise<void> {
   try {
-    await zk.create(path);
+    await zk.create(path, Buffer.alloc(0), "persistent", acl);
   } catch (error) {
     if (!isNodeExists(error)) throw error;
   }
@@ -122,9 +125,15 @@ async function lockSubtree(zk: ZkClient, path: string, ids: AclIdentities): Prom
   return count + 1;
 }
 
+/** What a client says when /acl is there but not a record `acl init` wrote (ZkClient.adoptTreeAcl). */
+export const INVALID_ACL_RECORD =
+  "/acl is not a valid acl init record: no node can be created (it would be world-open on what may be a locked tree) until the admin runs conveyor acl init";
+
 export interface TreeAcl {
-  /** The identities `acl init` recorded; undefined when the tree was never locked. */
+  /** The identities `acl init` recorded; undefined when the tree was never locked (or /acl is invalid). */
   identities?: AclIdentities;
+  /** /acl is there but is not a valid record. */
+  recordInvalid: boolean;
   /** Every scheme that appears in the ACLs below ("world" on an open tree). */
   schemes: string[];
   nodes: { path: string; acl: ZkAcl[] }[];
@@ -133,14 +142,16 @@ export interface TreeAcl {
 /** The ACLs of the structural nodes (chroot, /apps, /agents, each app and its directories). */
 export async function readTreeAcl(zk: ZkClient): Promise<TreeAcl> {
   let identities: AclIdentities | undefined;
+  let recordInvalid = false;
   try {
     identities = parseAclInfo((await zk.get(ACL_INFO)).data);
+    recordInvalid = identities === undefined;
   } catch (error) {
     if (!isNoNode(error)) throw error;
   }
   const nodes = await readNodeAcls(zk);
   const schemes = [...new Set(nodes.flatMap((n) => n.acl.map((a) => a.scheme)))].sort();
-  return { ...(identities ? { identities } : {}), schemes, nodes };
+  return { ...(identities ? { identities } : {}), recordInvalid, schemes, nodes };
 }
 
 async function readNodeAcls(zk: ZkClient): Promise<{ path: string; acl: ZkAcl[] }[]> {

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import * as zookeeper from "node-zookeeper-client";
 import { type ConnectTarget, formatServers, parseConnectString } from "./connect-string.ts";
 import { ZkError, isNoAuth, isNoNode, isNodeExists, toZkError } from "./errors.ts";
-import { type AclIdentities, lockedAcl, parseAclInfo } from "./acl-policy.ts";
+import { lockedAcl, parseAclInfo } from "./acl-policy.ts";
 import { ACL_INFO } from "./paths.ts";
 import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
@@ -142,20 +142,36 @@ export class ZkClient {
 
   /**
    * Gives every node created from now on the ACL of the locked tree, if `acl init` locked it
-   * (read back from the chroot's own ACL); otherwise nodes stay world-open. A client that may
-   * not read that ACL (anonymous on a locked tree) keeps the default and is refused later.
+   * (the identities it recorded in /acl); otherwise nodes stay world-open. A client that may
+   * not read /acl (anonymous on a locked tree) keeps the default and is refused later.
+   *
+   * An /acl that is there but not a valid record (garbled by hand, or by whoever could write
+   * it) most likely sits on a locked tree, and no ACL to give a new node is known: every
+   * create then fails (ZkError invalidAcl, naming the node and the fix) rather than make a
+   * world-open node there. Reads and writes of existing nodes go on. `acl init` writes /acl
+   * and adopts it again. The result says which case it was.
    */
-  async adoptTreeAcl(): Promise<AclIdentities | undefined> {
+  async adoptTreeAcl(): Promise<"locked" | "open" | "invalid"> {
     let data: Buffer;
     try {
       data = (await this.get(ACL_INFO)).data;
     } catch (error) {
-      if (isNoAuth(error) || isNoNode(error)) return undefined;
+      if (isNoAuth(error) || isNoNode(error)) return "open";
       throw error;
     }
     const ids = parseAclInfo(data);
-    if (ids) this.aclFor = (path) => lockedAcl(ids, path);
-    return ids;
+    if (!ids) {
+      this.aclFor = (path) => {
+        throw new ZkError(
+          "invalidAcl",
+          `refusing to create ${path}: ${ACL_INFO} is not a valid acl init record, so no ACL for it is known (world-open could unlock a locked tree); run conveyor acl init as the admin`,
+          path,
+        );
+      };
+      return "invalid";
+    }
+    this.aclFor = (path) => lockedAcl(ids, path);
+    return "locked";
   }
 
   onState(listener: (state: ConnectionState) => void): () => void {

@@ -452,6 +452,33 @@ describe("digest ACLs: acl init, then who may do what", () => {
     }
   });
 
+  test("a garbled /acl on a locked tree: no client creates a node (never world-open), acl show says INVALID, acl init repairs", async () => {
+    const tree = await lockedTree("acl-garbled");
+    const admin = await raw(tree.connect, [{ user: "admin", password: ADMIN_PW }]);
+    await admin.set("/acl", Buffer.from('{"admin":"digest:admin"}'));
+    const refused = await cli(tree.connect, ["--auth", ADMIN, "app", "create", "z2", "1.0", ...fileCommands("z2")]);
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr.trim().split("\n"), refused.stderr).toHaveLength(1);
+    expect(refused.stderr).toContain("/acl is not a valid acl init record");
+    expect(await admin.exists("/apps/z2")).toBeNull();
+    // Every change records history (a new node): refused the same way, naming the fix.
+    const paused = await cli(tree.connect, ["--auth", ADMIN, "app", "pause", "web"]);
+    expect(paused.code, paused.stderr).toBe(1);
+    expect(paused.stderr).toContain("run conveyor acl init as the admin");
+    const shown = await cli(tree.connect, ["--auth", ADMIN, "acl", "show"]);
+    expectOk(shown);
+    expect(shown.stdout).toContain("/acl INVALID: run conveyor acl init as the admin");
+    // An agent says so, and creates nothing world-open either.
+    const agent = await startAgent(tree.connect, "h1", ["--auth", AGENT]);
+    await agent.waitForLog(/not a valid acl init record/, 10_000);
+    await agent.stop();
+    expect(await admin.exists("/agents/h1")).toBeNull();
+    expectOk(await cli(tree.connect, ["--auth", ADMIN, "acl", "init", "--agent-auth", AGENT]));
+    expect((await cli(tree.connect, ["--auth", ADMIN, "acl", "show"])).stdout).toContain("locked by acl init");
+    expectOk(await cli(tree.connect, ["--auth", ADMIN, "app", "create", "z2", "1.0", ...fileCommands("z2")]));
+    expect(await admin.getAcl("/apps/z2/hosts")).toEqual([ADMIN_ACE, AGENT_WRITE]);
+  });
+
   test("locked tree, leases/ and /agents deleted by hand: the agent says it may not re-create them and waits; the admin's next change (resume) repairs both and the rollout goes on", async () => {
     const tree = await lockedTree("acl-repair");
     const agent = await startAgent(tree.connect, "h1", ["--auth", AGENT]);

@@ -78,6 +78,7 @@ export const aclShow: CommandSpec = {
     if (ctx.options.flag("json")) {
       printJson(ctx.io, {
         locked: tree.identities !== undefined,
+        recordInvalid: tree.recordInvalid,
         schemes: tree.schemes,
         admin: tree.identities?.admin.map(describeAclId) ?? [],
         agent: tree.identities?.agent.map(describeAclId) ?? [],
@@ -95,7 +96,9 @@ export const aclShow: CommandSpec = {
     ctx.io.out(
       tree.identities
         ? `locked by acl init: admin ${roleText(tree.identities.admin)}, agent ${roleText(tree.identities.agent)}`
-        : "not locked: run conveyor acl init",
+        : tree.recordInvalid
+          ? "/acl INVALID: run conveyor acl init as the admin"
+          : "not locked: run conveyor acl init",
     );
     return ExitCode.ok;
   },

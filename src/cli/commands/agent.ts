@@ -19,6 +19,7 @@ import { ExitCode } from "../exit-codes.ts";
 import { type LogFormat, createLogger } from "../logger.ts";
 import { connectZk, loadSettings } from "../session.ts";
 import { withoutSecrets } from "../../config/settings.ts";
+import { INVALID_ACL_RECORD } from "../../apps/tree-acl.ts";
 
 export const agent: CommandSpec = {
   usage: "agent",
@@ -100,7 +101,7 @@ export const agent: CommandSpec = {
       },
     );
     try {
-      await zk.adoptTreeAcl();
+      if ((await zk.adoptTreeAcl()) === "invalid") logger.error(INVALID_ACL_RECORD);
       await daemon.start();
     } catch (error) {
       metrics?.stop();
