@@ -109,14 +109,16 @@ export class AppCommands {
    */
   async currentVersion(spec: AppSpec, signal?: AbortSignal): Promise<ProbeOutcome> {
     const timeout = Math.min(spec.deployTimeoutSec * 1_000, GET_VERSION_TIMEOUT_MS);
+    // The second shutdown signal ends the retries too, not only the command it interrupts.
+    const stop = signal ? AbortSignal.any([this.deps.killSignal, signal]) : this.deps.killSignal;
     let outcome: CommandOutcome = {};
     for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
       outcome = await this.run("get-version-cmd", spec.getVersionCmd, this.values(spec), timeout, signal ? { signal } : {});
       if (!outcome.error && outcome.result) return { version: outcome.result.firstLine.slice(0, 256) };
-      if (outcome.interrupted || outcome.refused || signal?.aborted) break;
+      if (outcome.interrupted || outcome.refused || stop.aborted) break;
       if (attempt < PROBE_ATTEMPTS) {
         this.deps.log.warn("get-version-cmd failed; trying again", { attempt, error: outcome.error ?? "" });
-        await sleep(PROBE_RETRY_MS, signal);
+        await sleep(PROBE_RETRY_MS, stop);
       }
     }
     return { ...outcome, error: outcome.error ?? "get-version-cmd gave no result" };

@@ -172,9 +172,11 @@ export class AppWorker {
           pgid: entry.pgid,
           version: entry.version,
         });
-        await waitForOrphan(entry);
+        await waitForOrphan(entry, this.deps.killSignal);
         this.log.info("orphaned deploy ended", { pgid: entry.pgid });
       }
+      // Stopping (either signal): the admission stays in the journal for the next run to finish.
+      if (this.stopped || this.deps.killSignal.aborted) return;
       await this.finishAdmission(entry).catch((error: unknown) => {
         this.log.warn("could not finish the admission a previous agent run left", { error: String(error) });
       });

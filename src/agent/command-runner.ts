@@ -91,6 +91,9 @@ export class ShellCommandRunner implements CommandRunner {
         ending?.kill();
       };
       request.signal?.addEventListener("abort", onAbort, { once: true });
+      // Aborted before it started (the second signal came during a back-off): no abort event
+      // will come, so kill it now rather than let it run to its timeout.
+      if (request.signal?.aborted) onAbort();
 
       let exit: { code: number | null; signal: string | null } | undefined;
       let finished = false;

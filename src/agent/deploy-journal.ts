@@ -150,15 +150,17 @@ const ORPHAN_POLL_MS = 200;
 /**
  * Resolves once a journaled deploy of a previous agent run has ended, ending it at its own
  * timeout like any deploy (SIGTERM, SIGKILL after the grace period; only zombies left counts as
- * ended).
+ * ended) — or at once when `killSignal` aborts (the agent's second shutdown signal: SIGKILL,
+ * as for a deploy of its own).
  */
-export async function waitForOrphan(entry: JournalEntry): Promise<void> {
+export async function waitForOrphan(entry: JournalEntry, killSignal?: AbortSignal): Promise<void> {
   if (entry.pgid <= 1) return;
   const deadline = Date.parse(entry.startedAt) + entry.timeoutMs;
   const ending = new GroupTermination(entry.pgid);
   try {
     while (journaledGroupAlive(entry) && !ending.onlyZombiesLeft) {
-      if (Date.now() > deadline) ending.terminate();
+      if (killSignal?.aborted) ending.kill();
+      else if (Date.now() > deadline) ending.terminate();
       await Bun.sleep(ORPHAN_POLL_MS);
     }
   } finally {

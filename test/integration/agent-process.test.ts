@@ -296,6 +296,39 @@ describe("agent process: crash and shutdown", () => {
     console.log(`second SIGTERM: agent exited ${Math.round(exitMs)} ms later (code ${exit.code}), sleep 30 (pid ${sleepPid}) gone`);
   });
 
+  test("a second SIGTERM also kills a deploy a crashed run left (adopted, not our child) and the agent exits promptly; the next run still finishes it", async () => {
+    const connect = zookeeper.withChroot("sigterm2-orphan");
+    const log = join(logDir(), "deploys.log");
+    const [agent] = await startFleet(connect, "o", 1, "2s");
+    if (!agent) throw new Error("no agent");
+    await publish(connect, "app", "1.0", {
+      slots: "1",
+      getVersionCmd: "cat VERSION 2>/dev/null || true",
+      deployCmd: `echo "start $CONVEYOR_HOST $CONVEYOR_VERSION $$" >> '${log}'; sleep 60; echo %(version)s > VERSION`,
+    });
+    await waitFor(() => deployGroups(log).has(agent.hostId), 15_000, "the deploy to start");
+    const group = deployGroups(log).get(agent.hostId) ?? 0;
+    agent.signal("SIGKILL");
+    await agent.exited;
+    expect(liveGroupMembers(group).length).toBeGreaterThan(0); // the deploy outlived its agent
+    const restarted = await agents.start({ connect, hostId: agent.hostId, dir: agent.dir });
+    await restarted.waitForLog(/still going; waiting for it/, 10_000);
+    await restarted.waitForLog(/agent started/, 10_000);
+    restarted.signal("SIGTERM");
+    await restarted.waitForLog(/stopping/, 5_000);
+    restarted.signal("SIGTERM");
+    const exit = await Promise.race([restarted.exited, Bun.sleep(10_000).then(() => undefined)]);
+    if (!exit) throw new Error(`agent still running 10 s after the second SIGTERM; output:\n${restarted.output}`);
+    expect(exit.code).toBe(0);
+    expect(liveGroupMembers(group)).toEqual([]);
+    // The admission stays in the journal: the next run deploys again rather than call it done.
+    const again = await agents.start({ connect, hostId: agent.hostId, dir: agent.dir });
+    await again.waitForLog(/found an admission a previous run left unfinished/, 10_000);
+    await waitFor(() => readDeployLog(log).filter((e) => e.kind === "start").length === 2, 15_000, "the deploy to start again");
+    deployGroups(log);
+    await again.stop();
+  });
+
   test("SIGHUP is logged and ignored: the agent keeps running and its deploy completes", async () => {
     const connect = zookeeper.withChroot("sighup");
     const log = join(logDir(), "deploys.log");

@@ -14,6 +14,17 @@ afterEach(() => {
 });
 
 describe("ShellCommandRunner", () => {
+  test("a command started with an already aborted signal (the second shutdown signal came first) is killed, not run to its end", async () => {
+    const aborted = new AbortController();
+    aborted.abort();
+    const result = await runner.run({ command: "sleep 30", env: {}, timeoutMs: 60_000, signal: aborted.signal });
+    expect({ killed: result.killed, timedOut: result.timedOut, exitCode: result.exitCode }).toEqual({
+      killed: true,
+      timedOut: false,
+      exitCode: null,
+    });
+  });
+
   test("a daemon started with setsid that keeps our stdout open does not hold the command (or its slot) open; it keeps running", async () => {
     const result = await run("setsid sh -c 'while :; do echo tick; sleep 0.05; done' & echo $!");
     const pid = Number(result.firstLine);

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DeployJournal, processStartTicks } from "../../src/agent/deploy-journal.ts";
+import { DeployJournal, processStartTicks, waitForOrphan } from "../../src/agent/deploy-journal.ts";
 import { groupAlive } from "../../src/agent/process-group.ts";
 import { killGroup } from "../harness/processes.ts";
 import { waitFor } from "../harness/wait.ts";
@@ -96,5 +96,26 @@ describe("DeployJournal.orphans", () => {
     const found = new DeployJournal(dir).admitted();
     expect(found.map((e) => [e.app, e.phase, e.admittedAt === old.startedAt])).toEqual([["web", "deploying", true]]);
     expect(readdirSync(dir).sort()).toEqual(["web.deploy.json"]);
+  });
+});
+
+describe("waitForOrphan", () => {
+  test("the agent's second shutdown signal kills an orphaned deploy at once instead of waiting for its timeout", async () => {
+    const j = journal();
+    const g = startGroup("sleep 60 & sleep 60");
+    running(j, g.pgid, g.startTicks);
+    const [entry] = j.orphans();
+    if (!entry) throw new Error("no orphan");
+    const kill = new AbortController();
+    let ended = false;
+    const waiting = waitForOrphan(entry, kill.signal).then(() => {
+      ended = true;
+    });
+    await Bun.sleep(300);
+    expect(ended).toBe(false); // its timeout is a minute away: it is waited for
+    kill.abort();
+    await Promise.race([waiting, Bun.sleep(10_000)]);
+    expect(ended).toBe(true);
+    expect(groupAlive(g.pgid)).toBe(false);
   });
 });

@@ -100,6 +100,9 @@ export const agent: CommandSpec = {
         ...(metrics ? { observer: metrics.observer } : {}),
       },
     );
+    // Listening before start(): a SIGTERM while it adopts a crashed run's deploy or waits for
+    // its host id must stop the agent as at any other time, not end it (the default action).
+    const stopped = untilSignalled(ctx, daemon, logger.warn);
     try {
       if ((await zk.adoptTreeAcl()) === "invalid") logger.error(INVALID_ACL_RECORD);
       await daemon.start();
@@ -109,7 +112,7 @@ export const agent: CommandSpec = {
       if (error instanceof DuplicateHostError) throw new UsageError(error.message);
       throw error;
     }
-    await untilSignalled(ctx, daemon, logger.warn);
+    await stopped;
     metrics?.stop();
     await zk.close();
     logger.info("agent stopped", { host });
