@@ -1,4 +1,4 @@
-import { firstLine } from "../text/printable.ts";
+import { firstLine, printable } from "../text/printable.ts";
 import type { AppView, FleetStatus, HostView } from "./fleet-view.ts";
 
 /** What happened, one per rollout event; `host-*` events name a host. */
@@ -117,7 +117,7 @@ export function eventText(e: Omit<FleetEvent, "text" | "seq" | "at">): string {
       : e.type === "host-failed"
         ? ` (exit ${e.exitCode ?? "-"}${e.error === undefined ? "" : `: ${firstLine(e.error, 120)}`})`
         : e.hostVersion !== undefined && e.hostVersion !== e.version
-          ? ` (runs ${e.hostVersion || "nothing"})`
+          ? ` (runs ${printable(e.hostVersion.slice(0, 256)) || "nothing"})`
           : "";
   return `${e.app} ${e.version}: ${e.host} ${state}${detail}`;
 }

@@ -75,6 +75,11 @@ describe("fleetEvents", () => {
       [22, "host-current", "b"],
       [22, "converged", "-"],
     ]);
+    // What a host reports running is its get-version-cmd's output: escaped, one line always.
+    const forged = fleet(app([host("a", "deploying", 30, { version: "0.9\n2026-11-27T00:00:00.000Z 99 web 2.0: b failed\u001b[31m" })]));
+    expect(fleetEvents(done, forged, publish, AT).map((e) => e.text)).toEqual([
+      "web 2.0: a deploying (runs 0.9\\n2026-11-27T00:00:00.000Z 99 web 2.0: b failed\\u001b[31m)",
+    ]);
     // Nothing changed: nothing to say.
     expect(fleetEvents(done, done, publish, AT)).toEqual([]);
   });
