@@ -2,7 +2,7 @@
 // ZooKeeper: crash (kill -9) mid-deploy, graceful and forced shutdown, duplicate host ids, a
 // systemd-style restart, idle CPU, publish→convergence latency, JSON logs, bad flags.
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type AppView, readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { ZkClient } from "../../src/zk/client.ts";
@@ -636,7 +636,13 @@ describe("agent process: logs and flags", () => {
       [["--host-id", "ok", "--session-timeout", "0s"], "0s"],
       [["--host-id", "ok", "--log-format", "xml"], "xml"],
       [["--host-id", "ok", "--groups", "a b"], "a b"],
+      [["--host-id", "ok", "--state-dir", "/etc/passwd"], 'invalid --state-dir "/etc/passwd": cannot create "/etc/passwd/ok" (ENOTDIR)'],
+      [["--host-id", "ok", "--state-dir", ""], 'invalid --state-dir ""'],
     ];
+    // The same values from the config file are named by their key there, not by a flag.
+    const config = join(mkdtempSync(join(processTempDir(), "agent-flags-")), "conveyor.toml");
+    writeFileSync(config, '[agent]\nhostId = "ok"\nsessionTimeout = "abc"\n');
+    cases.push([["--config", config], 'invalid agent.sessionTimeout in the config file "abc"']);
     const results = await Promise.all(cases.map(([flags]) => runCli(["--zk", connect, "agent", ...flags], { timeoutMs: 15_000 })));
     results.forEach((r, i) => {
       const [flags, value] = cases[i] ?? [[], ""];

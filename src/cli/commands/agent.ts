@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { LOG_FORMATS } from "../../config/config-file.ts";
@@ -53,17 +54,21 @@ export const agent: CommandSpec = {
     const settings = await loadSettings(ctx);
     const file = settings.file.agent ?? {};
     const o = ctx.options;
-    const host = parseHostId(o.string("host-id") ?? file.hostId ?? hostname().split(".")[0] ?? "", "--host-id");
-    const groups = parseGroups(o.string("groups") ?? (file.groups ?? []).join(","));
-    const sessionTimeoutMs = parseDurationInput(
-      o.string("session-timeout") ?? file.sessionTimeout ?? "10s",
-      "--session-timeout",
-      1_000,
-      300_000,
-    );
-    const format = o.string("log-format") ?? file.logFormat ?? "text";
+    // Each value named in an error as the user gave it: the flag, or the config file's key.
+    const setting = (flag: string, fromFile: string | undefined, key: string) =>
+      o.string(flag) !== undefined
+        ? { value: o.string(flag), source: `--${flag}` }
+        : { value: fromFile, source: `agent.${key} in the config file` };
+    const hostId = setting("host-id", file.hostId, "hostId");
+    const host = parseHostId(hostId.value ?? hostname().split(".")[0] ?? "", hostId.value === undefined ? "--host-id" : hostId.source);
+    const groupList = setting("groups", file.groups?.join(","), "groups");
+    const groups = parseGroups(groupList.value ?? "", groupList.source);
+    const timeout = setting("session-timeout", file.sessionTimeout, "sessionTimeout");
+    const sessionTimeoutMs = parseDurationInput(timeout.value ?? "10s", timeout.source, 1_000, 300_000);
+    const logFormat = setting("log-format", file.logFormat, "logFormat");
+    const format = logFormat.value ?? "text";
     if (!(LOG_FORMATS as readonly string[]).includes(format)) {
-      throw new UsageError(`invalid --log-format ${quote(format)}: use text or json`);
+      throw new UsageError(`invalid ${logFormat.source} ${quote(format)}: use text or json`);
     }
     const keyFlags = o.strings("trusted-key");
     const trustedKeys = await Promise.all(
@@ -71,8 +76,10 @@ export const agent: CommandSpec = {
         ? keyFlags.map((path) => loadTrustedKey(path, "--trusted-key"))
         : (file.trustedKeys ?? []).map((path) => loadTrustedKey(path, "agent.trustedKeys in the config file")),
     );
-    const metricsText = o.string("metrics-listen") ?? file.metricsListen;
-    const metricsAddress = metricsText === undefined ? undefined : parseListenAddress(metricsText, "--metrics-listen");
+    const metricsListen = setting("metrics-listen", file.metricsListen, "metricsListen");
+    const metricsText = metricsListen.value;
+    const metricsAddress = metricsText === undefined ? undefined : parseListenAddress(metricsText, metricsListen.source);
+    const stateDir = createStateDir(setting("state-dir", file.stateDir, "stateDir"), ctx.env, host);
     const logger = createLogger(settings.logLevel, format as LogFormat, (line) => void process.stdout.write(line));
     // SIGHUP's default would kill the agent on the spot and orphan a running deploy. There is
     // nothing to reload (settings are read at start): log it and go on.
@@ -89,7 +96,7 @@ export const agent: CommandSpec = {
         ...(file.allowCommands === undefined ? {} : { allowCommands: file.allowCommands.map((p) => new RegExp(`^(?:${p})$`)) }),
         agentVersion: VERSION,
         pid: process.pid,
-        stateDir: join(o.string("state-dir") ?? file.stateDir ?? defaultStateDir(ctx.env), host),
+        stateDir,
         trustedKeys,
       },
       {
@@ -165,6 +172,29 @@ async function untilSignalled(ctx: CommandContext, daemon: Agent, warn: (m: stri
     ctx.signal.addEventListener("abort", onSignal, { once: true });
   });
   await stopping;
+}
+
+/**
+ * `<state dir>/<host>`, created (0700) now: a path that cannot be a directory (a file, no
+ * permission) is a usage error naming the setting as given, not an internal error later.
+ */
+function createStateDir(
+  given: { value: string | undefined; source: string },
+  env: Record<string, string | undefined>,
+  host: string,
+): string {
+  if (given.value === "") throw new UsageError(`invalid ${given.source} "": give a directory`);
+  const base = given.value ?? defaultStateDir(env);
+  const dir = join(base, host);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? String(error);
+    const named =
+      given.value === undefined ? `the default state directory ${quote(base)} (set --state-dir)` : `${given.source} ${quote(base)}`;
+    throw new UsageError(`invalid ${named}: cannot create ${quote(dir)} (${why})`);
+  }
+  return dir;
 }
 
 /** systemd's StateDirectory=, else the conventional place for the user we run as. */
