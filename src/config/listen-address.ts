@@ -24,6 +24,13 @@ export function parseListenAddress(text: string, flag: string): ListenAddress {
   return { hostname, port, loopback: isLoopback(hostname) };
 }
 
+/** The host part of an HTTP Host header (`127.0.0.1:8080`, `[::1]:8080`, `localhost`) names this machine. */
+export function isLoopbackHostHeader(host: string | null): boolean {
+  if (host === null) return false;
+  const hostname = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : (host.split(":")[0] ?? "");
+  return isLoopback(hostname.toLowerCase());
+}
+
 function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }

@@ -6,6 +6,7 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
+import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { type CliResult, runOk, show, emptyDir, ensureBinary, runCli, useCli } from "../harness/cli.ts";
@@ -47,6 +48,22 @@ async function startDashboard(connect: string, args: string[] = []): Promise<{ u
   const p = spawnLive([await ensureBinary(), "--zk", connect, "dashboard", "--listen", `127.0.0.1:${port}`, ...args]);
   const line = await p.waitForOutput(/^dashboard: (http:\/\/\S+\/) /m, 15_000);
   return { url: line[1] ?? "", process: p };
+}
+
+/** GET `path` with exactly this Host header (fetch sets its own): status and body. */
+async function rawGet(base: string, path: string, host: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(base);
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = tcpConnect(Number(port), hostname);
+    let data = "";
+    socket.on("data", (chunk) => {
+      data += chunk.toString("utf8");
+    });
+    socket.on("end", () => resolve(data));
+    socket.on("error", reject);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  });
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), body: text.slice(text.indexOf("\r\n\r\n") + 4) };
 }
 
 const tile = (host: string, state?: string): string => `[data-app="web"] [data-host="${host}"]${state ? `[data-state="${state}"]` : ""}`;
@@ -121,6 +138,18 @@ describe("dashboard in a browser", () => {
     const cli = JSON.parse((await ok(connect, ["status", "--json"])).stdout) as typeof served;
     expect(served.apps.map((a) => [a.name, a.version])).toEqual(cli.apps.map((a) => [a.name, a.version]));
     expect(served).toEqual(cli);
+    // DNS rebinding: a page of another site whose name now resolves to 127.0.0.1 sends its own
+    // name as Host. Without auth, only loopback names are answered.
+    for (const [host, status] of [
+      ["attacker.example", 421],
+      [`attacker.example:${new URL(url).port}`, 421],
+      [`localhost:${new URL(url).port}`, 200],
+      [`[::1]:${new URL(url).port}`, 200],
+    ] as const) {
+      const response = await rawGet(url, "/api/status", host);
+      expect({ host, status: response.status }).toEqual({ host, status });
+      if (status === 421) expect(response.body).toContain("answers only to loopback host names");
+    }
 
     const refused = await runCli(["--zk", connect, "dashboard", "--listen", "0.0.0.0:1"]);
     expect(refused.code, show(refused)).toBe(2);

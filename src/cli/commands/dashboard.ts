@@ -1,7 +1,7 @@
 import { type DashboardState, DashboardFeed } from "../../apps/dashboard-feed.ts";
 import { registerFleetMetrics } from "../../apps/fleet-metrics.ts";
 import { UsageError } from "../../config/errors.ts";
-import { parseListenAddress } from "../../config/listen-address.ts";
+import { isLoopbackHostHeader, parseListenAddress } from "../../config/listen-address.ts";
 import { CONTENT_TYPE, Registry } from "../../metrics/prometheus.ts";
 import { quote } from "../../text/printable.ts";
 import { COMMIT, VERSION } from "../../version.ts";
@@ -61,7 +61,11 @@ export const dashboard: CommandSpec = {
           .set({ version: VERSION, commit: COMMIT }, 1);
         registerFleetMetrics(registry, () => feed.current());
         const streams = new Set<ReadableStreamDefaultController<string>>();
+        // Served to this machine only, without auth: a page elsewhere could still read it through
+        // DNS rebinding (its own name resolved to 127.0.0.1), so answer only to loopback names.
+        const loopbackOnly = address.loopback && auth === undefined && !ctx.options.flag("insecure-listen");
         const server = listen(address, `--listen ${typed}`, (request) => {
+          if (loopbackOnly && !isLoopbackHostHeader(request.headers.get("host"))) return misdirected(serverUrl(server));
           if (auth !== undefined && !authorised(auth, request.headers.get("authorization"))) return challenge(auth);
           return route(request, feed, registry, streams);
         });
@@ -88,6 +92,13 @@ export const dashboard: CommandSpec = {
     }
   },
 };
+
+function misdirected(url: string): Response {
+  return new Response(
+    `this dashboard answers only to loopback host names (127.0.0.1, localhost, [::1]): open ${url}/ — behind a proxy, serve it with --dashboard-auth-file\n`,
+    { status: 421 },
+  );
+}
 
 function authLabel(auth: DashboardAuth): string {
   return auth.kind === "basic" ? `HTTP basic, user ${auth.user}` : "bearer token";
