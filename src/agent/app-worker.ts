@@ -6,6 +6,7 @@ import type { ZkClient } from "../zk/client.ts";
 import { isConnectivity, isNoNode } from "../zk/errors.ts";
 import { appPath } from "../zk/paths.ts";
 import { AcquireAbortedError } from "../zk/recipes/semaphore.ts";
+import { retrying } from "../zk/recipes/session-waits.ts";
 import { AppCommands, type AppCommandsDeps, type ProbeOutcome } from "./app-commands.ts";
 import { type JournalEntry, commandAlive, waitForOrphan } from "./deploy-journal.ts";
 import { type DeployStepsDeps, deployAndReport, finishAdmission } from "./deploy-steps.ts";
@@ -85,7 +86,7 @@ export class AppWorker {
       () => layoutUsable(deps.zk, app, this.log),
       (report) => deps.observer?.reported(app, report),
     );
-    this.verdicts = new RolloutVerdicts(this.reporter, this.log);
+    this.verdicts = new RolloutVerdicts(this.reporter, this.log, (write) => retrying(deps.zk, write, deps.zk.sessionId));
     this.slots = new SlotKeeper(deps.zk, app, deps.host, this.log, {
       ...(deps.queue ? { queue: deps.queue } : {}),
       onPosition: (position) => deps.observer?.waiting(app, position),

@@ -41,9 +41,14 @@ export class RolloutVerdicts {
    *  budget counts it. */
   private unreported: Report | undefined;
 
+  /**
+   * `onThisSession`: runs a write again across connection loss for as long as the session
+   * lives (rejects once it is lost) — see fail().
+   */
   constructor(
     private readonly reporter: HostReporter,
     private readonly log: Logger,
+    private readonly onThisSession: (write: () => Promise<void>) => Promise<void>,
   ) {}
 
   /** `rolloutId` was published while we watched the app (no failure node of ours exists). */
@@ -101,7 +106,11 @@ export class RolloutVerdicts {
     }
     this.log.error("deploy failed", { version: spec.version, exitCode, error, durationMs });
     this.unreported = report;
-    await this.writeUnreported();
+    // Before the caller releases the slot: the next admission must count this failure, or one
+    // more host deploys a release that has already failed here (past a halt). So a connection
+    // lost meanwhile is waited out, on this session. A lost session took our lease with it:
+    // then the write is left to the next reconcile.
+    await this.onThisSession(() => this.writeUnreported());
   }
 
   /**

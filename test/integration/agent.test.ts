@@ -407,52 +407,51 @@ describe("agent: staggered, bounded deploys", () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(await (await fleet.client()).children(lockDir("app"))).toEqual([]);
   });
-  test("a failure whose write was lost with the connection is written again once reconnected (same session): failed, never stuck 'deploying'", async () => {
-    const proxy = await startProxy(zookeeper.port);
-    const direct = zookeeper.withChroot("fail-offline");
-    const admin = await ZkClient.connect({ connectString: direct, connectTimeoutMs: 10_000 });
-    try {
-      events = new AgentEvents();
-      fleet = new InProcessFleet({ connectString: proxy.address + direct.replace(/^[^/]+/, ""), sessionTimeoutMs: 8_000, logger: events });
-      const [member] = await fleet.startMany("h", 1);
-      if (!member) throw new Error("no agent");
-      const session = member.zk.sessionId;
-      const commands = { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "touch DEPLOYING; sleep 1; exit 3" };
-      await publishApp(admin, "app", "1.0", { slots: 1, ...commands }, testActor);
-      // The failure node's create is lost with the connection (as when the link drops with the
-      // request in flight); once the agent has dealt with the loss (slot released, retry left to
-      // the reconnect), the connection drops and comes back on the same session.
-      let dropped = false;
-      const create = member.zk.create.bind(member.zk);
-      member.zk.create = async (path, ...rest) => {
-        if (!dropped && path.startsWith(`${failuresDir("app")}/`)) {
-          dropped = true;
-          throw new ZkError("connectionLoss", "connection lost (injected)", path);
-        }
-        return create(path, ...rest);
-      };
-      await waitFor(() => existsSync(join(member.dir, "DEPLOYING")), 10_000, "the deploy to start");
-      await events.waitFor(
-        (e) => e.message === "ZooKeeper unavailable; will retry when connected",
-        10_000,
-        "the agent to give up the lost write until reconnected",
-      );
-      proxy.cut();
-      const path = hostStatusPath("app", "h1");
-      await waitFor(
-        async () => decodeZnode(HostStatus, (await admin.get(path)).data, path).state === "failed",
-        10_000,
-        "the host to report failed",
-      );
-      expect(dropped).toBe(true);
-      expect(member.zk.sessionId).toBe(session);
-      expect((await admin.children(failuresDir("app"))).length).toBe(1);
-    } finally {
-      await fleet.stopAll();
-      await admin.close();
-      await proxy.close();
-    }
+  test("a failure whose write was lost with the connection is written before the slot is released: the next host is not admitted past the halt", async () => {
+    fleet = new InProcessFleet({ connectString: zookeeper.withChroot("fail-offline"), logger: events });
+    const [h1] = await fleet.startMany("h", 1);
+    if (!h1) throw new Error("no agent");
+    const admin = await fleet.client();
+    const session = h1.zk.sessionId;
+    // h1's failure node create is lost with the connection (as when the link drops with the
+    // request in flight): outcome unknown, not applied.
+    let dropped = false;
+    const create = h1.zk.create.bind(h1.zk);
+    h1.zk.create = async (path, ...rest) => {
+      if (!dropped && path.startsWith(`${failuresDir("app")}/`)) {
+        dropped = true;
+        throw new ZkError("connectionLoss", "connection lost (injected)", path);
+      }
+      return create(path, ...rest);
+    };
+    const commands = {
+      getVersionCmd: "cat VERSION 2>/dev/null || true",
+      // h1 fails, once h2 waits for its slot (GO).
+      deployCmd: `touch DEPLOYED; [ "$CONVEYOR_HOST" = h1 ] && { while [ ! -f '${join(fleet.root, "GO")}' ]; do sleep 0.05; done; exit 3; }; echo %(version)s > VERSION`,
+    };
+    await fleet.publish("app", "1.0", { slots: 1, maxFailures: 0, ...commands });
+    await waitFor(() => existsSync(join(h1.dir, "DEPLOYED")), 10_000, "h1's deploy to start");
+    // h2 joins while h1 holds the only slot: it is admitted the moment h1 releases it.
+    const h2 = await fleet.start("h2");
+    await waitFor(async () => (await queueMembers(admin, lockDir("app"))).length >= 1, 10_000, "h2 to queue");
+    writeFileSync(join(fleet.root, "GO"), "");
+    const path = hostStatusPath("app", "h1");
+    const h1Failed = async () => decodeZnode(HostStatus, (await admin.get(path)).data, path).state === "failed";
+    const h2Deployed = () => existsSync(join(h2.dir, "DEPLOYED"));
+    await waitFor(
+      async () => h2Deployed() || ((await h1Failed()) && (await admin.children(leasesDir("app"))).length === 0),
+      10_000,
+      "h1 failed, its slot released",
+    );
+    expect(h2Deployed()).toBe(false);
+    expect(dropped).toBe(true);
+    expect(h1.zk.sessionId).toBe(session);
+    expect(await admin.children(failuresDir("app"))).toEqual([expect.stringContaining("h1")]);
+    // h2 was woken by the release; it finds the rollout halted and stays out.
+    await Bun.sleep(1_000);
+    expect(existsSync(join(h2.dir, "DEPLOYED"))).toBe(false);
   });
+
   test("a read of /apps failing (not authorised, say) after a watch is logged and tried again: no crash, the new app is served", async () => {
     fleet = new InProcessFleet({ connectString: zookeeper.withChroot("apps-read-fails"), logger: events });
     await fleet.publish("a", "1.0", { getVersionCmd: "echo 1.0", deployCmd: "true" });
