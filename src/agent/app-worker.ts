@@ -19,6 +19,9 @@ import { RolloutVerdicts } from "./rollout-verdicts.ts";
 import { SpecWatch } from "./spec-watch.ts";
 import type { ReleaseTrust } from "./release-trust.ts";
 
+/** After an error reconcile does not expect, how long until it tries again (see retryLater). */
+const UNEXPECTED_RETRY_MS = 5_000;
+
 export interface WorkerDeps extends Omit<AppCommandsDeps, "log"> {
   zk: ZkClient;
   logger: Logger;
@@ -141,6 +144,7 @@ export class AppWorker {
    *  when idle. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.retryTimer);
     this.specWatch.stop();
     this.slots.abort();
     this.probeAbort.abort();
@@ -281,10 +285,28 @@ export class AppWorker {
         this.log.warn("ZooKeeper unavailable; will retry when connected", { error: (error as Error).message });
         return;
       }
-      this.log.error("unexpected error", { error: error instanceof Error ? error.message : String(error) });
+      this.log.error(`unexpected error; trying again in ${UNEXPECTED_RETRY_MS / 1_000}s`, {
+        error: error instanceof Error ? error.message : String(error),
+      });
+      this.retryLater();
     } finally {
       this.currentPhase = "idle";
     }
+  }
+
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * An error nobody classified (a node someone made by hand where ours go, data we did not
+   * expect) is looked at again later: dropped until the app next changes, the rollout would
+   * stall on this host with nobody told why. One timer at a time.
+   */
+  private retryLater(): void {
+    if (this.retryTimer !== undefined || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.poke();
+    }, UNEXPECTED_RETRY_MS);
   }
 
   private async reconcile(): Promise<void> {

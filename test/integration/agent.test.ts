@@ -452,6 +452,25 @@ describe("agent: staggered, bounded deploys", () => {
     expect(existsSync(join(h2.dir, "DEPLOYED"))).toBe(false);
   });
 
+  test("an error reconcile does not expect is logged and tried again later, not dropped until the app next changes", async () => {
+    fleet = new InProcessFleet({ connectString: zookeeper.withChroot("unexpected-retry"), logger: events });
+    const [member] = await fleet.startMany("h", 1);
+    if (!member) throw new Error("no agent");
+    // The first ticket create fails with an error nobody classifies.
+    let failed = false;
+    const create = member.zk.create.bind(member.zk);
+    member.zk.create = async (path, ...rest) => {
+      if (!failed && path.startsWith(`${lockDir("app")}/`)) {
+        failed = true;
+        throw new ZkError("other", "something unexpected (injected)", path);
+      }
+      return create(path, ...rest);
+    };
+    await fleet.publish("app", "1.0", { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "echo %(version)s > VERSION" });
+    await events.waitFor((e) => e.message.startsWith("unexpected error"), 10_000, "the error logged");
+    await waitFor(() => existsSync(join(member.dir, "VERSION")), 15_000, "the deploy, on the retry");
+  });
+
   test("a read of /apps failing (not authorised, say) after a watch is logged and tried again: no crash, the new app is served", async () => {
     fleet = new InProcessFleet({ connectString: zookeeper.withChroot("apps-read-fails"), logger: events });
     await fleet.publish("a", "1.0", { getVersionCmd: "echo 1.0", deployCmd: "true" });

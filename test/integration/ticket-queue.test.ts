@@ -241,6 +241,48 @@ describe("ticket queue", () => {
     expect(await tickets(admin)).toEqual([]);
   }, 30_000);
 
+  test("persistent nodes made by hand in lock/ under ticket names — the very name a waiter's create gets next, and one between two waiters — are stepped over: nobody waits behind them or admits them", async () => {
+    const { connectString, admin } = await setup("tq-strays", 1);
+    const holder = await member(connectString, "holder");
+    const lease = await holder.sem.acquire(text("holder"));
+    /** A persistent node named as the next ticket will be. ZooKeeper numbers a sequential child
+     *  by the creates in its directory so far: a probe learns that count, and the stray's own
+     *  create moves it on by one — to the stray's name. */
+    const strayAtNextName = async (): Promise<number> => {
+      const probe = await admin.create(`${LOCK}/probe-`, Buffer.alloc(0), "ephemeralSequential");
+      await admin.delete(probe);
+      const next = Number(probe.slice(-10)) + 2;
+      await admin.create(`${LOCK}/${ticketName(next)}`, text("made by hand"));
+      return next;
+    };
+    const strays = [await strayAtNextName()];
+    const order: string[] = [];
+    // Resolves once queued, with the acquisition (wrapped: an async function would wait for it).
+    const join = async (name: string): Promise<{ acquired: Promise<void> }> => {
+      const m = await member(connectString, name);
+      const before = (await tickets(admin)).length;
+      const acquired = m.sem.acquire(text(name)).then(async (l) => {
+        order.push(name);
+        await l.release();
+      });
+      await waitForStrict(async () => (await tickets(admin)).length === before + 1, 5_000, `${name} to queue`);
+      return { acquired };
+    };
+    const w1 = await join("w1");
+    strays.push(await strayAtNextName());
+    const w2 = await join("w2");
+    // w2's predecessor by number is the stray between them, and w1 is below it.
+    const [, w1Ticket, , w2Ticket] = await tickets(admin);
+    // Each create met its stray and stepped over it: the step- child took the stray's number
+    // (a failed create uses none), the ticket the next.
+    expect([w1Ticket, w2Ticket]).toEqual(strays.map((n) => n + 1));
+    await lease.release();
+    await Promise.all([w1.acquired, w2.acquired]);
+    expect(order).toEqual(["w1", "w2"]);
+    expect(await admin.children(LEASES)).toEqual([]);
+    expect(await tickets(admin)).toEqual(strays); // never admitted, never deleted
+  }, 30_000);
+
   test(`a late joiner after a gap of more than ${MAX_WALK} sequence numbers finds its place with one listing, and is admitted in order`, async () => {
     const { connectString, admin } = await setup("tq-late", 1);
     // Other sequential nodes created and deleted in lock/: each takes a number, leaving a gap.

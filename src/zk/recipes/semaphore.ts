@@ -1,5 +1,5 @@
 import type { ZkClient } from "../client.ts";
-import { ZkError, isBadVersion, isConnectionLoss, isNoNode } from "../errors.ts";
+import { ZkError, isBadVersion, isConnectionLoss, isNoNode, isNodeExists } from "../errors.ts";
 import { basename, sequenceOf } from "../paths.ts";
 import type { WatchEvent, Watcher } from "../watchers.ts";
 import { newestWithPrefix, placeInQueue, queueNodePrefix } from "./queue-node.ts";
@@ -17,10 +17,13 @@ import {
 import {
   type DataRead,
   type Marker,
+  MAX_TICKET_COLLISIONS,
+  STEP_PREFIX,
   TICKET_PREFIX,
   findPlace,
   formatMarker,
   isHeadAt,
+  isWaiting,
   readMarker,
   ticketName,
   ticketSequence,
@@ -251,11 +254,19 @@ export class Semaphore<T = undefined> {
   private async createTicket(sessionId: string, signal?: AbortSignal, onConnectionLoss?: () => void): Promise<string> {
     const { zk, lockDir, owner } = this.options;
     const data = Buffer.from(JSON.stringify({ host: owner, session: sessionId }), "utf8");
-    for (;;) {
+    for (let collisions = 0; ; ) {
       throwIfAborted(signal);
       try {
         return await zk.create(`${lockDir}/${TICKET_PREFIX}`, data, "ephemeralSequential");
       } catch (error) {
+        if (isNodeExists(error) && collisions < MAX_TICKET_COLLISIONS) {
+          // A node made by hand bears the very name the directory's counter gives next, and a
+          // failed create does not move the counter: creating and deleting a child of another
+          // name does. (Such a node is skipped by every waiter: see isWaiting.)
+          collisions += 1;
+          await deleteQuietly(zk, await zk.create(`${lockDir}/${STEP_PREFIX}`, Buffer.alloc(0), "ephemeralSequential"));
+          continue;
+        }
         if (!isConnectionLoss(error)) throw error;
         onConnectionLoss?.();
         // As in createQueueNode: not abortable, bounded by the session. The rare path that lists.
@@ -490,7 +501,7 @@ export class Semaphore<T = undefined> {
       sessionId,
       signal,
     );
-    return { pending: pending.filter((_, i) => stats[i] !== null), leases };
+    return { pending: pending.filter((_, i) => isWaiting(stats[i] ?? null)), leases };
   }
 
   /**
@@ -510,7 +521,7 @@ export class Semaphore<T = undefined> {
     );
     const followers: Follower[] = [];
     for (const [i, read] of reads.entries()) {
-      if (!read) break;
+      if (!read || !isWaiting(read.stat)) break;
       followers.push({ sequence: after + 1 + i, path: paths[i] ?? "", data: read.data });
     }
     return followers;

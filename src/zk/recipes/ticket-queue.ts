@@ -1,4 +1,4 @@
-import type { ZkClient } from "../client.ts";
+import type { NodeStat, ZkClient } from "../client.ts";
 import { isNoNode } from "../errors.ts";
 import type { Watcher } from "../watchers.ts";
 
@@ -8,12 +8,25 @@ import type { Watcher } from "../watchers.ts";
 // waiters admitted in bulk that have not taken their lease yet.
 
 export const TICKET_PREFIX = "q-";
+/** A child created and deleted at once only to move lock/'s sequence counter past a name taken
+ *  by hand (no ticket, no old-style queue node: nobody reads it as a waiter). */
+export const STEP_PREFIX = "step-";
+/** Names taken by hand stepped over before a ticket create gives up (a directory full of them). */
+export const MAX_TICKET_COLLISIONS = 100;
 /** Steps of the walk down past missing sequence numbers before one listing settles it. */
 export const MAX_WALK = 16;
 
 /** `q-0000000042`: the name ZooKeeper gives the 42nd sequential child created with our prefix. */
 export function ticketName(sequence: number): string {
   return `${TICKET_PREFIX}${String(sequence).padStart(10, "0")}`;
+}
+
+/**
+ * A ticket is an ephemeral node. A persistent one under lock/ was made by hand (or by a hostile
+ * identity): it stands for no waiter and never leaves, so nobody waits behind it or admits it.
+ */
+export function isWaiting(stat: NodeStat | null): boolean {
+  return stat !== null && !/^0+$/.test(stat.ephemeralOwner);
 }
 
 /** The sequence number of a ticket name, or undefined for any other name. */
@@ -109,16 +122,16 @@ export async function findPlace(zk: ZkClient, lockDir: string, ours: number, wak
   const incarnation = read.stat.czxid;
   if (isHeadAt(read, ours)) return { head: true, marker, incarnation };
   const nearest = `${lockDir}/${ticketName(ours - 1)}`;
-  if (await watchIfExists(zk, nearest, wake)) return { head: false, predecessor: nearest, marker, incarnation };
+  if ((await watchIfExists(zk, nearest, wake)) === "waiting") return { head: false, predecessor: nearest, marker, incarnation };
   const lowest = Math.max(marker + 1, ours - MAX_WALK);
   const below: number[] = [];
   for (let sequence = ours - 2; sequence >= lowest; sequence--) below.push(sequence);
   const found = await Promise.all(below.map((sequence) => zk.exists(`${lockDir}/${ticketName(sequence)}`)));
   for (const [i, sequence] of below.entries()) {
-    if (found[i] === null) continue;
+    if (!isWaiting(found[i] ?? null)) continue;
     // It may have gone since: watching it says (if not, the next one down is the candidate).
     const predecessor = `${lockDir}/${ticketName(sequence)}`;
-    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, marker, incarnation };
+    if ((await watchIfExists(zk, predecessor, wake)) === "waiting") return { head: false, predecessor, marker, incarnation };
   }
   if (lowest > marker + 1) return placeByListing(zk, lockDir, ours, { marker, incarnation }, wake);
   return { head: true, marker, incarnation };
@@ -131,26 +144,30 @@ async function placeByListing(
   read: { marker: number; incarnation: string },
   wake: Watcher,
 ): Promise<Place> {
+  const strays = new Set<number>();
   for (;;) {
     let best: number | undefined;
     for (const name of await zk.children(lockDir)) {
       const sequence = ticketSequence(name);
-      if (sequence !== undefined && sequence < ours && (best === undefined || sequence > best)) best = sequence;
+      if (sequence === undefined || strays.has(sequence)) continue;
+      if (sequence < ours && (best === undefined || sequence > best)) best = sequence;
     }
     if (best === undefined) return { head: true, ...read };
     const predecessor = `${lockDir}/${ticketName(best)}`;
-    if (await watchIfExists(zk, predecessor, wake)) return { head: false, predecessor, ...read };
-    // It went between the listing and the read: list again (the queue only got shorter below us).
+    const found = await watchIfExists(zk, predecessor, wake);
+    if (found === "waiting") return { head: false, predecessor, ...read };
+    if (found === "stray") strays.add(best);
+    // Or it went between the listing and the read: list again (the queue only got shorter below us).
   }
 }
 
-/** Reads the node with `wake` on it: true if it exists (the watch is set), false if not (none is). */
-async function watchIfExists(zk: ZkClient, path: string, wake: Watcher): Promise<boolean> {
+/** Reads the node with `wake` on it: a waiter's ticket, a stray node (see isWaiting), or gone
+ *  (then no watch is set). A stray keeps its watch: deleted, it wakes us to look again. */
+async function watchIfExists(zk: ZkClient, path: string, wake: Watcher): Promise<"waiting" | "stray" | "gone"> {
   try {
-    await zk.get(path, wake);
-    return true;
+    return isWaiting((await zk.get(path, wake)).stat) ? "waiting" : "stray";
   } catch (error) {
-    if (isNoNode(error)) return false;
+    if (isNoNode(error)) return "gone";
     throw error;
   }
 }
