@@ -1,4 +1,11 @@
-import { type AppSpec, COMMAND_FIELDS, DEFAULT_DEPLOY_TIMEOUT_SEC, DEFAULT_MAX_FAILURES, DEFAULT_SLOTS } from "../config/app-spec.ts";
+import {
+  type AppSpec,
+  type AppSpecField,
+  COMMAND_FIELDS,
+  DEFAULT_DEPLOY_TIMEOUT_SEC,
+  DEFAULT_MAX_FAILURES,
+  DEFAULT_SLOTS,
+} from "../config/app-spec.ts";
 import { AppSpec as AppSpecSchema } from "../config/app-spec.ts";
 import { encodeZnode, salvageField } from "../config/decode.ts";
 import { InvalidDataError, UsageError } from "../config/errors.ts";
@@ -332,7 +339,7 @@ function describeChanges(before: AppSpec, after: AppSpec): string {
 }
 
 /** The attributes of a spec a person sets, as the flags name them. */
-const ATTRIBUTE_LABELS: [keyof AppSpec, string][] = [
+const ATTRIBUTE_LABELS: [AppSpecField, string][] = [
   ["slots", "slots"],
   ["getVersionCmd", "get-version-cmd"],
   ["deployCmd", "deploy-cmd"],

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { GroupName, Version } from "./names.ts";
-import { jsonObject, wholeNumber } from "./rules.ts";
+import { jsonObject, openJsonObject, wholeNumber } from "./rules.ts";
 import { FailureBudget } from "./budget.ts";
 import { Slots } from "./slots.ts";
 
@@ -40,8 +40,11 @@ export const ReleaseSignature = jsonObject({
 });
 export type ReleaseSignature = v.InferOutput<typeof ReleaseSignature>;
 
-/** /apps/<app>: what every agent serving the app should run, and how widely at once. */
-export const AppSpec = jsonObject({
+/**
+ * /apps/<app>: what every agent serving the app should run, and how widely at once. Fields of
+ * a newer version are kept through every change (openJsonObject).
+ */
+const APP_SPEC_FIELDS = {
   version: Version,
   rolloutId: RolloutId,
   previousVersion: v.optional(Version),
@@ -78,7 +81,10 @@ export const AppSpec = jsonObject({
   signature: v.optional(ReleaseSignature),
   updatedAt: Timestamp,
   updatedBy: Actor,
-});
+};
+export const AppSpec = openJsonObject(APP_SPEC_FIELDS);
+/** A field this version knows (a spec may hold others: see AppSpec). */
+export type AppSpecField = keyof typeof APP_SPEC_FIELDS;
 
 /**
  * Every command a spec may hold, in the order an admission runs them, with its flag's name:
@@ -91,7 +97,7 @@ export const COMMAND_FIELDS = [
   ["verifyCmd", "verify-cmd"],
   ["healthCmd", "health-cmd"],
   ["undrainCmd", "undrain-cmd"],
-] as const satisfies readonly (readonly [keyof AppSpec, string])[];
+] as const satisfies readonly (readonly [AppSpecField, string])[];
 export type AppSpec = v.InferOutput<typeof AppSpec>;
 
 export const DEFAULT_DEPLOY_TIMEOUT_SEC = 600;

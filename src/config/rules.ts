@@ -10,6 +10,15 @@ export function jsonObject<const E extends v.ObjectEntries>(entries: E) {
   return v.object(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing"));
 }
 
+/**
+ * As jsonObject, but keys it does not know are kept, not stripped: for a node that is read,
+ * changed and written back (an app spec), where a field a newer Conveyor wrote must survive a
+ * change made by an older one.
+ */
+export function openJsonObject<const E extends v.ObjectEntries>(entries: E) {
+  return v.looseObject(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing"));
+}
+
 /** A whole number from `min` (to `max`); any way of failing gives the same message. */
 export function wholeNumber(min: number, max?: number) {
   const rule = max === undefined ? `must be a whole number ≥ ${min}` : `must be a whole number from ${min} to ${max}`;

@@ -184,3 +184,28 @@ describe("app create on a corrupt spec", () => {
     expect((await history(connect)).map((e) => e.action)).toEqual(["create"]);
   });
 });
+
+describe("a spec written by a newer Conveyor", () => {
+  test("fields this version does not know survive pause, set-slots, resume and a publish (they were stripped)", async () => {
+    const connect = zk.withChroot("newer-fields");
+    expectOk(await cli(connect, ["app", "create", "good", "1.0", ...CMDS]));
+    const ramp = [{ after: "5m", slots: "50%" }];
+    await withRaw(connect, async (raw) => {
+      const stored = JSON.parse((await raw.get("/apps/good")).data.toString("utf8")) as Record<string, unknown>;
+      await raw.set("/apps/good", Buffer.from(JSON.stringify({ ...stored, rampSchedule: ramp })));
+    });
+    for (const args of [
+      ["app", "pause", "good"],
+      ["app", "set-slots", "good", "3"],
+      ["app", "resume", "good"],
+      ["app", "create", "good", "1.1"],
+    ]) {
+      expectOk(await cli(connect, args));
+      const stored = await withRaw(
+        connect,
+        async (raw) => JSON.parse((await raw.get("/apps/good")).data.toString("utf8")) as Record<string, unknown>,
+      );
+      expect({ after: args.join(" "), rampSchedule: stored.rampSchedule }).toEqual({ after: args.join(" "), rampSchedule: ramp });
+    }
+  });
+});
