@@ -1,7 +1,7 @@
 import { encodeZnode } from "../config/decode.ts";
 import { NAME_PATTERN } from "../config/names.ts";
 import { AgentInfo } from "../config/payloads.ts";
-import type { ConnectionState, ZkClient } from "../zk/client.ts";
+import { type ConnectionState, type ZkClient, isEphemeral } from "../zk/client.ts";
 import { isConnectivity, isNoAuth, isNoNode, isNodeExists } from "../zk/errors.ts";
 import { servesApp } from "../apps/targeting.ts";
 import { AGENTS, APPS, agentPath } from "../zk/paths.ts";
@@ -253,6 +253,15 @@ export class Agent {
       });
       const stat = await zk.exists(path, () => gone());
       if (!stat) continue;
+      if (!isEphemeral(stat)) {
+        // Made by hand (persistent, perhaps with children): no agent's presence, and it would
+        // keep this host id "in use" for ever. Removed (with its children), then registered.
+        logger.warn("a persistent node made by hand held our presence path; removing it", { path });
+        await zk.deleteRecursive(path).catch((e: unknown) => {
+          if (!isNoNode(e)) throw e;
+        });
+        continue;
+      }
       if (stat.ephemeralOwner === zk.sessionId) {
         this.currentSession = zk.sessionId;
         await this.watchPresence();

@@ -1,5 +1,5 @@
 import { repairTreeLayout } from "../zk/app-layout.ts";
-import type { ZkClient } from "../zk/client.ts";
+import { type ZkClient, isEphemeral } from "../zk/client.ts";
 import { isNoNode, isNodeExists } from "../zk/errors.ts";
 import { APPS, type AppDir, agentPath, appDir, historyPrefix, hostStatusPath, markerHost } from "../zk/paths.ts";
 import { OperationError } from "./errors.ts";
@@ -55,9 +55,14 @@ export async function forgetHost(zk: ZkClient, host: string, ctx: MutationContex
 }
 
 async function refuseOnline(zk: ZkClient, host: string): Promise<void> {
-  if ((await zk.exists(agentPath(host))) !== null) {
-    throw new OperationError(`host "${host}" has an agent online: stop its agent (and let its session end) before forgetting it`);
+  const stat = await zk.exists(agentPath(host));
+  if (stat === null) return;
+  if (!isEphemeral(stat)) {
+    throw new OperationError(
+      `host "${host}": ${agentPath(host)} is a persistent node (made by hand), not an agent's presence; delete it (zkCli deleteall) or start the host's agent, which replaces it`,
+    );
   }
+  throw new OperationError(`host "${host}" has an agent online: stop its agent (and let its session end) before forgetting it`);
 }
 
 /** The host's status node and markers in each app that has any. */

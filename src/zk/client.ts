@@ -42,6 +42,11 @@ export interface NodeStat {
   mzxid: number;
 }
 
+/** An ephemeral node (owned by a session), not a persistent one: what ours always are. */
+export function isEphemeral(stat: NodeStat): boolean {
+  return !/^0+$/.test(stat.ephemeralOwner);
+}
+
 export interface DigestCredential {
   user: string;
   password: string;

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type AppView, readFleetStatus } from "../../src/apps/fleet-status.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import { agentPath, failuresDir, leasesDir, lockDir } from "../../src/zk/paths.ts";
+import { agentPath, failuresDir, hostStatusPath, leasesDir, lockDir } from "../../src/zk/paths.ts";
 import { parseQueueNode } from "../../src/zk/recipes/queue-node.ts";
 import { queueMembers } from "../helpers/queue-members.ts";
 import { childGroups, clockTicksPerSecond, killGroup, liveGroupMembers, pidAlive, procStat } from "../harness/processes.ts";
@@ -495,6 +495,24 @@ describe("agent process: host ids", () => {
     await waitFor(async () => hostsCurrent(await appView(zk, "app"), "1.0", ["dup-host"]), 15_000, "the first agent to deploy");
     expect(readVersion(first.dir)).toBe("1.0");
     expect(readDeployLog(log).map((e) => `${e.kind} ${e.host}`)).toEqual(["start dup-host", "end dup-host"]);
+  });
+
+  test("a persistent node made by hand at the agent's presence path (with a child) is replaced at once, not taken for a live agent; host forget names it", async () => {
+    const connect = zookeeper.withChroot("stray-presence");
+    const zk = await adminClient(connect);
+    await publish(connect, "app", "1.0", { slots: "1", getVersionCmd: "echo 1.0", deployCmd: "true" });
+    await zk.mkdirp(agentPath("h7"));
+    await zk.create(`${agentPath("h7")}/child`);
+    await zk.create(hostStatusPath("app", "h7"), Buffer.from("{}"));
+    const forget = await runCli(["--zk", connect, "host", "forget", "h7"]);
+    expect(forget.code, forget.stderr).toBe(1);
+    expect(forget.stderr).toContain("is a persistent node (made by hand), not an agent's presence");
+    const agent = await agents.start({ connect, hostId: "h7", sessionTimeout: "2s" });
+    await agent.waitForLog(/persistent node made by hand held our presence path/, 5_000);
+    await agent.waitForLog(/agent started/, 5_000);
+    const stat = await zk.exists(agentPath("h7"));
+    expect(stat?.ephemeralOwner).toBe(await sessionOf(agent));
+    await agent.stop();
   });
 
   test("restart with the same host id right after kill -9 waits for the old session, then serves", async () => {

@@ -1,4 +1,4 @@
-import type { NodeStat, ZkClient } from "../client.ts";
+import { type NodeStat, type ZkClient, isEphemeral } from "../client.ts";
 import { isNoNode } from "../errors.ts";
 import type { Watcher } from "../watchers.ts";
 
@@ -26,7 +26,7 @@ export function ticketName(sequence: number): string {
  * identity): it stands for no waiter and never leaves, so nobody waits behind it or admits it.
  */
 export function isWaiting(stat: NodeStat | null): boolean {
-  return stat !== null && !/^0+$/.test(stat.ephemeralOwner);
+  return stat !== null && isEphemeral(stat);
 }
 
 /** The sequence number of a ticket name, or undefined for any other name. */
