@@ -39,8 +39,11 @@ export class SpecWatch {
     void this.read();
   }
 
+  /** Also drops our watcher: a deleted app's creation watch would otherwise keep this watch —
+   *  and its worker — reachable for the agent's life (one per app ever deleted). */
   stop(): void {
     this.stopped = true;
+    this.zk.unwatch(this.watcher);
   }
 
   // One stable function: registering it again (start() after a reconnect) never doubles it.

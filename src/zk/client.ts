@@ -291,6 +291,11 @@ export class ZkClient {
     });
   }
 
+  /** Watchers registered through get/exists/children still waiting for their event. */
+  get waitingWatchers(): number {
+    return this.watchers.size;
+  }
+
   /** Drops a watcher registered through get/exists/children, e.g. when a wait is cancelled. */
   unwatch(watcher: Watcher): void {
     this.watchers.remove(watcher);

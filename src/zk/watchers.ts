@@ -57,7 +57,17 @@ export class WatcherRegistry {
   }
 
   remove(watcher: Watcher): void {
-    for (const set of this.sets.values()) set.delete(watcher);
+    for (const [key, set] of this.sets) {
+      set.delete(watcher);
+      if (set.size === 0) this.sets.delete(key); // a later event for it finds no set: delivered to nobody
+    }
+  }
+
+  /** Watchers waiting for an event, over every path: what a long-running agent holds on to. */
+  get size(): number {
+    let n = 0;
+    for (const set of this.sets.values()) n += set.size;
+    return n;
   }
 
   fireSessionLost(): void {

@@ -452,6 +452,29 @@ describe("agent: staggered, bounded deploys", () => {
     expect(existsSync(join(h2.dir, "DEPLOYED"))).toBe(false);
   });
 
+  test("apps created and deleted leave no watcher behind in a long-running agent (nor their workers)", async () => {
+    fleet = new InProcessFleet({ connectString: zookeeper.withChroot("watch-leak"), logger: events });
+    await fleet.publish("keep", "1.0", { getVersionCmd: "echo 1.0", deployCmd: "true" });
+    const [member] = await fleet.startMany("h", 1);
+    if (!member) throw new Error("no agent");
+    const admin = await fleet.client();
+    const current = async (app: string) => {
+      const path = hostStatusPath(app, "h1");
+      return (await admin.exists(path)) !== null && decodeZnode(HostStatus, (await admin.get(path)).data, path).state === "current";
+    };
+    await waitFor(() => current("keep"), 10_000, "keep current");
+    const before = member.zk.waitingWatchers;
+    for (let i = 1; i <= 10; i++) {
+      await fleet.publish(`branch-${i}`, "1.0", {
+        getVersionCmd: "cat VERSION 2>/dev/null || true",
+        deployCmd: "echo %(version)s > VERSION",
+      });
+      await waitFor(() => current(`branch-${i}`), 10_000, `branch-${i} current`);
+      await deleteApp(admin, `branch-${i}`);
+    }
+    await waitFor(() => member.zk.waitingWatchers <= before, 10_000, `the watchers back to ${before} (now ${member.zk.waitingWatchers})`);
+  });
+
   test("an error reconcile does not expect is logged and tried again later, not dropped until the app next changes", async () => {
     fleet = new InProcessFleet({ connectString: zookeeper.withChroot("unexpected-retry"), logger: events });
     const [member] = await fleet.startMany("h", 1);
