@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { GroupName, Version } from "./names.ts";
-import { jsonObject, openJsonObject, wholeNumber } from "./rules.ts";
+import { flag, jsonObject, list, openJsonObject, wholeNumber } from "./rules.ts";
 import { FailureBudget } from "./budget.ts";
 import { Slots } from "./slots.ts";
 
@@ -12,20 +12,25 @@ export const MAX_GATE_MS = 24 * 3_600_000;
 
 /** A shell command template: non-empty, bounded, no NUL byte (it could not be exec'd). */
 export const CommandTemplate = v.pipe(
-  v.string(),
+  v.string("command must be a string"),
   v.minLength(1, "command must not be empty"),
   v.maxLength(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH} characters`),
   v.check((s) => !s.includes("\0"), "command must not contain a NUL byte"),
 );
 
-export const Timestamp = v.pipe(v.string(), v.isoTimestamp("timestamp must be ISO 8601"));
+// Date.parse is the check too: isoTimestamp lets "…T00:00:00+05" through, which it cannot read.
+export const Timestamp = v.pipe(
+  v.string("timestamp must be an ISO 8601 string"),
+  v.isoTimestamp("timestamp must be ISO 8601"),
+  v.check((s) => !Number.isNaN(Date.parse(s)), "timestamp must be ISO 8601 (with a zone like Z or +05:00)"),
+);
 /** Who made a change: free text (user@host, a CI URL) but bounded and single-line. */
 export const Actor = v.pipe(
-  v.string(),
+  v.string("actor must be a string"),
   v.maxLength(512, "actor must be at most 512 characters"),
   v.regex(/^[^\n\r\0]*$/, "actor must be one line"),
 );
-export const RolloutId = v.pipe(v.string(), v.regex(/^r[0-9a-z]{6,40}$/, "invalid rollout id"));
+export const RolloutId = v.pipe(v.string("invalid rollout id"), v.regex(/^r[0-9a-z]{6,40}$/, "invalid rollout id"));
 
 const Count = wholeNumber(0, 1_000_000);
 
@@ -34,9 +39,15 @@ const Count = wholeNumber(0, 1_000_000);
  * key, the release sequence it signed, and the signature, all base64.
  */
 export const ReleaseSignature = jsonObject({
-  key: v.pipe(v.string(), v.regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, "must be a base64 Ed25519 public key (32 bytes)")),
+  key: v.pipe(
+    v.string("must be a base64 Ed25519 public key (32 bytes)"),
+    v.regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, "must be a base64 Ed25519 public key (32 bytes)"),
+  ),
   sequence: wholeNumber(1),
-  value: v.pipe(v.string(), v.regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, "must be a base64 Ed25519 signature (64 bytes)")),
+  value: v.pipe(
+    v.string("must be a base64 Ed25519 signature (64 bytes)"),
+    v.regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, "must be a base64 Ed25519 signature (64 bytes)"),
+  ),
 });
 export type ReleaseSignature = v.InferOutput<typeof ReleaseSignature>;
 
@@ -66,17 +77,17 @@ const APP_SPEC_FIELDS = {
    *  `slots` hosts, then wait for promote), capped by maxSlots. */
   slotIncrement: v.optional(wholeNumber(0, 10_000)),
   maxSlots: v.optional(Slots),
-  groups: v.pipe(v.array(GroupName), v.maxLength(256)),
+  groups: list(GroupName, 256),
   maxFailures: FailureBudget,
   deployTimeoutSec: wholeNumber(1, MAX_DEPLOY_TIMEOUT_SEC),
-  paused: v.boolean(),
+  paused: flag,
   /** Failures of this rollout that `app resume` forgave: they no longer count toward the budget. */
   ignoredFailures: v.optional(Count),
   /** Canary: admit only this many hosts in this rollout until promoted. */
   canary: v.optional(wholeNumber(1, 100_000)),
   /** Promote by itself once every canary host is current and verified. */
-  canaryAuto: v.optional(v.boolean()),
-  promoted: v.optional(v.boolean()),
+  canaryAuto: v.optional(flag),
+  promoted: v.optional(flag),
   /** Set by `--sign-key`; agents with trustedKeys run nothing without a valid one. */
   signature: v.optional(ReleaseSignature),
   updatedAt: Timestamp,

@@ -14,9 +14,14 @@ export const LOG_FORMATS = ["text", "json"] as const;
 const strict = <E extends v.ObjectEntries>(entries: E) =>
   v.strictObject(entries, (issue) => (issue.expected === "never" ? "unknown key" : "must be a table"));
 
+// Every rule in words (src/config/rules.ts): valibot's own "Invalid type: Expected string but
+// received 5" must not reach an operator.
+const TEXT = v.string("must be a string (in quotes)");
+const LIST = 'must be a list, like ["a", "b"]';
+
 const AllowPattern = v.pipe(
-  v.string(),
-  v.maxLength(1_024),
+  TEXT,
+  v.maxLength(1_024, "must be at most 1024 characters"),
   v.check((s) => {
     try {
       new RegExp(s);
@@ -29,20 +34,20 @@ const AllowPattern = v.pipe(
 
 /** The TOML config file. Unknown keys are an error, so a typo never silently does nothing. */
 export const ConfigFile = strict({
-  zk: v.optional(v.string()),
-  auth: v.optional(v.string()),
-  authFile: v.optional(v.string()),
-  connectTimeout: v.optional(v.string()),
+  zk: v.optional(TEXT),
+  auth: v.optional(TEXT),
+  authFile: v.optional(TEXT),
+  connectTimeout: v.optional(TEXT),
   logLevel: v.optional(oneOf(LOG_LEVELS)),
   /** The private key `app create`, `rollback` and `retry` sign releases with (signing-keys.ts). */
-  signKey: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
+  signKey: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
   /** TLS to ZooKeeper (see tls-settings.ts); a file given turns it on. */
   tls: v.optional(
     strict({
       enabled: v.optional(v.boolean("must be true or false")),
-      ca: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
-      cert: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
-      key: v.optional(v.pipe(v.string(), v.minLength(1, "must be a path"))),
+      ca: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
+      cert: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
+      key: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
     }),
   ),
   /** Per-app defaults of `app create`: `[apps.defaults]` and `[apps.<name>]` (checked by appDefaults). */
@@ -50,16 +55,16 @@ export const ConfigFile = strict({
   agent: v.optional(
     strict({
       hostId: v.optional(HostId),
-      groups: v.optional(v.array(GroupName)),
-      sessionTimeout: v.optional(v.string()),
+      groups: v.optional(v.array(GroupName, LIST)),
+      sessionTimeout: v.optional(TEXT),
       logFormat: v.optional(oneOf(LOG_FORMATS)),
-      stateDir: v.optional(v.pipe(v.string(), v.minLength(1))),
-      apps: v.optional(v.array(AppName)),
-      allowCommands: v.optional(v.array(AllowPattern)),
+      stateDir: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
+      apps: v.optional(v.array(AppName, LIST)),
+      allowCommands: v.optional(v.array(AllowPattern, LIST)),
       /** Where to serve Prometheus metrics (HOST:PORT); unset: not served. */
-      metricsListen: v.optional(v.pipe(v.string(), v.minLength(1, "must be HOST:PORT"))),
+      metricsListen: v.optional(v.pipe(TEXT, v.minLength(1, "must be HOST:PORT"))),
       /** Public keys (PEM files) of release signers; set: run only releases signed by one. */
-      trustedKeys: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1, "must be a path"))), v.maxLength(64))),
+      trustedKeys: v.optional(v.pipe(v.array(v.pipe(TEXT, v.minLength(1, "must be a path")), LIST), v.maxLength(64, "at most 64 keys"))),
     }),
   ),
 });

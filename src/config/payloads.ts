@@ -1,10 +1,10 @@
 import * as v from "valibot";
 import { Actor, RolloutId, Timestamp } from "./app-spec.ts";
 import { AppName, GroupName, HostId, Version } from "./names.ts";
-import { jsonObject, oneOf, wholeNumber } from "./rules.ts";
+import { ExitCode, flag, jsonObject, list, oneOf, text, wholeNumber } from "./rules.ts";
 
 /** What a host reports it runs: output of get-version-cmd, kept short and printable. */
-export const ObservedVersion = v.pipe(v.string(), v.maxLength(256));
+export const ObservedVersion = text(256);
 
 export const HOST_STATES = ["current", "queued", "deploying", "verifying", "failed"] as const;
 export type StoredHostState = (typeof HOST_STATES)[number];
@@ -27,16 +27,16 @@ export const HostStatus = jsonObject({
   queuePosition: v.optional(wholeNumber(1)),
   /** While queued: the sequence number of the host's queue node; `status` orders the queue by it. */
   ticket: v.optional(wholeNumber(0)),
-  exitCode: v.optional(v.nullable(v.pipe(v.number(), v.integer()))),
-  error: v.optional(v.pipe(v.string(), v.maxLength(4_096))),
-  outputTail: v.optional(v.pipe(v.string(), v.maxLength(8_192))),
-  durationMs: v.optional(v.pipe(v.number(), v.minValue(0))),
+  exitCode: v.optional(ExitCode),
+  error: v.optional(text(4_096)),
+  outputTail: v.optional(text(8_192)),
+  durationMs: v.optional(v.pipe(v.number("must be a number ≥ 0"), v.minValue(0, "must be a number ≥ 0"))),
   phase: v.optional(oneOf(DEPLOY_PHASES)),
   /** In the health gate: when the current run of passing checks began. */
   healthySince: v.optional(Timestamp),
   /** drain-cmd ran and undrain-cmd did not: the host is out of rotation (a failed deploy or
    *  health gate leaves it so, on purpose). */
-  drained: v.optional(v.boolean()),
+  drained: v.optional(flag),
 });
 export type HostStatus = v.InferOutput<typeof HostStatus>;
 
@@ -46,9 +46,9 @@ export type Lease = v.InferOutput<typeof Lease>;
 
 /** /apps/<app>/failures/<rolloutId>-<host>. */
 export const Failure = jsonObject({
-  exitCode: v.nullable(v.pipe(v.number(), v.integer())),
+  exitCode: ExitCode,
   at: Timestamp,
-  error: v.pipe(v.string(), v.maxLength(4_096)),
+  error: text(4_096),
 });
 export type Failure = v.InferOutput<typeof Failure>;
 
@@ -73,18 +73,18 @@ export const HistoryEntry = jsonObject({
   at: Timestamp,
   by: Actor,
   action: oneOf(HISTORY_ACTIONS),
-  from: v.optional(v.pipe(v.string(), v.maxLength(256))),
-  to: v.optional(v.pipe(v.string(), v.maxLength(256))),
-  detail: v.optional(v.pipe(v.string(), v.maxLength(1_024))),
+  from: v.optional(text(256)),
+  to: v.optional(text(256)),
+  detail: v.optional(text(1_024)),
 });
 export type HistoryEntry = v.InferOutput<typeof HistoryEntry>;
 
 /** /agents/<host>: presence of a live agent (ephemeral). */
 export const AgentInfo = jsonObject({
-  groups: v.pipe(v.array(GroupName), v.maxLength(256)),
+  groups: list(GroupName, 256),
   /** The agent's local allowlist of apps, if it has one (it serves no other app). */
-  apps: v.optional(v.pipe(v.array(AppName), v.maxLength(10_000))),
-  agentVersion: v.pipe(v.string(), v.maxLength(128)),
+  apps: v.optional(list(AppName, 10_000)),
+  agentVersion: text(128),
   pid: wholeNumber(1),
   startedAt: Timestamp,
 });

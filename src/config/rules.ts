@@ -7,8 +7,14 @@ import * as v from "valibot";
 
 /** A JSON object of `entries`: not an object, or a required key missing, said as such. */
 export function jsonObject<const E extends v.ObjectEntries>(entries: E) {
-  return v.object(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing"));
+  return v.pipe(
+    NOT_AN_ARRAY,
+    v.object(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing")),
+  );
 }
+
+/** valibot takes an array for an object (then every key is missing): said as what it is. */
+const NOT_AN_ARRAY = v.custom<unknown>((input) => !Array.isArray(input), "must be a JSON object");
 
 /**
  * As jsonObject, but keys it does not know are kept, not stripped: for a node that is read,
@@ -16,8 +22,27 @@ export function jsonObject<const E extends v.ObjectEntries>(entries: E) {
  * change made by an older one.
  */
 export function openJsonObject<const E extends v.ObjectEntries>(entries: E) {
-  return v.looseObject(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing"));
+  return v.pipe(
+    NOT_AN_ARRAY,
+    v.looseObject(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing")),
+  );
 }
+
+/** A string of at most `max` characters. */
+export function text(max: number) {
+  return v.pipe(v.string("must be a string"), v.maxLength(max, `must be at most ${max} characters`));
+}
+
+/** A list of `item`s, at most `max` of them. */
+export function list<const T extends v.GenericSchema>(item: T, max: number) {
+  return v.pipe(v.array(item, "must be a list"), v.maxLength(max, `must hold at most ${max} entries`));
+}
+
+/** true or false. */
+export const flag = v.boolean("must be true or false");
+
+/** A process exit code, or null (killed by a signal). */
+export const ExitCode = v.nullable(v.pipe(v.number("must be a whole number (or null)"), v.integer("must be a whole number (or null)")));
 
 /** A whole number from `min` (to `max`); any way of failing gives the same message. */
 export function wholeNumber(min: number, max?: number) {

@@ -48,6 +48,16 @@ const CASES: [string, v.GenericSchema, unknown, string][] = [
   ["updatedBy", AppSpec, { ...SPEC, updatedBy: "a\nb" }, "updatedBy: actor must be one line"],
   ["deployCmd", AppSpec, { ...SPEC, deployCmd: "a\0b" }, "deployCmd: command must not contain a NUL byte"],
   ["not an object", AppSpec, "1.0", "must be a JSON object"],
+  ["an array", AppSpec, [SPEC], "must be a JSON object"],
+  [
+    "a timestamp Date cannot read",
+    AppSpec,
+    { ...SPEC, updatedAt: "2026-01-01T00:00:00+05" },
+    "updatedAt: timestamp must be ISO 8601 (with a zone",
+  ],
+  ["paused 1", AppSpec, { ...SPEC, paused: 1 }, "paused: must be true or false"],
+  ["groups not a list", AppSpec, { ...SPEC, groups: "web" }, "groups: must be a list"],
+  ["host error 5", HostStatus, { ...STATUS, error: 5 }, "error: must be a string"],
   ["host state", HostStatus, { ...STATUS, state: "exploded" }, "state: must be one of current, queued, deploying, verifying, failed"],
   ["host target", HostStatus, { ...STATUS, target: "$(id)" }, "target: version must be letters"],
   ["host exitCode", HostStatus, { ...STATUS, exitCode: 1.5 }, "exitCode: "],
@@ -74,10 +84,19 @@ const CASES: [string, v.GenericSchema, unknown, string][] = [
   ["config allowCommands", ConfigFile, { agent: { allowCommands: ["("] } }, "agent.allowCommands.0: not a valid regular expression"],
   ["config unknown key", ConfigFile, { zookeeper: "x" }, "zookeeper: unknown key"],
   ["config agent", ConfigFile, { agent: 1 }, "agent: must be a table"],
+  ["config zk 5", ConfigFile, { zk: 5 }, "zk: must be a string (in quotes)"],
+  ["config groups not a list", ConfigFile, { agent: { groups: "web" } }, 'agent.groups: must be a list, like ["a", "b"]'],
+  ["config stateDir empty", ConfigFile, { agent: { stateDir: "" } }, "agent.stateDir: must be a path"],
+  [
+    "config trustedKeys 65",
+    ConfigFile,
+    { agent: { trustedKeys: Array.from({ length: 65 }, () => "k.pub") } },
+    "agent.trustedKeys: at most 64 keys",
+  ],
 ];
 
 /** valibot's own wording for a rule it was given no message for, or a regex shown as such. */
-const INTERNAL = [/\/\^/, /\$\//, /Expected \//, /Invalid format/, /Invalid type: Expected \(/, /Expected ".*" \| "/];
+const INTERNAL = [/\/\^/, /\$\//, /Expected \//, /Invalid format/, /Invalid type: Expected/, /Invalid length/, /Expected ".*" \| "/];
 
 function allMessages(issues: readonly v.BaseIssue<unknown>[]): string[] {
   return issues.flatMap((i) => [i.message, ...allMessages(i.issues ?? [])]);
