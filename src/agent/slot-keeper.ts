@@ -47,6 +47,7 @@ export class SlotKeeper {
         log.debug("waiting for a slot", { app, position, reason });
         hooks.onPosition?.(position);
       },
+      onStrayLease: (path) => log.warn("deleted a node in leases/ that was no lease (persistent: made by hand); it held a slot", { path }),
     });
   }
 

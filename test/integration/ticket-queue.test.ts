@@ -283,6 +283,29 @@ describe("ticket queue", () => {
     expect(await tickets(admin)).toEqual(strays); // never admitted, never deleted
   }, 30_000);
 
+  test("a persistent node made by hand in leases/ (no lease: it would hold a slot for ever) is deleted by a head blocked long enough, and the head is admitted", async () => {
+    const { connectString, admin } = await setup("tq-stray-lease", 1);
+    await admin.create(`${LEASES}/junk`, text("made by hand"));
+    const client = await ZkClient.connect({ connectString });
+    opened.push(client);
+    const strays: string[] = [];
+    const sem = new Semaphore({
+      queue: "ticket",
+      zk: client,
+      lockDir: LOCK,
+      leasesDir: LEASES,
+      owner: "w1",
+      readAdmission: readAdmission(client),
+      strayCheckMs: 300,
+      onStrayLease: (path) => strays.push(path),
+    });
+    const lease = await Promise.race([sem.acquire(text("w1")), Bun.sleep(10_000).then(() => undefined)]);
+    if (!lease) throw new Error("w1 was never admitted past the stray lease");
+    expect(strays).toEqual([`${LEASES}/junk`]);
+    expect((await admin.children(LEASES)).map((n) => n.startsWith("w1-"))).toEqual([true]);
+    await lease.release();
+  }, 30_000);
+
   test(`a late joiner after a gap of more than ${MAX_WALK} sequence numbers finds its place with one listing, and is admitted in order`, async () => {
     const { connectString, admin } = await setup("tq-late", 1);
     // Other sequential nodes created and deleted in lock/: each takes a number, leaving a gap.

@@ -1,4 +1,4 @@
-import type { ZkClient } from "../client.ts";
+import { type ZkClient, isEphemeral } from "../client.ts";
 import { ZkError, isBadVersion, isConnectionLoss, isNoNode, isNodeExists } from "../errors.ts";
 import { basename, sequenceOf } from "../paths.ts";
 import type { WatchEvent, Watcher } from "../watchers.ts";
@@ -34,6 +34,7 @@ export { AcquireAbortedError, placeInQueue };
 /** The head with every slot busy looks at the lease count again after this long, even without
  *  a wake-up: a lease can vanish without touching leases/ (session expiry, deletion by hand). */
 const FULL_RECHECK_MS = 1_000;
+const STRAY_CHECK_MS = 30_000;
 
 /** A waiter right behind the head, admitted in the head's transaction (bulk admission). */
 interface Follower {
@@ -88,6 +89,11 @@ export interface SemaphoreOptions<T = undefined> {
   /** Ticket queue, every slot busy: how often the head counts the leases again without a
    *  wake-up (a lease can vanish without a release: session expiry). Default 1 s. */
   fullRecheckMs?: number;
+  /** Ticket queue, every slot busy this long: the head looks once for leases that are not
+   *  ephemeral (made by hand: each would hold a slot for ever), deletes them and tells
+   *  `onStrayLease`. Default 30 s; again every as long while still blocked. */
+  strayCheckMs?: number;
+  onStrayLease?: (path: string) => void;
 }
 
 export interface Lease<T = undefined> {
@@ -340,6 +346,8 @@ export class Semaphore<T = undefined> {
     { knownGone, noteGone, incarnation }: { knownGone: Set<number>; noteGone: Watcher; incarnation?: string },
   ): Promise<Lease<T> | undefined | "not head"> {
     const { zk, lockDir } = this.options;
+    const strayCheckMs = this.options.strayCheckMs ?? STRAY_CHECK_MS;
+    let busySince: number | undefined;
     for (let first = true; ; first = false) {
       throwIfAborted(signal);
       assertSession(this.options.zk, sessionId);
@@ -415,6 +423,13 @@ export class Semaphore<T = undefined> {
           // Counting: a lease that went without a release (session expired, deleted by hand, an
           // agent of an earlier version) does not touch leases/; look again now and then.
           if (ticket !== undefined) recheckMs = this.options.fullRecheckMs ?? FULL_RECHECK_MS;
+          // Blocked a long while: perhaps by a node that is no lease at all. The one listing of
+          // leases/ (O(slots)) is on this rare path only, by the head only.
+          busySince ??= Date.now();
+          if (ticket !== undefined && Date.now() - busySince >= strayCheckMs) {
+            busySince = Date.now();
+            if (await this.deleteStrayLeases(sessionId, signal)) continue;
+          }
         }
         if (!woke) {
           await untilAbortedOr(
@@ -444,6 +459,22 @@ export class Semaphore<T = undefined> {
     const stat = await zk.exists(leasesDir, wake);
     if (!stat) throw new ZkError("noNode", `${leasesDir} does not exist`, leasesDir);
     return stat.numChildren;
+  }
+
+  /** Deletes the children of leases/ that are not ephemeral (see strayCheckMs); whether any was. */
+  private async deleteStrayLeases(sessionId: string, signal?: AbortSignal): Promise<boolean> {
+    const { zk, leasesDir } = this.options;
+    const paths = (await retrying(zk, () => zk.children(leasesDir), sessionId, signal)).map((name) => `${leasesDir}/${name}`);
+    const stats = await retrying(zk, () => Promise.all(paths.map((path) => zk.exists(path))), sessionId, signal);
+    const strays = paths.filter((_, i) => {
+      const stat = stats[i];
+      return stat !== null && stat !== undefined && !isEphemeral(stat);
+    });
+    for (const path of strays) {
+      await deleteQuietly(zk, path);
+      this.options.onStrayLease?.(path);
+    }
+    return strays.length > 0;
   }
 
   /**
