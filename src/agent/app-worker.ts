@@ -149,6 +149,7 @@ export class AppWorker {
     this.slots.abort();
     this.probeAbort.abort();
     await this.task;
+    this.reporter.stop();
   }
 
   /**

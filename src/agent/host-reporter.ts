@@ -94,9 +94,21 @@ export class HostReporter {
     if (stat === null) this.ownNodeWatcher({ type: "deleted", path });
   }
 
+  /**
+   * The worker is done (its last report written): stop guarding the node. A retired worker's
+   * watch would otherwise re-arm on every write of the worker that follows it (an app deleted
+   * and created again) and race it to rewrite a deleted node with its older report.
+   */
+  stop(): void {
+    this.stopped = true;
+    this.zk.unwatch(this.ownNodeWatcher);
+  }
+
+  private stopped = false;
+
   private readonly ownNodeWatcher = (event: WatchEvent): void => {
     const last = this.last;
-    if (!last || !SETTLED_STATES.has(last.state)) return;
+    if (this.stopped || !last || !SETTLED_STATES.has(last.state)) return;
     if (event.type === "deleted") {
       // Until the node stays, or the app is gone (then nothing is written and we stop).
       this.pending = this.pending

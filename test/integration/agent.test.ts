@@ -452,7 +452,7 @@ describe("agent: staggered, bounded deploys", () => {
     expect(existsSync(join(h2.dir, "DEPLOYED"))).toBe(false);
   });
 
-  test("apps created and deleted leave no watcher behind in a long-running agent (nor their workers)", async () => {
+  test("apps created and deleted (and created again) leave no watcher behind in a long-running agent (nor their workers)", async () => {
     fleet = new InProcessFleet({ connectString: zookeeper.withChroot("watch-leak"), logger: events });
     await fleet.publish("keep", "1.0", { getVersionCmd: "echo 1.0", deployCmd: "true" });
     const [member] = await fleet.startMany("h", 1);
@@ -471,6 +471,14 @@ describe("agent: staggered, bounded deploys", () => {
       });
       await waitFor(() => current(`branch-${i}`), 10_000, `branch-${i} current`);
       await deleteApp(admin, `branch-${i}`);
+    }
+    await waitFor(() => member.zk.waitingWatchers <= before, 10_000, `the watchers back to ${before} (now ${member.zk.waitingWatchers})`);
+    // Deleted and created again: each retired worker stops guarding its status node.
+    for (let i = 1; i <= 5; i++) {
+      await deleteApp(admin, "keep");
+      await waitFor(async () => (await admin.exists(hostStatusPath("keep", "h1"))) === null, 10_000, "keep gone");
+      await fleet.publish("keep", `1.${i}`, { getVersionCmd: `echo 1.${i}`, deployCmd: "true" });
+      await waitFor(() => current("keep"), 10_000, `keep 1.${i} current`);
     }
     await waitFor(() => member.zk.waitingWatchers <= before, 10_000, `the watchers back to ${before} (now ${member.zk.waitingWatchers})`);
   });
