@@ -14,7 +14,7 @@ import { maxConcurrency, readDeployLog, startOrder, testCommands } from "../help
 import { startProxy } from "../harness/tcp-proxy.ts";
 import { publishApp } from "../../src/apps/publish.ts";
 import { ZkClient } from "../../src/zk/client.ts";
-import { ZkError } from "../../src/zk/errors.ts";
+import { ZkError, type ZkErrorKind } from "../../src/zk/errors.ts";
 import { HostStatus } from "../../src/config/payloads.ts";
 import { decodeZnode } from "../../src/config/decode.ts";
 import { type AgentEvent, AgentEvents } from "../helpers/agent-events.ts";
@@ -115,6 +115,28 @@ async function recreateMidDeploy(prefix: string, unseen: boolean): Promise<void>
       .sort(),
   ).toEqual(["h1", "h2"]);
   await expectSlotsReleased(admin, "app");
+}
+
+/**
+ * The next call of `method` on `client` for a path that `matches` fails with a ZkError of
+ * `kind` (once: as a dropped connection or a refusal would); every other call goes through.
+ */
+function failOnce(
+  client: ZkClient,
+  method: "create" | "children",
+  matches: (path: string) => boolean,
+  kind: ZkErrorKind,
+): { failed: boolean } {
+  const state = { failed: false };
+  const real = client[method].bind(client) as (path: string, ...rest: unknown[]) => Promise<unknown>;
+  Reflect.set(client, method, async (path: string, ...rest: unknown[]) => {
+    if (!state.failed && matches(path)) {
+      state.failed = true;
+      throw new ZkError(kind, `${kind} (injected)`, path);
+    }
+    return real(path, ...rest);
+  });
+  return state;
 }
 
 describe("agent: staggered, bounded deploys", () => {
@@ -415,15 +437,7 @@ describe("agent: staggered, bounded deploys", () => {
     const session = h1.zk.sessionId;
     // h1's failure node create is lost with the connection (as when the link drops with the
     // request in flight): outcome unknown, not applied.
-    let dropped = false;
-    const create = h1.zk.create.bind(h1.zk);
-    h1.zk.create = async (path, ...rest) => {
-      if (!dropped && path.startsWith(`${failuresDir("app")}/`)) {
-        dropped = true;
-        throw new ZkError("connectionLoss", "connection lost (injected)", path);
-      }
-      return create(path, ...rest);
-    };
+    const dropped = failOnce(h1.zk, "create", (path) => path.startsWith(`${failuresDir("app")}/`), "connectionLoss");
     const commands = {
       getVersionCmd: "cat VERSION 2>/dev/null || true",
       // h1 fails, once h2 waits for its slot (GO).
@@ -444,7 +458,7 @@ describe("agent: staggered, bounded deploys", () => {
       "h1 failed, its slot released",
     );
     expect(h2Deployed()).toBe(false);
-    expect(dropped).toBe(true);
+    expect(dropped.failed).toBe(true);
     expect(h1.zk.sessionId).toBe(session);
     expect(await admin.children(failuresDir("app"))).toEqual([expect.stringContaining("h1")]);
     // h2 was woken by the release; it finds the rollout halted and stays out.
@@ -488,15 +502,7 @@ describe("agent: staggered, bounded deploys", () => {
     const [member] = await fleet.startMany("h", 1);
     if (!member) throw new Error("no agent");
     // The first ticket create fails with an error nobody classifies.
-    let failed = false;
-    const create = member.zk.create.bind(member.zk);
-    member.zk.create = async (path, ...rest) => {
-      if (!failed && path.startsWith(`${lockDir("app")}/`)) {
-        failed = true;
-        throw new ZkError("other", "something unexpected (injected)", path);
-      }
-      return create(path, ...rest);
-    };
+    failOnce(member.zk, "create", (path) => path.startsWith(`${lockDir("app")}/`), "other");
     await fleet.publish("app", "1.0", { getVersionCmd: "cat VERSION 2>/dev/null || true", deployCmd: "echo %(version)s > VERSION" });
     await events.waitFor((e) => e.message.startsWith("unexpected error"), 10_000, "the error logged");
     await waitFor(() => existsSync(join(member.dir, "VERSION")), 15_000, "the deploy, on the retry");
@@ -508,15 +514,7 @@ describe("agent: staggered, bounded deploys", () => {
     const [member] = await fleet.startMany("h", 1);
     if (!member) throw new Error("no agent");
     // The next read of /apps (the one the new app's watch triggers) fails once.
-    let failed = false;
-    const children = member.zk.children.bind(member.zk);
-    member.zk.children = async (path, ...rest) => {
-      if (path === APPS && !failed) {
-        failed = true;
-        throw new ZkError("noAuth", "not authorised (injected)", path);
-      }
-      return children(path, ...rest);
-    };
+    failOnce(member.zk, "children", (path) => path === APPS, "noAuth");
     await fleet.publish("b", "1.0", { getVersionCmd: "cat VERSION.b 2>/dev/null || true", deployCmd: "echo %(version)s > VERSION.b" });
     await events.waitFor((e) => e.message.startsWith("could not read the list of apps"), 10_000, "the failed read logged");
     await waitFor(() => existsSync(join(member.dir, "VERSION.b")), 15_000, "app b deployed after the retry");
