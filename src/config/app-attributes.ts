@@ -191,6 +191,7 @@ function tomlText(value: unknown, label: string): string {
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
   if (Array.isArray(value) && value.every((x) => typeof x === "string")) return value.join(",");
   throw new UsageError(
-    `invalid ${label} ${quote(JSON.stringify(value) ?? String(value))}: must be a string${label.endsWith(" groups") ? " or an array of strings" : " or a number"}`,
+    // JSON has no inf or nan (it would say "null"): numbers as numbers.
+    `invalid ${label} ${quote(typeof value === "number" ? String(value) : (JSON.stringify(value) ?? String(value)))}: must be a string${label.endsWith(" groups") ? " or an array of strings" : " or a number"}`,
   );
 }

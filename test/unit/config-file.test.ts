@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseAppTable } from "../../src/config/app-attributes.ts";
 import { UsageError } from "../../src/config/errors.ts";
 import { resolveSettings } from "../../src/config/settings.ts";
 
@@ -62,6 +63,13 @@ describe("bad config files are rejected clearly", () => {
   test("wrong type", async () => {
     const path = file("type.toml", `logLevel = 3\n`);
     expect(await usageMessage(resolveSettings({ config: path }, {}))).toContain("logLevel");
+  });
+  test("an [apps.*] value TOML reads as inf or nan is named as a number (JSON would say null)", () => {
+    const table = Bun.TOML.parse("slots = inf\nmaxFailures = nan\n") as Record<string, unknown>;
+    expect(() => parseAppTable({ slots: table.slots }, "[apps.web]")).toThrow(
+      'invalid [apps.web] slots "Infinity": must be a string or a number',
+    );
+    expect(() => parseAppTable({ maxFailures: table.maxFailures }, "[apps.web]")).toThrow('"NaN"');
   });
   test("invalid TOML", async () => {
     const path = file("syntax.toml", `zk = "unterminated\n`);
