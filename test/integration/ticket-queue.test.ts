@@ -115,6 +115,17 @@ async function tickets(admin: ZkClient): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+/** A persistent node named as the next ticket will be. ZooKeeper numbers a sequential child by
+ *  the creates in its directory so far: a probe learns that count, and the stray's own create
+ *  moves it on by one — to the stray's name. */
+async function strayAtNextName(admin: ZkClient): Promise<number> {
+  const probe = await admin.create(`${LOCK}/probe-`, Buffer.alloc(0), "ephemeralSequential");
+  await admin.delete(probe);
+  const next = Number(probe.slice(-10)) + 2;
+  await admin.create(`${LOCK}/${ticketName(next)}`, text("made by hand"));
+  return next;
+}
+
 interface Signal {
   promise: Promise<void>;
   fire: () => void;
@@ -245,17 +256,7 @@ describe("ticket queue", () => {
     const { connectString, admin } = await setup("tq-strays", 1);
     const holder = await member(connectString, "holder");
     const lease = await holder.sem.acquire(text("holder"));
-    /** A persistent node named as the next ticket will be. ZooKeeper numbers a sequential child
-     *  by the creates in its directory so far: a probe learns that count, and the stray's own
-     *  create moves it on by one — to the stray's name. */
-    const strayAtNextName = async (): Promise<number> => {
-      const probe = await admin.create(`${LOCK}/probe-`, Buffer.alloc(0), "ephemeralSequential");
-      await admin.delete(probe);
-      const next = Number(probe.slice(-10)) + 2;
-      await admin.create(`${LOCK}/${ticketName(next)}`, text("made by hand"));
-      return next;
-    };
-    const strays = [await strayAtNextName()];
+    const strays = [await strayAtNextName(admin)];
     const order: string[] = [];
     // Resolves once queued, with the acquisition (wrapped: an async function would wait for it).
     const join = async (name: string): Promise<{ acquired: Promise<void> }> => {
@@ -269,7 +270,7 @@ describe("ticket queue", () => {
       return { acquired };
     };
     const w1 = await join("w1");
-    strays.push(await strayAtNextName());
+    strays.push(await strayAtNextName(admin));
     const w2 = await join("w2");
     // w2's predecessor by number is the stray between them, and w1 is below it.
     const [, w1Ticket, , w2Ticket] = await tickets(admin);
@@ -281,6 +282,51 @@ describe("ticket queue", () => {
     expect(order).toEqual(["w1", "w2"]);
     expect(await admin.children(LEASES)).toEqual([]);
     expect(await tickets(admin)).toEqual(strays); // never admitted, never deleted
+  }, 30_000);
+
+  test("a waiter whose first create met a stray name is placed by a fresh read, not by the one sent behind that create (which shows a queue without it)", async () => {
+    const { connectString, admin } = await setup("tq-stray-read", 1);
+    const holder = await member(connectString, "holder");
+    const lease = await holder.sem.acquire(text("holder"));
+    await strayAtNextName(admin);
+    // w1's step over the stray is held until w0 has queued ahead of it.
+    const atStep = signal();
+    const go = signal();
+    const reasons: string[] = [];
+    const w1 = await member(
+      connectString,
+      "w1",
+      (real) =>
+        overriding(real, {
+          create: async (path, ...rest) => {
+            if (path.startsWith(`${LOCK}/step-`)) {
+              atStep.fire();
+              await go.promise;
+            }
+            return real.create(path, ...rest);
+          },
+        }),
+      (_position, reason) => reasons.push(reason),
+    );
+    const w1Acquired = w1.sem.acquire(text("w1"));
+    await atStep.promise;
+    const w0 = await member(connectString, "w0");
+    const w0Acquired = w0.sem.acquire(text("w0"));
+    await waitForStrict(async () => (await tickets(admin)).length === 2, 5_000, "w0 to queue (beside the stray)");
+    go.fire();
+    await waitForStrict(async () => reasons.length > 0, 5_000, "w1 to say where it waits");
+    // Behind w0: queued, never the head (which would report every slot busy).
+    expect(reasons).not.toContain("all 1 slot(s) busy");
+    const order: string[] = [];
+    const done = [w0Acquired, w1Acquired].map((p, i) =>
+      p.then(async (l) => {
+        order.push(i === 0 ? "w0" : "w1");
+        await l.release();
+      }),
+    );
+    await lease.release();
+    await Promise.all(done);
+    expect(order).toEqual(["w0", "w1"]);
   }, 30_000);
 
   test("a persistent node made by hand in leases/ (no lease: it would hold a slot for ever) is deleted by a head blocked long enough, and the head is admitted", async () => {

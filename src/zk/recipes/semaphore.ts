@@ -172,9 +172,9 @@ export class Semaphore<T = undefined> {
     const sessionId = zk.sessionId;
     let ourNode: string | undefined;
     try {
-      let createLost = false;
+      let createRetried = false;
       const created = this.createTicket(sessionId, signal, () => {
-        createLost = true;
+        createRetried = true;
       });
       // Sent right behind the create: ZooKeeper answers one session in order, so this read of
       // the queue directory (marker, child count) already includes our ticket — the walk's
@@ -204,7 +204,7 @@ export class Semaphore<T = undefined> {
           const node = ourNode;
           await this.waitFor(
             async (wake) => {
-              const pipelined = createLost ? undefined : joinRead;
+              const pipelined = createRetried ? undefined : joinRead;
               joinRead = undefined;
               // Our own ticket is watched too: a head that admits us along with itself (bulk
               // admission) writes it, which wakes us at once. Written already: admit() finds
@@ -256,8 +256,12 @@ export class Semaphore<T = undefined> {
     return node;
   }
 
-  /** Creates our ticket; an unknown outcome (ZOOKEEPER-1262) is settled by the nodes' owner. */
-  private async createTicket(sessionId: string, signal?: AbortSignal, onConnectionLoss?: () => void): Promise<string> {
+  /**
+   * Creates our ticket; an unknown outcome (ZOOKEEPER-1262) is settled by the nodes' owner.
+   * `onRetried`: the first create did not make our ticket (its answer lost, or its name taken),
+   * so a read pipelined behind it may not include our ticket — and may show a queue without us.
+   */
+  private async createTicket(sessionId: string, signal?: AbortSignal, onRetried?: () => void): Promise<string> {
     const { zk, lockDir, owner } = this.options;
     const data = Buffer.from(JSON.stringify({ host: owner, session: sessionId }), "utf8");
     for (let collisions = 0; ; ) {
@@ -270,11 +274,12 @@ export class Semaphore<T = undefined> {
           // failed create does not move the counter: creating and deleting a child of another
           // name does. (Such a node is skipped by every waiter: see isWaiting.)
           collisions += 1;
+          onRetried?.();
           await deleteQuietly(zk, await zk.create(`${lockDir}/${STEP_PREFIX}`, Buffer.alloc(0), "ephemeralSequential"));
           continue;
         }
         if (!isConnectionLoss(error)) throw error;
-        onConnectionLoss?.();
+        onRetried?.();
         // As in createQueueNode: not abortable, bounded by the session. The rare path that lists.
         await untilConnected(this.options.zk, sessionId);
         const names = await retrying(this.options.zk, () => zk.children(lockDir), sessionId);
