@@ -127,7 +127,7 @@ async function lockSubtree(zk: ZkClient, path: string, ids: AclIdentities): Prom
 
 /** What a client says when /acl is there but not a record `acl init` wrote (ZkClient.adoptTreeAcl). */
 export const INVALID_ACL_RECORD =
-  "/acl is not a valid acl init record: no node can be created (it would be world-open on what may be a locked tree) until the admin runs conveyor acl init";
+  "/acl is not a valid acl init record: until the admin runs conveyor acl init, nodes a command creates get only its own identity's ACL, and agents create none (never world-open: the tree may be locked)";
 
 export interface TreeAcl {
   /** The identities `acl init` recorded; undefined when the tree was never locked (or /acl is invalid). */

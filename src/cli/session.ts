@@ -2,6 +2,7 @@ import { resolveActor } from "../config/actor.ts";
 import { UsageError } from "../config/errors.ts";
 import { DEFAULT_CONNECT_SOURCE, type Settings, resolveSettings } from "../config/settings.ts";
 import { OperationError } from "../apps/errors.ts";
+import { INVALID_ACL_RECORD } from "../apps/tree-acl.ts";
 import type { MutationContext } from "../apps/mutate-app.ts";
 import { ZkClient } from "../zk/client.ts";
 import { enclosingConveyorTree } from "../zk/chroot-guard.ts";
@@ -22,7 +23,7 @@ export async function withZk<T>(ctx: CommandContext, fn: (zk: ZkClient, settings
   const settings = await loadSettings(ctx);
   const zk = await connectZk(ctx, settings, { operationTimeoutMs: settings.connectTimeoutMs });
   try {
-    await zk.adoptTreeAcl();
+    if ((await zk.adoptTreeAcl("ownIdentities")) === "invalid") ctx.io.err(`warning: ${INVALID_ACL_RECORD}`);
     return await fn(zk, settings);
   } finally {
     await zk.close();

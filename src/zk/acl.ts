@@ -18,6 +18,8 @@ export interface ZkAcl {
 }
 
 export const OPEN_ACL: ZkAcl[] = [{ scheme: "world", id: "anyone", perms: Perm.all }];
+/** Every identity the creating session authenticated as (ZooKeeper's `auth` scheme), nobody else. */
+export const OWN_IDENTITIES_ACL: ZkAcl[] = [{ scheme: "auth", id: "", perms: Perm.all }];
 
 /** The id ZooKeeper's digest scheme stores for `user:password`: `user:base64(sha1(user:password))`. */
 export function digestId(user: string, password: string): string {

@@ -4,7 +4,7 @@ import { type ConnectTarget, formatServers, parseConnectString } from "./connect
 import { ZkError, isNoAuth, isNoNode, isNodeExists, toZkError } from "./errors.ts";
 import { lockedAcl, parseAclInfo } from "./acl-policy.ts";
 import { ACL_INFO } from "./paths.ts";
-import { type ZkAcl, OPEN_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
+import { type ZkAcl, OPEN_ACL, OWN_IDENTITIES_ACL, toLibraryAcls, fromLibraryAcls } from "./acl.ts";
 import { Transaction } from "./transaction.ts";
 import { WatcherRegistry, type Watcher, deliverAll } from "./watchers.ts";
 import { type OwnCertificate, describeSocketError, ownCertificate } from "./socket-errors.ts";
@@ -151,12 +151,16 @@ export class ZkClient {
    * not read /acl (anonymous on a locked tree) keeps the default and is refused later.
    *
    * An /acl that is there but not a valid record (garbled by hand, or by whoever could write
-   * it) most likely sits on a locked tree, and no ACL to give a new node is known: every
-   * create then fails (ZkError invalidAcl, naming the node and the fix) rather than make a
-   * world-open node there. Reads and writes of existing nodes go on. `acl init` writes /acl
-   * and adopts it again. The result says which case it was.
+   * it) most likely sits on a locked tree, and no ACL to give a new node is known; it is never
+   * made world-open. `whenInvalid`:
+   * - "refuse" (an agent): every create fails (ZkError invalidAcl, naming the node and the fix);
+   * - "ownIdentities" (the CLI: the admin must still be able to pause, or roll back): a new node
+   *   gets this client's own identities only (ZooKeeper's `auth` scheme) — refused like the
+   *   first when the client has none. `acl init` re-locks those nodes.
+   * Reads and writes of existing nodes go on. `acl init` writes /acl and adopts it again. The
+   * result says which case it was.
    */
-  async adoptTreeAcl(): Promise<"locked" | "open" | "invalid"> {
+  async adoptTreeAcl(whenInvalid: "refuse" | "ownIdentities" = "refuse"): Promise<"locked" | "open" | "invalid"> {
     let data: Buffer;
     try {
       data = (await this.get(ACL_INFO)).data;
@@ -166,13 +170,17 @@ export class ZkClient {
     }
     const ids = parseAclInfo(data);
     if (!ids) {
-      this.aclFor = (path) => {
-        throw new ZkError(
-          "invalidAcl",
-          `refusing to create ${path}: ${ACL_INFO} is not a valid acl init record, so no ACL for it is known (world-open could unlock a locked tree); run conveyor acl init as the admin`,
-          path,
-        );
-      };
+      const hasIdentity = (this.options.credentials?.length ?? 0) > 0 || this.ownCertificate.subject !== undefined;
+      this.aclFor =
+        whenInvalid === "ownIdentities" && hasIdentity
+          ? () => OWN_IDENTITIES_ACL
+          : (path) => {
+              throw new ZkError(
+                "invalidAcl",
+                `refusing to create ${path}: ${ACL_INFO} is not a valid acl init record, so no ACL for it is known (world-open could unlock a locked tree); run conveyor acl init as the admin (or delete ${ACL_INFO} if the tree was never locked)`,
+                path,
+              );
+            };
       return "invalid";
     }
     this.aclFor = (path) => lockedAcl(ids, path);
