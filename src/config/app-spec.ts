@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { GroupName, Version } from "./names.ts";
-import { flag, jsonObject, list, openJsonObject, wholeNumber } from "./rules.ts";
+import { flag, list, openJsonObject, wholeNumber } from "./rules.ts";
 import { FailureBudget } from "./budget.ts";
 import { Slots } from "./slots.ts";
 
@@ -38,7 +38,7 @@ const Count = wholeNumber(0, 1_000_000);
  * An Ed25519 signature over the release (src/apps/release-signature.ts): the signer's raw public
  * key, the release sequence it signed, and the signature, all base64.
  */
-export const ReleaseSignature = jsonObject({
+export const ReleaseSignature = openJsonObject({
   key: v.pipe(
     v.string("must be a base64 Ed25519 public key (32 bytes)"),
     v.regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, "must be a base64 Ed25519 public key (32 bytes)"),

@@ -192,8 +192,12 @@ describe("a spec written by a newer Conveyor", () => {
     const ramp = [{ after: "5m", slots: "50%" }];
     await withRaw(connect, async (raw) => {
       const stored = JSON.parse((await raw.get("/apps/good")).data.toString("utf8")) as Record<string, unknown>;
-      await raw.set("/apps/good", Buffer.from(JSON.stringify({ ...stored, rampSchedule: ramp })));
+      await raw.set("/apps/good", Buffer.from(JSON.stringify({ ...stored, rampSchedule: ramp, name: "impostor" })));
     });
+    // Shown as kept, but never in place of what app show itself says.
+    const shown = await cli(connect, ["app", "show", "good", "--json"]);
+    expectOk(shown);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ name: "good", rampSchedule: ramp });
     for (const args of [
       ["app", "pause", "good"],
       ["app", "set-slots", "good", "3"],

@@ -35,7 +35,7 @@ export const appShow: CommandSpec = {
     const { spec } = await withZk(ctx, (zk) => readApp(zk, app));
     const release = describeSigning(app, spec);
     if (ctx.options.flag("json")) {
-      printJson(ctx.io, { name: app, ...spec, release });
+      printJson(ctx.io, { ...spec, name: app, release }); // a spec key of a newer version never replaces these
       return ExitCode.ok;
     }
     const rows: [string, string][] = [
