@@ -113,6 +113,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearTimeout(this.appsRetry);
     const all = [...this.workers.values(), ...this.retiring.values()];
     const busy = all.filter((w) => w.busy).map((w) => w.app);
     this.deps.logger.info("stopping", { waitingFor: busy.join(",") || "nothing" });
@@ -298,10 +299,17 @@ export class Agent {
     try {
       await this.watchApps(newSession);
     } catch (error) {
+      // One retry pending at a time (each watch or reconnect may fail alike); none once stopping.
+      if (this.stopping || this.appsRetry !== undefined) return;
       this.deps.logger.error("could not read the list of apps; trying again in 5s", { error: String(error) });
-      setTimeout(() => void this.rewatchApps(newSession), APPS_RETRY_MS);
+      this.appsRetry = setTimeout(() => {
+        this.appsRetry = undefined;
+        void this.rewatchApps(newSession);
+      }, APPS_RETRY_MS);
     }
   }
+
+  private appsRetry: ReturnType<typeof setTimeout> | undefined;
 
   /** Watches /apps children; starts a worker per served app, stops workers of removed apps. */
   private async watchApps(newSession = false): Promise<void> {

@@ -47,7 +47,13 @@ export class SlotKeeper {
         log.debug("waiting for a slot", { app, position, reason });
         hooks.onPosition?.(position);
       },
-      onStrayLease: (path) => log.warn("deleted a node in leases/ that was no lease (persistent: made by hand); it held a slot", { path }),
+      onStrayLease: (path, error) =>
+        error === undefined
+          ? log.warn("deleted a node in leases/ that was no lease (persistent: made by hand); it held a slot", { path })
+          : log.error("a node in leases/ that is no lease (persistent: made by hand) holds a slot and could not be deleted", {
+              path,
+              error,
+            }),
     });
   }
 

@@ -329,9 +329,10 @@ describe("ticket queue", () => {
     expect(order).toEqual(["w0", "w1"]);
   }, 30_000);
 
-  test("a persistent node made by hand in leases/ (no lease: it would hold a slot for ever) is deleted by a head blocked long enough, and the head is admitted", async () => {
+  test("a persistent node made by hand in leases/ (no lease: it would hold a slot for ever), with a child, is deleted by a head blocked long enough, and the head is admitted", async () => {
     const { connectString, admin } = await setup("tq-stray-lease", 1);
     await admin.create(`${LEASES}/junk`, text("made by hand"));
+    await admin.create(`${LEASES}/junk/child`, text("and a child"));
     const client = await ZkClient.connect({ connectString });
     opened.push(client);
     const strays: string[] = [];

@@ -93,7 +93,8 @@ export interface SemaphoreOptions<T = undefined> {
    *  ephemeral (made by hand: each would hold a slot for ever), deletes them and tells
    *  `onStrayLease`. Default 30 s; again every as long while still blocked. */
   strayCheckMs?: number;
-  onStrayLease?: (path: string) => void;
+  /** Told each stray deleted, or why it could not be (`error`: then it still holds its slot). */
+  onStrayLease?: (path: string, error?: string) => void;
 }
 
 export interface Lease<T = undefined> {
@@ -475,11 +476,19 @@ export class Semaphore<T = undefined> {
       const stat = stats[i];
       return stat !== null && stat !== undefined && !isEphemeral(stat);
     });
+    let deleted = false;
     for (const path of strays) {
-      await deleteQuietly(zk, path);
-      this.options.onStrayLease?.(path);
+      try {
+        await zk.deleteRecursive(path);
+        deleted = true;
+        this.options.onStrayLease?.(path);
+      } catch (error) {
+        if (isNoNode(error))
+          deleted = true; // gone meanwhile: count again all the same
+        else this.options.onStrayLease?.(path, error instanceof Error ? error.message : String(error));
+      }
     }
-    return strays.length > 0;
+    return deleted;
   }
 
   /**
