@@ -88,6 +88,9 @@ export class Agent {
     // old session, and a waiting host would be admitted in the gap. Until then the deploy holds
     // two leases (never too few). A restart later than the session timeout cannot close that
     // gap: the slot was free meanwhile (the allowed excess of docs/RELIABILITY.md).
+    // Stopped before it started (a signal while connecting): adopt nothing — the journal keeps
+    // what a crashed run left for the next run.
+    if (this.stopping) return;
     const unfinished = this.journal.admitted().filter((entry) => this.serves(entry.app));
     for (const entry of unfinished) {
       if (commandAlive(entry)) this.deps.logger.warn("found a deploy left running by a previous run", { app: entry.app, pgid: entry.pgid });
