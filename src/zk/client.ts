@@ -311,14 +311,25 @@ export class ZkClient {
 
   /**
    * Closes the session so that its ephemeral nodes vanish at once. Pending watchers receive a
-   * `sessionLost` event. Never waits more than ~1 s for the server's acknowledgement.
+   * `sessionLost` event, and the session id is cleared: a wait for the connection on this
+   * session (onClosed) ends instead of waiting for a state change that will never come. Never
+   * waits more than ~1 s for the server's acknowledgement.
    */
   async close(): Promise<void> {
     if (this.phase === "closed") return;
     this.phase = "closed";
+    this.sessionHex = "";
     this.clearLostTimer();
     this.watchers.fireSessionLost();
+    deliverAll(this.events.listeners("closed") as (() => void)[], undefined);
+    this.events.removeAllListeners("closed");
     await disposeLibrary(this.lib, 1_000);
+  }
+
+  /** Called once, when close() is called. */
+  onClosed(listener: () => void): () => void {
+    this.events.on("closed", listener);
+    return () => this.events.off("closed", listener);
   }
 
   // ---- session management -------------------------------------------------------------

@@ -21,6 +21,7 @@ import {
   isUnreachable,
   ZkError,
 } from "../../src/zk/errors.ts";
+import { retrying } from "../../src/zk/recipes/session-waits.ts";
 import type { WatchEvent, Watcher } from "../../src/zk/watchers.ts";
 import { waitForStrict } from "../harness/wait.ts";
 import { firstState, recordStates } from "../helpers/zk-states.ts";
@@ -859,6 +860,33 @@ describe("close", () => {
       await Bun.sleep(100);
     }
     expect(states.map((s) => s.state)).toEqual(["suspended"]);
+  }, 30_000);
+
+  test("a wait for the connection on a session ends when the client is closed meanwhile (it waited for a state change that never came)", async () => {
+    const c = await connect(zk.withChroot("close-wait"), { sessionTimeoutMs: 6_000 });
+    const states = recordStates(c);
+    const sessionId = c.sessionId;
+    zk.server.kill("SIGKILL");
+    await waitForStrict(() => firstState(states, "suspended") !== undefined, 3_000, "suspended");
+    // A write whose answer was lost: retried once connected on this session.
+    let calls = 0;
+    const waiting = retrying(
+      c,
+      async () => {
+        calls += 1;
+        throw new ZkError("connectionLoss", "connection lost (injected)", "/");
+      },
+      sessionId,
+    ).then(
+      () => "resolved",
+      (error: unknown) => error,
+    );
+    await waitForStrict(() => calls === 1, 3_000, "the first try");
+    await c.close();
+    const outcome = await Promise.race([waiting, Bun.sleep(5_000).then(() => "still waiting")]);
+    expect(outcome).toBeInstanceOf(ZkError);
+    expect(calls).toBe(1);
+    await zk.server.restart();
   }, 30_000);
 });
 

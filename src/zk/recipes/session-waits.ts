@@ -34,10 +34,12 @@ export async function untilConnected(zk: ZkClient, sessionId: string, signal?: A
     await new Promise<void>((resolve) => {
       const done = (): void => {
         off();
+        offClosed();
         signal?.removeEventListener("abort", done);
         resolve();
       };
       const off = zk.onState(done);
+      const offClosed = zk.onClosed(done); // closed: assertSession then says the session is gone
       signal?.addEventListener("abort", done, { once: true });
     });
   }
@@ -88,10 +90,12 @@ async function connectedWithin(zk: ZkClient, sessionId: string, ms: number): Pro
     await new Promise<void>((resolve) => {
       const done = (): void => {
         off();
+        offClosed();
         clearTimeout(timer);
         resolve();
       };
       const off = zk.onState(done);
+      const offClosed = zk.onClosed(done);
       const timer = setTimeout(done, deadline - Date.now());
     });
   }
