@@ -18,6 +18,7 @@ const strict = <E extends v.ObjectEntries>(entries: E) =>
 // received 5" must not reach an operator.
 const TEXT = v.string("must be a string (in quotes)");
 const LIST = 'must be a list, like ["a", "b"]';
+const FILE_PATH = v.pipe(TEXT, v.minLength(1, "must be a path"));
 
 const AllowPattern = v.pipe(
   TEXT,
@@ -40,14 +41,14 @@ export const ConfigFile = strict({
   connectTimeout: v.optional(TEXT),
   logLevel: v.optional(oneOf(LOG_LEVELS)),
   /** The private key `app create`, `rollback` and `retry` sign releases with (signing-keys.ts). */
-  signKey: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
+  signKey: v.optional(FILE_PATH),
   /** TLS to ZooKeeper (see tls-settings.ts); a file given turns it on. */
   tls: v.optional(
     strict({
       enabled: v.optional(v.boolean("must be true or false")),
-      ca: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
-      cert: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
-      key: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
+      ca: v.optional(FILE_PATH),
+      cert: v.optional(FILE_PATH),
+      key: v.optional(FILE_PATH),
     }),
   ),
   /** Per-app defaults of `app create`: `[apps.defaults]` and `[apps.<name>]` (checked by appDefaults). */
@@ -58,13 +59,13 @@ export const ConfigFile = strict({
       groups: v.optional(v.array(GroupName, LIST)),
       sessionTimeout: v.optional(TEXT),
       logFormat: v.optional(oneOf(LOG_FORMATS)),
-      stateDir: v.optional(v.pipe(TEXT, v.minLength(1, "must be a path"))),
+      stateDir: v.optional(FILE_PATH),
       apps: v.optional(v.array(AppName, LIST)),
       allowCommands: v.optional(v.array(AllowPattern, LIST)),
       /** Where to serve Prometheus metrics (HOST:PORT); unset: not served. */
       metricsListen: v.optional(v.pipe(TEXT, v.minLength(1, "must be HOST:PORT"))),
       /** Public keys (PEM files) of release signers; set: run only releases signed by one. */
-      trustedKeys: v.optional(v.pipe(v.array(v.pipe(TEXT, v.minLength(1, "must be a path")), LIST), v.maxLength(64, "at most 64 keys"))),
+      trustedKeys: v.optional(v.pipe(v.array(FILE_PATH, LIST), v.maxLength(64, "at most 64 keys"))),
     }),
   ),
 });

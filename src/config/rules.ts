@@ -7,14 +7,14 @@ import * as v from "valibot";
 
 /** A JSON object of `entries`: not an object, or a required key missing, said as such. */
 export function jsonObject<const E extends v.ObjectEntries>(entries: E) {
-  return v.pipe(
-    NOT_AN_ARRAY,
-    v.object(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing")),
-  );
+  return v.pipe(NOT_AN_ARRAY, v.object(entries, objectIssue));
 }
 
 /** valibot takes an array for an object (then every key is missing): said as what it is. */
 const NOT_AN_ARRAY = v.custom<unknown>((input) => !Array.isArray(input), "must be a JSON object");
+
+/** Not an object, or a required key missing, said as such. */
+const objectIssue = (issue: v.BaseIssue<unknown>): string => (issue.expected === "Object" ? "must be a JSON object" : "is missing");
 
 /**
  * As jsonObject, but keys it does not know are kept, not stripped: for a node that is read,
@@ -22,10 +22,7 @@ const NOT_AN_ARRAY = v.custom<unknown>((input) => !Array.isArray(input), "must b
  * change made by an older one.
  */
 export function openJsonObject<const E extends v.ObjectEntries>(entries: E) {
-  return v.pipe(
-    NOT_AN_ARRAY,
-    v.looseObject(entries, (issue) => (issue.expected === "Object" ? "must be a JSON object" : "is missing")),
-  );
+  return v.pipe(NOT_AN_ARRAY, v.looseObject(entries, objectIssue));
 }
 
 /** A string of at most `max` characters. */

@@ -29,21 +29,31 @@ export async function untilConnected(zk: ZkClient, sessionId: string, signal?: A
   while (!zk.isConnected) {
     throwIfAborted(signal);
     assertSession(zk, sessionId);
-    // Whichever comes first, both listeners go: a wait that ended by abort used to leave its
-    // state listener behind (one more per disconnected wait), and the other way round.
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        off();
-        offClosed();
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const off = zk.onState(done);
-      const offClosed = zk.onClosed(done); // closed: assertSession then says the session is gone
-      signal?.addEventListener("abort", done, { once: true });
-    });
+    await nextChange(zk, { signal }); // closed: assertSession then says the session is gone
   }
   assertSession(zk, sessionId);
+}
+
+/**
+ * Resolves at the client's next state change or close, or when `signal` aborts, or at
+ * `deadline` (epoch ms). Whichever comes first, every listener goes: a wait that ended by abort
+ * used to leave its state listener behind (one more per disconnected wait), and the other way
+ * round.
+ */
+function nextChange(zk: ZkClient, { signal, deadline }: { signal?: AbortSignal | undefined; deadline?: number }): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      off();
+      offClosed();
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const off = zk.onState(done);
+    const offClosed = zk.onClosed(done);
+    const timer = deadline === undefined ? undefined : setTimeout(done, deadline - Date.now());
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 export function assertSession(zk: ZkClient, sessionId: string): void {
@@ -86,19 +96,7 @@ async function removeQuietly(
 /** True once connected on `sessionId`; false after `ms`, or as soon as that session is replaced. */
 async function connectedWithin(zk: ZkClient, sessionId: string, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
-  while (!zk.isConnected && zk.sessionId === sessionId && Date.now() < deadline) {
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        off();
-        offClosed();
-        clearTimeout(timer);
-        resolve();
-      };
-      const off = zk.onState(done);
-      const offClosed = zk.onClosed(done);
-      const timer = setTimeout(done, deadline - Date.now());
-    });
-  }
+  while (!zk.isConnected && zk.sessionId === sessionId && Date.now() < deadline) await nextChange(zk, { deadline });
   return zk.isConnected && zk.sessionId === sessionId;
 }
 
